@@ -1,0 +1,39 @@
+import type { ParseOptions, ParseResult } from './types.js';
+import { V1_SIGNATURE, parseV1 } from './v1.js';
+import { DEFAULT_MAX_HEADER_LENGTH, V2_SIGNATURE, parseV2 } from './v2.js';
+
+const NONE: ParseResult = Object.freeze({ status: 'none' }) as ParseResult;
+const INCOMPLETE: ParseResult = Object.freeze({ status: 'incomplete' }) as ParseResult;
+
+/**
+ * Decides whether `bytes` start with a PROXY protocol header (v1 or v2) and parses it. Never throws, never
+ * looks past the header: everything after `length` bytes is application data.
+ *
+ * - `ok`: a valid header of `length` bytes;
+ * - `incomplete`: a strict prefix of a possible header, read more bytes;
+ * - `none`: cannot be a PROXY header (decided from the first byte that differs from both signatures);
+ * - `invalid`: a header was announced but breaks the spec; `error.code` says how.
+ *
+ * @param options.maxHeaderLength largest whole v2 header accepted (default 4096 bytes)
+ * @example
+ * ```ts
+ * const r = parseProxyHeader(Buffer.from('PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n'));
+ * if (r.status === 'ok') console.log(r.header.source?.address); // "192.0.2.1"
+ * ```
+ */
+export function parseProxyHeader(bytes: Uint8Array, options?: ParseOptions): ParseResult {
+  const n = bytes.length;
+  if (n === 0) return INCOMPLETE;
+  const first = bytes[0];
+  if (first === 0x50) {
+    const m = n < 5 ? n : 5;
+    for (let i = 1; i < m; i++) if (bytes[i] !== V1_SIGNATURE[i]) return NONE;
+    return n < 5 ? INCOMPLETE : parseV1(bytes);
+  }
+  if (first === 0x0d) {
+    const m = n < 12 ? n : 12;
+    for (let i = 1; i < m; i++) if (bytes[i] !== V2_SIGNATURE[i]) return NONE;
+    return n < 12 ? INCOMPLETE : parseV2(bytes, options?.maxHeaderLength ?? DEFAULT_MAX_HEADER_LENGTH);
+  }
+  return NONE;
+}

@@ -1,0 +1,59 @@
+import { BlockList, isIP } from 'node:net';
+
+/** Named ranges, as in jshttp/proxy-addr. */
+const PRESETS: Record<string, string[]> = {
+  loopback: ['127.0.0.0/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+};
+
+/** IPs, CIDRs, or the names `loopback`, `linklocal`, `uniquelocal`. */
+export type TrustList = string | readonly string[];
+
+/** A compiled trust list: `true` when the address is inside it. */
+export type TrustFn = (address: string) => boolean;
+
+/** `::ffff:a.b.c.d` → `a.b.c.d`; anything else unchanged. */
+export function unmapIPv4(address: string): string {
+  if (address.length > 7 && address.charCodeAt(0) === 0x3a && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) {
+    return address.slice(7);
+  }
+  return address;
+}
+
+/**
+ * Compiles a trust list once, at configuration time. Throws a `TypeError` naming the bad entry.
+ * IPv4-mapped IPv6 addresses are checked as IPv4.
+ */
+export function compileTrust(list: TrustList, optionName: string): TrustFn {
+  const entries = typeof list === 'string' ? [list] : list;
+  if (!Array.isArray(entries)) throw new TypeError(`${optionName} must be a string or an array of strings`);
+  const blocks = new BlockList();
+  for (const raw of entries) {
+    if (typeof raw !== 'string') throw new TypeError(`${optionName}: ${String(raw)} is not a string`);
+    const preset = PRESETS[raw];
+    for (const entry of preset ?? [raw]) {
+      const slash = entry.indexOf('/');
+      const address = slash < 0 ? entry : entry.slice(0, slash);
+      const family = isIP(address);
+      if (family === 0) throw new TypeError(`${optionName}: ${JSON.stringify(raw)} is not an IP address or CIDR`);
+      const type = family === 4 ? 'ipv4' : 'ipv6';
+      if (slash < 0) {
+        blocks.addAddress(address, type);
+        continue;
+      }
+      const bitsText = entry.slice(slash + 1);
+      const bits = Number(bitsText);
+      if (!/^\d{1,3}$/.test(bitsText) || bits > (family === 4 ? 32 : 128)) {
+        throw new TypeError(`${optionName}: ${JSON.stringify(raw)} has a bad prefix length`);
+      }
+      blocks.addSubnet(address, bits, type);
+    }
+  }
+  return function isTrusted(address: string): boolean {
+    const a = unmapIPv4(address);
+    const family = isIP(a);
+    if (family === 0) return false;
+    return blocks.check(a, family === 4 ? 'ipv4' : 'ipv6');
+  };
+}
