@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import { it } from 'node:test';
+import { rawSocketOf } from '../../src/connection/socket-info.js';
+import { certificate, close, listen } from '../helpers.js';
+
+// The connection layer's only private Node access. If this fails after a Node upgrade, TLS sockets lose
+// their client address: fix rawSocketOf() before anything else.
+it('rawSocketOf(tlsSocket) is the accepted TCP socket (Node private field `_parent`)', async () => {
+  const raws: net.Socket[] = [];
+  const server = tls.createServer(await certificate(), (s) => {
+    assert.equal(rawSocketOf(s), raws[0], `Node ${process.version} no longer exposes TLSSocket._parent`);
+    s.end('ok');
+  });
+  server.on('connection', (s: net.Socket) => raws.push(s));
+  const port = await listen(server);
+  const c = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+  c.on('data', () => {});
+  await once(c, 'end');
+  assert.equal(raws.length, 1);
+  c.destroy();
+  await close(server);
+});
