@@ -1,0 +1,96 @@
+// The one client-address function the Express and Koa adapters share.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import { getProxyInfo } from './connection/socket-info.js';
+import { type TrustFn, type TrustList, compileTrust, unmapIPv4 } from './trust.js';
+
+/** Options of the `clientIp` middleware (Express and Koa). */
+export interface ClientIpOptions {
+  /**
+   * What the app sees in `X-Forwarded-For`:
+   * - `'replace'` (default): exactly the client IP, as nginx's `proxy_set_header X-Forwarded-For
+   *   $proxy_protocol_addr`; `X-Real-IP` likewise, and other client-IP headers (`X-Client-IP`,
+   *   `True-Client-IP`, `CF-Connecting-IP`, `Fastly-Client-IP`, `X-Cluster-Client-IP`, `Forwarded`) removed,
+   *   so no client-supplied value can spoof it;
+   * - `'append'`: the received list plus the client IP (nginx `$proxy_add_x_forwarded_for`); the list's
+   *   earlier entries are whatever the client sent;
+   * - `'preserve'`: headers untouched.
+   */
+  forwardedFor?: 'replace' | 'append' | 'preserve';
+  /**
+   * Layer-7 hops in front (IPs, CIDRs, `loopback`/`linklocal`/`uniquelocal`): while the current address is
+   * one of them, the next address is taken from `X-Forwarded-For`, right to left, as proxy-addr does.
+   * Default: none — the PROXY header (or the socket) is the final word.
+   */
+  trustForwardedFrom?: TrustList;
+}
+
+/** What the middleware decided for one request. */
+export interface ClientAddress {
+  ip: string;
+  /** Undefined when the address came from `X-Forwarded-For`, which carries no port. */
+  port: number | undefined;
+}
+
+const SPOOFABLE = ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'forwarded'];
+const REPLACED = new Set(['x-forwarded-for', 'x-real-ip', ...SPOOFABLE]);
+
+function rewriteRaw(raw: string[], ip: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (!REPLACED.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
+  }
+  out.push('X-Forwarded-For', ip, 'X-Real-IP', ip);
+  return out;
+}
+
+function forwardedList(headers: IncomingHttpHeaders): string[] {
+  const v = headers['x-forwarded-for'];
+  if (!v) return [];
+  return (Array.isArray(v) ? v.join(',') : v).split(',').map((s) => s.trim());
+}
+
+/**
+ * Compiles the options once and returns the per-request function: it decides the client address and
+ * rewrites the forwarding headers of `req` as configured. Throws a `TypeError` for bad options.
+ */
+export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMessage) => ClientAddress {
+  const { forwardedFor = 'replace', trustForwardedFrom } = options;
+  if (forwardedFor !== 'replace' && forwardedFor !== 'append' && forwardedFor !== 'preserve') {
+    throw new TypeError("clientIp: forwardedFor must be 'replace', 'append' or 'preserve'");
+  }
+  const trusted: TrustFn | undefined =
+    trustForwardedFrom === undefined ? undefined : compileTrust(trustForwardedFrom, 'clientIp.trustForwardedFrom');
+
+  return function resolveClientAddress(req: IncomingMessage): ClientAddress {
+    const socket = req.socket;
+    const info = getProxyInfo(socket);
+    let ip = info ? info.client.address : (socket.remoteAddress ?? '');
+    let port: number | undefined = info ? info.client.port : socket.remotePort;
+    const connectionIp = unmapIPv4(ip);
+    if (trusted && trusted(ip)) {
+      const hops = forwardedList(req.headers);
+      for (let i = hops.length - 1; i >= 0; i--) {
+        const hop = hops[i] as string;
+        if (isIP(hop) === 0) break; // garbage ends the walk: never trust past it
+        ip = hop;
+        port = undefined;
+        if (!trusted(hop)) break;
+      }
+    }
+    ip = unmapIPv4(ip);
+    if (forwardedFor === 'replace') {
+      const h = req.headers;
+      h['x-forwarded-for'] = ip;
+      h['x-real-ip'] = ip;
+      for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
+      req.rawHeaders = rewriteRaw(req.rawHeaders, ip);
+    } else if (forwardedFor === 'append') {
+      const prior = req.headers['x-forwarded-for'];
+      const list = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${connectionIp}` : connectionIp;
+      req.headers['x-forwarded-for'] = list;
+    }
+    return { ip, port };
+  };
+}
