@@ -2,7 +2,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { getProxyInfo } from './connection/socket-info.js';
-import { type TrustFn, type TrustList, compileTrust, unmapIPv4 } from './trust.js';
+import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
 export interface ClientIpOptions {
@@ -69,7 +69,7 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     let ip = info ? info.client.address : (socket.remoteAddress ?? '');
     let port: number | undefined = info ? info.client.port : socket.remotePort;
     const connectionIp = unmapIPv4(ip);
-    if (trusted && trusted(ip)) {
+    if (trusted?.(ip)) {
       const hops = forwardedList(req.headers);
       for (let i = hops.length - 1; i >= 0; i--) {
         const hop = hops[i] as string;

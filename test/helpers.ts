@@ -1,7 +1,7 @@
 // Shared network helpers: servers on 127.0.0.1:0, raw clients that write bytes whole, split or byte by byte.
 import { once } from 'node:events';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import selfsigned from 'selfsigned';
 
@@ -34,7 +34,11 @@ export interface RawOptions {
 }
 
 /** Connects, writes each chunk (with `delay` between them), and collects everything until close. */
-export async function raw(port: number, chunks: (string | Uint8Array)[], opts: RawOptions = {}): Promise<{ data: Buffer; closed: boolean }> {
+export async function raw(
+  port: number,
+  chunks: (string | Uint8Array)[],
+  opts: RawOptions = {},
+): Promise<{ data: Buffer; closed: boolean }> {
   const socket = net.connect({ port, host: '127.0.0.1', localAddress: opts.localAddress });
   socket.on('error', () => {});
   await once(socket, 'connect');
@@ -85,7 +89,15 @@ export function certificate(): Promise<{ key: string; cert: string }> {
     .generate([{ name: 'commonName', value: 'localhost' }], {
       keyType: 'ec',
       algorithm: 'sha256',
-      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
+      extensions: [
+        {
+          name: 'subjectAltName',
+          altNames: [
+            { type: 2, value: 'localhost' },
+            { type: 7, ip: '127.0.0.1' },
+          ],
+        },
+      ],
     } as never)
     .then((p: { private: string; cert: string }) => ({ key: p.private, cert: p.cert }));
   return certCache;

@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_HEADER_LENGTH } from '../protocol/v2.js';
-import { type TrustFn, type TrustList, compileTrust } from '../trust.js';
+import { compileTrust, type TrustFn, type TrustList } from '../trust.js';
 
 /** Options of {@link withProxyProtocol}, `createServer` and `createHttpServer`. */
 export interface ProxyProtocolOptions {

@@ -3,8 +3,8 @@ import type { TLSSocket } from 'node:tls';
 import { ErrorCodes, ProxyProtocolError } from '../protocol/errors.js';
 import { parseProxyHeader } from '../protocol/parse.js';
 import type { ProxyHeader } from '../protocol/types.js';
-import { type CompiledOptions, type ProxyProtocolOptions, compileOptions } from './options.js';
-import { type ProxyInfo, attachInfo, inheritInfo } from './socket-info.js';
+import { type CompiledOptions, compileOptions, type ProxyProtocolOptions } from './options.js';
+import { attachInfo, inheritInfo, type ProxyInfo } from './socket-info.js';
 
 const kWrapped = Symbol.for('proxy-protocol-audit.wrapped');
 
@@ -103,7 +103,11 @@ function accept(server: NetServer, socket: Socket, o: CompiledOptions, emit: Emi
 
   function onError(err: Error): void {
     if (done) return;
-    reject(new ProxyProtocolError(ErrorCodes.INCOMPLETE, `connection failed before a complete PROXY header: ${err.message}`, { cause: err }));
+    reject(
+      new ProxyProtocolError(ErrorCodes.INCOMPLETE, `connection failed before a complete PROXY header: ${err.message}`, {
+        cause: err,
+      }),
+    );
   }
 
   function onEnd(): void {

@@ -75,8 +75,9 @@ export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16
     if (n === 8) return false;
     const groupStart = i;
     let value = 0;
-    let h: number;
-    while (i < end && i - groupStart < 5 && (h = hexValue(b[i] as number)) >= 0) {
+    while (i < end && i - groupStart < 5) {
+      const h = hexValue(b[i] as number);
+      if (h < 0) break;
       value = (value << 4) | h;
       i++;
     }
@@ -121,15 +122,7 @@ export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16
  * of two or more zero groups as `::`; IPv4-mapped addresses end in a dotted quad (section 5).
  */
 export function formatIPv6(g: Uint16Array | number[], dottedMapped = true): string {
-  if (
-    dottedMapped &&
-    g[0] === 0 &&
-    g[1] === 0 &&
-    g[2] === 0 &&
-    g[3] === 0 &&
-    g[4] === 0 &&
-    g[5] === 0xffff
-  ) {
+  if (dottedMapped && g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
     const hi = g[6] as number;
     const lo = g[7] as number;
     return `::ffff:${hi >>> 8}.${hi & 255}.${lo >>> 8}.${lo & 255}`;

@@ -1,6 +1,6 @@
 import type { ParseOptions, ParseResult } from './types.js';
-import { V1_SIGNATURE, parseV1 } from './v1.js';
-import { DEFAULT_MAX_HEADER_LENGTH, V2_SIGNATURE, parseV2 } from './v2.js';
+import { parseV1, V1_SIGNATURE } from './v1.js';
+import { DEFAULT_MAX_HEADER_LENGTH, parseV2, V2_SIGNATURE } from './v2.js';
 
 const NONE: ParseResult = Object.freeze({ status: 'none' }) as ParseResult;
 const INCOMPLETE: ParseResult = Object.freeze({ status: 'incomplete' }) as ParseResult;
@@ -26,12 +26,12 @@ export function parseProxyHeader(bytes: Uint8Array, options?: ParseOptions): Par
   if (n === 0) return INCOMPLETE;
   const first = bytes[0];
   if (first === 0x50) {
-    const m = n < 5 ? n : 5;
+    const m = Math.min(n, 5);
     for (let i = 1; i < m; i++) if (bytes[i] !== V1_SIGNATURE[i]) return NONE;
     return n < 5 ? INCOMPLETE : parseV1(bytes);
   }
   if (first === 0x0d) {
-    const m = n < 12 ? n : 12;
+    const m = Math.min(n, 12);
     for (let i = 1; i < m; i++) if (bytes[i] !== V2_SIGNATURE[i]) return NONE;
     return n < 12 ? INCOMPLETE : parseV2(bytes, options?.maxHeaderLength ?? DEFAULT_MAX_HEADER_LENGTH);
   }

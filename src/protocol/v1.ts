@@ -44,7 +44,7 @@ function matches(b: Uint8Array, at: number, text: string): boolean {
  * Parses a v1 header. The caller has checked that the input starts with the full five-byte signature.
  */
 export function parseV1(b: Uint8Array): ParseResult {
-  const limit = b.length < V1_MAX_LENGTH ? b.length : V1_MAX_LENGTH;
+  const limit = Math.min(b.length, V1_MAX_LENGTH);
   let cr = -1;
   let printable = true;
   for (let i = 5; i < limit; i++) {

@@ -2,7 +2,7 @@
 import { crc32c } from './crc32c.js';
 import { ErrorCodes, type ProxyErrorCode, ProxyProtocolError } from './errors.js';
 import { formatIPv4Bytes, formatIPv6Bytes } from './ip.js';
-import { TlvType, checkTlvValues, countTlvs, readTlvs } from './tlv.js';
+import { checkTlvValues, countTlvs, readTlvs, TlvType } from './tlv.js';
 import type { ParseResult, ProxyHeader, Tlv } from './types.js';
 
 /** The 12-byte v2 signature: \r\n\r\n\0\r\nQUIT\n. */
@@ -47,7 +47,11 @@ function checkTlvs(b: Uint8Array, start: number, end: number): ParseResult | und
   if (crcAt >= 0) {
     // Spec 2.2.3: computed over the whole header "while the checksum field is filled with zero".
     const expected =
-      (((b[crcAt] as number) << 24) | ((b[crcAt + 1] as number) << 16) | ((b[crcAt + 2] as number) << 8) | (b[crcAt + 3] as number)) >>> 0;
+      (((b[crcAt] as number) << 24) |
+        ((b[crcAt + 1] as number) << 16) |
+        ((b[crcAt + 2] as number) << 8) |
+        (b[crcAt + 3] as number)) >>>
+      0;
     if (crc32c(b, 0, end, crcAt) !== expected) return invalid(ErrorCodes.CRC, 'CRC32C mismatch');
   }
   return undefined;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { it } from 'node:test';
+import tls from 'node:tls';
 import { rawSocketOf } from '../../src/connection/socket-info.js';
 import { certificate, close, listen } from '../helpers.js';
 

@@ -5,13 +5,23 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { ErrorCodes, type ProxyProtocolError, createServer, encodeProxyHeader, getProxyInfo, withProxyProtocol } from '../../src/index.js';
+import tls from 'node:tls';
+import {
+  createServer,
+  ErrorCodes,
+  encodeProxyHeader,
+  getProxyInfo,
+  type ProxyProtocolError,
+  withProxyProtocol,
+} from '../../src/index.js';
 import { certificate, close, listen, sleep } from '../helpers.js';
 
 const V1 = Buffer.from('PROXY TCP4 198.51.100.22 10.0.0.5 35646 443\r\n');
-const V2 = encodeProxyHeader({ version: 2, source: { address: '203.0.113.50', port: 40000 }, destination: { address: '10.0.0.5', port: 443 } }, { crc32c: true });
+const V2 = encodeProxyHeader(
+  { version: 2, source: { address: '203.0.113.50', port: 40000 }, destination: { address: '10.0.0.5', port: 443 } },
+  { crc32c: true },
+);
 
 /** A raw TCP connection that has already sent `header`. */
 async function rawWithHeader(port: number, header: Uint8Array, bytewise = false): Promise<net.Socket> {
@@ -60,7 +70,11 @@ function gluedSocket(port: number, header: Uint8Array): Duplex {
   return d;
 }
 
-async function httpsGet(socket: Duplex | net.Socket, path: string, body?: Buffer): Promise<{ status: number; json: Record<string, unknown> }> {
+async function httpsGet(
+  socket: Duplex | net.Socket,
+  path: string,
+  body?: Buffer,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const req = https.request({
     method: body ? 'POST' : 'GET',
     path,
@@ -74,7 +88,10 @@ async function httpsGet(socket: Duplex | net.Socket, path: string, body?: Buffer
   return { status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) };
 }
 
-function echo(req: import('node:http').IncomingMessage | http2.Http2ServerRequest, res: import('node:http').ServerResponse | http2.Http2ServerResponse): void {
+function echo(
+  req: import('node:http').IncomingMessage | http2.Http2ServerRequest,
+  res: import('node:http').ServerResponse | http2.Http2ServerResponse,
+): void {
   const h = createHash('sha256');
   let n = 0;
   req.on('data', (d: Buffer) => {
@@ -151,7 +168,13 @@ describe('HTTP/2', () => {
     const server = withProxyProtocol(http2.createSecureServer({ ...(await certificate()), allowHTTP1: false }, echo));
     const port = await listen(server);
     const session = http2.connect(`https://localhost:${port}`, {
-      createConnection: () => tls.connect({ socket: gluedSocket(port, V2) as net.Socket, servername: 'localhost', ALPNProtocols: ['h2'], rejectUnauthorized: false }),
+      createConnection: () =>
+        tls.connect({
+          socket: gluedSocket(port, V2) as net.Socket,
+          servername: 'localhost',
+          ALPNProtocols: ['h2'],
+          rejectUnauthorized: false,
+        }),
     });
     const results = await Promise.all(
       [1, 2, 3].map(async () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
-import { compileClientIp } from '../../src/client-ip.js';
 import type { ClientIpOptions } from '../../src/client-ip.js';
+import { compileClientIp } from '../../src/client-ip.js';
 
 function fakeReq(remoteAddress: string, headers: Record<string, string> = {}): IncomingMessage {
   const rawHeaders = Object.entries(headers).flat();
@@ -11,17 +11,72 @@ function fakeReq(remoteAddress: string, headers: Record<string, string> = {}): I
 }
 
 describe('compileClientIp', () => {
-  const cases: { name: string; options?: ClientIpOptions; peer: string; headers?: Record<string, string>; ip: string; port?: number; xff?: string }[] = [
+  const cases: {
+    name: string;
+    options?: ClientIpOptions;
+    peer: string;
+    headers?: Record<string, string>;
+    ip: string;
+    port?: number;
+    xff?: string;
+  }[] = [
     { name: 'socket address when no PROXY info', peer: '127.0.0.1', ip: '127.0.0.1', port: 4242, xff: '127.0.0.1' },
     { name: 'IPv4-mapped IPv6 is unmapped', peer: '::ffff:192.0.2.9', ip: '192.0.2.9', xff: '192.0.2.9' },
     { name: 'IPv6 stays IPv6', peer: '2001:db8::1', ip: '2001:db8::1' },
-    { name: 'spoofed XFF is replaced', peer: '192.0.2.9', headers: { 'X-Forwarded-For': '6.6.6.6' }, ip: '192.0.2.9', xff: '192.0.2.9' },
-    { name: 'append keeps the list and adds the connection', options: { forwardedFor: 'append' }, peer: '192.0.2.9', headers: { 'X-Forwarded-For': '6.6.6.6' }, ip: '192.0.2.9', xff: '6.6.6.6, 192.0.2.9' },
-    { name: 'preserve leaves it', options: { forwardedFor: 'preserve' }, peer: '192.0.2.9', headers: { 'X-Forwarded-For': '6.6.6.6' }, ip: '192.0.2.9', xff: '6.6.6.6' },
-    { name: 'XFF ignored from untrusted hop', options: { trustForwardedFrom: ['10.0.0.0/8'] }, peer: '192.0.2.9', headers: { 'X-Forwarded-For': '6.6.6.6' }, ip: '192.0.2.9' },
-    { name: 'walks right to left past trusted hops', options: { trustForwardedFrom: ['10.0.0.0/8'] }, peer: '10.0.0.9', headers: { 'X-Forwarded-For': '6.6.6.6, 198.51.100.1, 10.1.1.1' }, ip: '198.51.100.1', port: undefined, xff: '198.51.100.1' },
-    { name: 'stops at garbage', options: { trustForwardedFrom: 'uniquelocal' }, peer: '10.0.0.9', headers: { 'X-Forwarded-For': '1.1.1.1, bogus' }, ip: '10.0.0.9', port: 4242 },
-    { name: 'all hops trusted ends at the leftmost', options: { trustForwardedFrom: ['10.0.0.0/8'] }, peer: '10.0.0.9', headers: { 'X-Forwarded-For': '10.0.0.1, 10.0.0.2' }, ip: '10.0.0.1' },
+    {
+      name: 'spoofed XFF is replaced',
+      peer: '192.0.2.9',
+      headers: { 'X-Forwarded-For': '6.6.6.6' },
+      ip: '192.0.2.9',
+      xff: '192.0.2.9',
+    },
+    {
+      name: 'append keeps the list and adds the connection',
+      options: { forwardedFor: 'append' },
+      peer: '192.0.2.9',
+      headers: { 'X-Forwarded-For': '6.6.6.6' },
+      ip: '192.0.2.9',
+      xff: '6.6.6.6, 192.0.2.9',
+    },
+    {
+      name: 'preserve leaves it',
+      options: { forwardedFor: 'preserve' },
+      peer: '192.0.2.9',
+      headers: { 'X-Forwarded-For': '6.6.6.6' },
+      ip: '192.0.2.9',
+      xff: '6.6.6.6',
+    },
+    {
+      name: 'XFF ignored from untrusted hop',
+      options: { trustForwardedFrom: ['10.0.0.0/8'] },
+      peer: '192.0.2.9',
+      headers: { 'X-Forwarded-For': '6.6.6.6' },
+      ip: '192.0.2.9',
+    },
+    {
+      name: 'walks right to left past trusted hops',
+      options: { trustForwardedFrom: ['10.0.0.0/8'] },
+      peer: '10.0.0.9',
+      headers: { 'X-Forwarded-For': '6.6.6.6, 198.51.100.1, 10.1.1.1' },
+      ip: '198.51.100.1',
+      port: undefined,
+      xff: '198.51.100.1',
+    },
+    {
+      name: 'stops at garbage',
+      options: { trustForwardedFrom: 'uniquelocal' },
+      peer: '10.0.0.9',
+      headers: { 'X-Forwarded-For': '1.1.1.1, bogus' },
+      ip: '10.0.0.9',
+      port: 4242,
+    },
+    {
+      name: 'all hops trusted ends at the leftmost',
+      options: { trustForwardedFrom: ['10.0.0.0/8'] },
+      peer: '10.0.0.9',
+      headers: { 'X-Forwarded-For': '10.0.0.1, 10.0.0.2' },
+      ip: '10.0.0.1',
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -45,7 +100,8 @@ describe('compileClientIp', () => {
     });
     compileClientIp()(req);
     assert.equal(req.headers['x-real-ip'], '192.0.2.9');
-    for (const h of ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'forwarded']) assert.equal(req.headers[h], undefined, h);
+    for (const h of ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'forwarded'])
+      assert.equal(req.headers[h], undefined, h);
     assert.ok(!req.rawHeaders.includes('6.6.6.6') && !req.rawHeaders.includes('for=6.6.6.6'));
     assert.deepEqual(req.rawHeaders, ['Accept', '*/*', 'X-Forwarded-For', '192.0.2.9', 'X-Real-IP', '192.0.2.9']);
   });

@@ -18,7 +18,14 @@ describe('Express', () => {
   const app = express();
   app.use(expressClientIp());
   app.get('/', (req, res) => {
-    res.json({ clientIp: req.clientIp, clientPort: req.clientPort, ip: req.ip, xff: req.get('x-forwarded-for'), real: req.get('x-real-ip'), cip: req.get('x-client-ip') ?? null });
+    res.json({
+      clientIp: req.clientIp,
+      clientPort: req.clientPort,
+      ip: req.ip,
+      xff: req.get('x-forwarded-for'),
+      real: req.get('x-real-ip'),
+      cip: req.get('x-client-ip') ?? null,
+    });
   });
   let server: Server;
   after(() => close(server));
@@ -28,7 +35,14 @@ describe('Express', () => {
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     const { data } = await raw(port, [`PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n${get('/', SPOOF)}`]);
-    assert.deepEqual(json(data), { clientIp: '203.0.113.7', clientPort: 51000, ip: '203.0.113.7', xff: '203.0.113.7', real: '203.0.113.7', cip: null });
+    assert.deepEqual(json(data), {
+      clientIp: '203.0.113.7',
+      clientPort: 51000,
+      ip: '203.0.113.7',
+      xff: '203.0.113.7',
+      real: '203.0.113.7',
+      cip: null,
+    });
   });
 
   it('IPv4-mapped IPv6 from a TCP6 header is reported as IPv4', async () => {
@@ -55,7 +69,13 @@ describe('Koa', () => {
   const router = new Router();
   app.use(koaClientIp({ trustForwardedFrom: ['10.0.0.0/8'] }));
   router.get('/r/:id', (ctx) => {
-    ctx.body = { clientIp: ctx.clientIp, request: ctx.request.clientIp, port: ctx.clientPort ?? null, ip: ctx.ip, xff: ctx.get('x-forwarded-for') };
+    ctx.body = {
+      clientIp: ctx.clientIp,
+      request: ctx.request.clientIp,
+      port: ctx.clientPort ?? null,
+      ip: ctx.ip,
+      xff: ctx.get('x-forwarded-for'),
+    };
   });
   app.use(router.routes());
   let server: Server;
@@ -66,12 +86,20 @@ describe('Koa', () => {
     await new Promise((r) => server.once('listening', r));
     const port = (server.address() as { port: number }).port;
     const { data } = await raw(port, [`PROXY TCP4 198.51.100.9 10.0.0.5 40000 443\r\n${get('/r/1', SPOOF)}`]);
-    assert.deepEqual(json(data), { clientIp: '198.51.100.9', request: '198.51.100.9', port: 40000, ip: '198.51.100.9', xff: '198.51.100.9' });
+    assert.deepEqual(json(data), {
+      clientIp: '198.51.100.9',
+      request: '198.51.100.9',
+      port: 40000,
+      ip: '198.51.100.9',
+      xff: '198.51.100.9',
+    });
   });
 
   it('an ALB in front (trusted 10/8) is walked past through X-Forwarded-For', async () => {
     const port = (server.address() as { port: number }).port;
-    const { data } = await raw(port, [`PROXY TCP4 10.0.0.77 10.0.0.5 40000 443\r\n${get('/r/2', 'X-Forwarded-For: 6.6.6.6, 192.0.2.44\r\n')}`]);
+    const { data } = await raw(port, [
+      `PROXY TCP4 10.0.0.77 10.0.0.5 40000 443\r\n${get('/r/2', 'X-Forwarded-For: 6.6.6.6, 192.0.2.44\r\n')}`,
+    ]);
     const body = json(data);
     assert.equal(body.clientIp, '192.0.2.44');
     assert.equal(body.port, null);

@@ -4,9 +4,9 @@ import type http from 'node:http';
 import https from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type ProxyInfo, createHttpServer, createServer, decodeTlvs, getProxyInfo } from '../../src/index.js';
+import { createHttpServer, createServer, decodeTlvs, getProxyInfo, type ProxyInfo } from '../../src/index.js';
 import { certificate, close, listen, sleep } from '../helpers.js';
-import { type Peer, freePort, haproxy, needs, nginxStream, which } from './peers.js';
+import { freePort, haproxy, needs, nginxStream, type Peer, which } from './peers.js';
 
 const execFileP = promisify(execFile);
 const CLIENT = '127.0.0.5'; // the "client" address, distinct from the balancer's 127.0.0.1
@@ -35,11 +35,14 @@ async function target(kind: 'https' | 'http', trustedProxies = ['127.0.0.1']) {
 
 function httpsGet(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port, path, localAddress: CLIENT, rejectUnauthorized: false, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = https.get(
+      { host: '127.0.0.1', port, path, localAddress: CLIENT, rejectUnauthorized: false, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
   });
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ErrorCodes, type ParseResult, decodeTlvs, encodeProxyHeader, parseProxyHeader } from '../../src/index.js';
-import { SIG, fixtures, hex, text } from './fixtures.js';
+import { decodeTlvs, ErrorCodes, encodeProxyHeader, type ParseResult, parseProxyHeader } from '../../src/index.js';
+import { fixtures, hex, SIG, text } from './fixtures.js';
 
 function ok(r: ParseResult) {
   assert.equal(r.status, 'ok', r.status === 'invalid' ? `${r.error.code}: ${r.error.message}` : r.status);
@@ -10,14 +10,62 @@ function ok(r: ParseResult) {
 
 describe('parseProxyHeader: v1 valid', () => {
   const cases: { name: string; input: Buffer; source?: [string, number]; destination?: [string, number]; family: string }[] = [
-    { name: 'spec TCP4 maxima', input: fixtures.v1Tcp4, source: ['255.255.255.255', 65535], destination: ['255.255.255.255', 65535], family: 'IPv4' },
-    { name: 'TCP4 zeros', input: text('PROXY TCP4 0.0.0.0 0.0.0.0 0 0\r\n'), source: ['0.0.0.0', 0], destination: ['0.0.0.0', 0], family: 'IPv4' },
-    { name: 'TCP6 canonicalised', input: text('PROXY TCP6 2001:0DB8:0:0:0:0:0:1 ::1 1 2\r\n'), source: ['2001:db8::1', 1], destination: ['::1', 2], family: 'IPv6' },
-    { name: 'TCP6 longest run compressed', input: text('PROXY TCP6 1:0:0:2:0:0:0:3 :: 80 443\r\n'), source: ['1:0:0:2::3', 80], destination: ['::', 443], family: 'IPv6' },
-    { name: 'TCP6 first of equal runs', input: text('PROXY TCP6 1:0:0:2:3:0:0:4 fe80::1 80 443\r\n'), source: ['1::2:3:0:0:4', 80], destination: ['fe80::1', 443], family: 'IPv6' },
-    { name: 'TCP6 single zero group not compressed', input: text('PROXY TCP6 1:2:3:4:5:6:0:8 1:: 80 443\r\n'), source: ['1:2:3:4:5:6:0:8', 80], destination: ['1::', 443], family: 'IPv6' },
-    { name: 'TCP6 v4-mapped in hex', input: text('PROXY TCP6 ::ffff:c000:0201 ::1 80 443\r\n'), source: ['::ffff:192.0.2.1', 80], destination: ['::1', 443], family: 'IPv6' },
-    { name: 'TCP6 maxima (104 bytes)', input: fixtures.v1Tcp6Max, source: ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535], destination: ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535], family: 'IPv6' },
+    {
+      name: 'spec TCP4 maxima',
+      input: fixtures.v1Tcp4,
+      source: ['255.255.255.255', 65535],
+      destination: ['255.255.255.255', 65535],
+      family: 'IPv4',
+    },
+    {
+      name: 'TCP4 zeros',
+      input: text('PROXY TCP4 0.0.0.0 0.0.0.0 0 0\r\n'),
+      source: ['0.0.0.0', 0],
+      destination: ['0.0.0.0', 0],
+      family: 'IPv4',
+    },
+    {
+      name: 'TCP6 canonicalised',
+      input: text('PROXY TCP6 2001:0DB8:0:0:0:0:0:1 ::1 1 2\r\n'),
+      source: ['2001:db8::1', 1],
+      destination: ['::1', 2],
+      family: 'IPv6',
+    },
+    {
+      name: 'TCP6 longest run compressed',
+      input: text('PROXY TCP6 1:0:0:2:0:0:0:3 :: 80 443\r\n'),
+      source: ['1:0:0:2::3', 80],
+      destination: ['::', 443],
+      family: 'IPv6',
+    },
+    {
+      name: 'TCP6 first of equal runs',
+      input: text('PROXY TCP6 1:0:0:2:3:0:0:4 fe80::1 80 443\r\n'),
+      source: ['1::2:3:0:0:4', 80],
+      destination: ['fe80::1', 443],
+      family: 'IPv6',
+    },
+    {
+      name: 'TCP6 single zero group not compressed',
+      input: text('PROXY TCP6 1:2:3:4:5:6:0:8 1:: 80 443\r\n'),
+      source: ['1:2:3:4:5:6:0:8', 80],
+      destination: ['1::', 443],
+      family: 'IPv6',
+    },
+    {
+      name: 'TCP6 v4-mapped in hex',
+      input: text('PROXY TCP6 ::ffff:c000:0201 ::1 80 443\r\n'),
+      source: ['::ffff:192.0.2.1', 80],
+      destination: ['::1', 443],
+      family: 'IPv6',
+    },
+    {
+      name: 'TCP6 maxima (104 bytes)',
+      input: fixtures.v1Tcp6Max,
+      source: ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535],
+      destination: ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535],
+      family: 'IPv6',
+    },
     { name: 'UNKNOWN alone', input: fixtures.v1Unknown, family: 'unspec' },
     { name: 'UNKNOWN with addresses', input: fixtures.v1UnknownFull, family: 'unspec' },
     { name: 'UNKNOWN with garbage', input: text('PROXY UNKNOWN \x01\x02 whatever\r\n'), family: 'unspec' },
@@ -42,7 +90,9 @@ describe('parseProxyHeader: v1 valid', () => {
 
   it('v1 and v2 of the same IPv6 address give the same string', () => {
     const v1 = ok(parseProxyHeader(text('PROXY TCP6 2001:0DB8:0:0:0:0:0:1 2001:db8::2 1 2\r\n')));
-    const v2 = ok(parseProxyHeader(hex(`${SIG}21210024 20010db8000000000000000000000001 20010db8000000000000000000000002 0001 0002`)));
+    const v2 = ok(
+      parseProxyHeader(hex(`${SIG}21210024 20010db8000000000000000000000001 20010db8000000000000000000000002 0001 0002`)),
+    );
     assert.equal(v1.header.source?.address, v2.header.source?.address);
     assert.equal(v2.header.source?.address, '2001:db8::1');
   });
@@ -185,14 +235,22 @@ describe('parseProxyHeader: v2 valid', () => {
   it('every typed TLV decodes', () => {
     const ssl = Buffer.concat([
       hex('07 00000000'),
-      hex('210007'), text('TLSv1.3'),
-      hex('220008'), text('client.a'),
-      hex('230016'), text('TLS_AES_128_GCM_SHA256'),
-      hex('240006'), text('SHA256'),
-      hex('250008'), text('RSA2048\0').subarray(0, 8),
-      hex('260006'), text('X25519'),
-      hex('270013'), text('rsa_pss_rsae_sha256'),
-      hex('280003'), hex('308201'),
+      hex('210007'),
+      text('TLSv1.3'),
+      hex('220008'),
+      text('client.a'),
+      hex('230016'),
+      text('TLS_AES_128_GCM_SHA256'),
+      hex('240006'),
+      text('SHA256'),
+      hex('250008'),
+      text('RSA2048\0').subarray(0, 8),
+      hex('260006'),
+      text('X25519'),
+      hex('270013'),
+      text('rsa_pss_rsae_sha256'),
+      hex('280003'),
+      hex('308201'),
     ]);
     const enc = encodeProxyHeader(
       {
@@ -236,7 +294,12 @@ describe('parseProxyHeader: v2 valid', () => {
     assert.equal(r.header.tlvs.at(-2)?.type, 0xf0, 'unknown types are kept');
   });
   it('TLV values are copies, not views of the input', () => {
-    const input = encodeProxyHeader({ version: 2, source: { address: '1.2.3.4', port: 1 }, destination: { address: '1.2.3.5', port: 2 }, tlvs: [{ type: 1, value: text('h2') }] });
+    const input = encodeProxyHeader({
+      version: 2,
+      source: { address: '1.2.3.4', port: 1 },
+      destination: { address: '1.2.3.5', port: 2 },
+      tlvs: [{ type: 1, value: text('h2') }],
+    });
     const r = ok(parseProxyHeader(input));
     input.fill(0);
     assert.equal(decodeTlvs(r.header).alpn, 'h2');
@@ -261,10 +324,22 @@ describe('parseProxyHeader: v2 invalid', () => {
     { name: 'overrunning TLV', input: hex(`${SIG}2111000f c0000201 c6336401 d8ae 01bb 010001`), code: ErrorCodes.TLV },
     { name: 'CRC32C of 3 bytes', input: hex(`${SIG}21110012 c0000201 c6336401 d8ae 01bb 030003 000000`), code: ErrorCodes.TLV },
     { name: 'CRC32C mismatch', input: hex(`${SIG}21110013 c0000201 c6336401 d8ae 01bb 030004 00000000`), code: ErrorCodes.CRC },
-    { name: 'UNIQUE_ID over 128 bytes', input: hex(`${SIG}21110090 c0000201 c6336401 d8ae 01bb 050081 ${'00'.repeat(129)}`), code: ErrorCodes.TLV },
+    {
+      name: 'UNIQUE_ID over 128 bytes',
+      input: hex(`${SIG}21110090 c0000201 c6336401 d8ae 01bb 050081 ${'00'.repeat(129)}`),
+      code: ErrorCodes.TLV,
+    },
     { name: 'SSL TLV too short', input: hex(`${SIG}21110013 c0000201 c6336401 d8ae 01bb 200004 01000000`), code: ErrorCodes.TLV },
-    { name: 'SSL sub-TLV overruns', input: hex(`${SIG}21110017 c0000201 c6336401 d8ae 01bb 200008 0100000000 210005`), code: ErrorCodes.TLV },
-    { name: 'LOCAL with a block that cannot be skipped and no TLV layout', input: hex(`${SIG}20110002 0102`), code: ErrorCodes.TLV },
+    {
+      name: 'SSL sub-TLV overruns',
+      input: hex(`${SIG}21110017 c0000201 c6336401 d8ae 01bb 200008 0100000000 210005`),
+      code: ErrorCodes.TLV,
+    },
+    {
+      name: 'LOCAL with a block that cannot be skipped and no TLV layout',
+      input: hex(`${SIG}20110002 0102`),
+      code: ErrorCodes.TLV,
+    },
     { name: 'length above the cap', input: hex(`${SIG}2111ffff`), code: ErrorCodes.TOO_LONG },
   ];
   for (const c of cases) {
@@ -279,7 +354,12 @@ describe('parseProxyHeader: v2 invalid', () => {
     assert.equal(r.status === 'invalid' && r.error.code, ErrorCodes.TOO_LONG);
   });
   it('the cap is configurable', () => {
-    const big = encodeProxyHeader({ version: 2, source: { address: '1.2.3.4', port: 1 }, destination: { address: '1.2.3.5', port: 2 }, tlvs: [{ type: 4, value: new Uint8Array(5000) }] });
+    const big = encodeProxyHeader({
+      version: 2,
+      source: { address: '1.2.3.4', port: 1 },
+      destination: { address: '1.2.3.5', port: 2 },
+      tlvs: [{ type: 4, value: new Uint8Array(5000) }],
+    });
     assert.equal(parseProxyHeader(big).status, 'invalid');
     assert.equal(parseProxyHeader(big, { maxHeaderLength: 8192 }).status, 'ok');
   });

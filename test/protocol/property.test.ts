@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type ProxyHeaderInit, encodeProxyHeader, parseProxyHeader } from '../../src/index.js';
+import { encodeProxyHeader, type ProxyHeaderInit, parseProxyHeader } from '../../src/index.js';
 
 const port = fc.integer({ min: 0, max: 65535 });
 const v4 = fc.ipV4();
@@ -38,8 +38,16 @@ const v2Header: fc.Arbitrary<ProxyHeaderInit> = fc.oneof(
   }),
 );
 const v1Header: fc.Arbitrary<ProxyHeaderInit> = fc.oneof(
-  fc.record({ version: fc.constant(1 as const), source: fc.record({ address: v4, port }), destination: fc.record({ address: v4, port }) }),
-  fc.record({ version: fc.constant(1 as const), source: fc.record({ address: v6, port }), destination: fc.record({ address: v6, port }) }),
+  fc.record({
+    version: fc.constant(1 as const),
+    source: fc.record({ address: v4, port }),
+    destination: fc.record({ address: v4, port }),
+  }),
+  fc.record({
+    version: fc.constant(1 as const),
+    source: fc.record({ address: v6, port }),
+    destination: fc.record({ address: v6, port }),
+  }),
   fc.constant<ProxyHeaderInit>({ version: 1, family: 'unspec' }),
 );
 const anyHeader = fc.oneof(v1Header, v2Header);
@@ -47,11 +55,13 @@ const anyEncoded = fc.tuple(anyHeader, fc.boolean()).map(([h, crc]) => encodePro
 
 /** What an address must come back as: the canonical form Node itself would print. */
 function canonical(a: string): string {
-  return new URL(`http://[${a}]/`).hostname.slice(1, -1).replace(/^::ffff:([0-9a-f]+):([0-9a-f]+)$/, (_m, hi: string, lo: string) => {
-    const h = Number.parseInt(hi, 16);
-    const l = Number.parseInt(lo, 16);
-    return `::ffff:${h >> 8}.${h & 255}.${l >> 8}.${l & 255}`;
-  });
+  return new URL(`http://[${a}]/`).hostname
+    .slice(1, -1)
+    .replace(/^::ffff:([0-9a-f]+):([0-9a-f]+)$/, (_m, hi: string, lo: string) => {
+      const h = Number.parseInt(hi, 16);
+      const l = Number.parseInt(lo, 16);
+      return `::ffff:${h >> 8}.${h & 255}.${l >> 8}.${l & 255}`;
+    });
 }
 
 describe('codec properties', () => {
@@ -100,7 +110,9 @@ describe('codec properties', () => {
       fc.uint8Array({ maxLength: 200 }),
       fc.uint8Array({ maxLength: 120 }).map((b) => Buffer.concat([Buffer.from('PROXY '), b])),
       fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), b])),
-      fc.tuple(fc.constantFrom('TCP4 ', 'TCP6 ', 'UNKNOWN '), fc.string({ maxLength: 100 })).map(([p, s]) => Buffer.from(`PROXY ${p}${s}\r\n`, 'latin1')),
+      fc
+        .tuple(fc.constantFrom('TCP4 ', 'TCP6 ', 'UNKNOWN '), fc.string({ maxLength: 100 }))
+        .map(([p, s]) => Buffer.from(`PROXY ${p}${s}\r\n`, 'latin1')),
     );
     fc.assert(
       fc.property(prefixed, (b) => {
