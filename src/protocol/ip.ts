@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer';
+
 // Address text <-> bytes, strict enough for PROXY v1 and canonical on output (RFC 5952).
 // Pure functions over byte ranges: no allocation beyond the result string.
 
@@ -35,22 +37,50 @@ export function parseIPv4(b: Uint8Array, start: number, end: number): number {
   return value * 256 + octet;
 }
 
-/** Formats four bytes at `offset` as a dotted quad. */
-export function formatIPv4Bytes(b: Uint8Array, offset: number): string {
-  return `${b[offset]}.${b[offset + 1]}.${b[offset + 2]}.${b[offset + 3]}`;
-}
+// Lookup tables: formatting an address is string concatenation only, with no number-to-string work.
+const DEC: string[] = Array.from({ length: 256 }, (_, i) => String(i));
+
+/** "0." … "255.": three concatenations per address instead of six. */
+const DEC_DOT: string[] = DEC.map((d) => `${d}.`);
+
+// A direct-mapped cache of recently formatted IPv4 addresses. Behind a balancer the destination (the VIP) is
+// the same on every connection and clients reconnect, so most lookups hit; a miss costs one compare.
+const CACHE_BITS = 10;
+const cacheKeys = new Int32Array(1 << CACHE_BITS).fill(-1);
+const cacheValues: string[] = new Array(1 << CACHE_BITS).fill('');
 
 /** Formats an unsigned 32-bit number as a dotted quad. */
 export function formatIPv4Number(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  const slot = Math.imul(n, 0x9e3779b1) >>> (32 - CACHE_BITS);
+  // 0.0.0.0 would equal the "empty" marker as a signed key only if -1; n | 0 maps 255.255.255.255 to -1,
+  // so the value check below keeps that one address correct.
+  if (cacheKeys[slot] === (n | 0) && cacheValues[slot] !== '') return cacheValues[slot] as string;
+  const s =
+    (DEC_DOT[n >>> 24] as string) + (DEC_DOT[(n >>> 16) & 255] as string) + (DEC_DOT[(n >>> 8) & 255] as string) + (DEC[n & 255] as string);
+  cacheKeys[slot] = n | 0;
+  cacheValues[slot] = s;
+  return s;
 }
 
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const l = c | 0x20;
-  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
-  return -1;
+/** Formats four bytes at `offset` as a dotted quad. */
+export function formatIPv4Bytes(b: Uint8Array, offset: number): string {
+  return formatIPv4Number(
+    (((b[offset] as number) << 24) | ((b[offset + 1] as number) << 16) | ((b[offset + 2] as number) << 8) | (b[offset + 3] as number)) >>>
+      0,
+  );
 }
+
+
+// Hex digit values by byte, -1 for anything else.
+const HEX_VALUE = /* @__PURE__ */ (() => {
+  const t = new Int8Array(256).fill(-1);
+  for (let i = 0; i < 10; i++) t[0x30 + i] = i;
+  for (let i = 0; i < 6; i++) {
+    t[0x41 + i] = 10 + i;
+    t[0x61 + i] = 10 + i;
+  }
+  return t;
+})();
 
 /**
  * Parses an IPv6 address from `b[start, end)` into `out` (eight 16-bit groups). At most one `::`, one to
@@ -76,7 +106,7 @@ export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16
     const groupStart = i;
     let value = 0;
     while (i < end && i - groupStart < 5) {
-      const h = hexValue(b[i] as number);
+      const h = HEX_VALUE[b[i] as number] as number;
       if (h < 0) break;
       value = (value << 4) | h;
       i++;
@@ -117,6 +147,20 @@ export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16
   return true;
 }
 
+const HEX_CHAR = new Uint8Array([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]);
+// The longest IPv6 text is 45 characters (with a dotted tail); characters are written here, then turned into
+// one flat string by a single latin1 slice: far fewer allocations than concatenating groups.
+const chars = Buffer.allocUnsafe(64);
+
+function putGroup(n: number, v: number): number {
+  let i = n;
+  if (v >= 0x1000) chars[i++] = HEX_CHAR[v >>> 12] as number;
+  if (v >= 0x100) chars[i++] = HEX_CHAR[(v >>> 8) & 15] as number;
+  if (v >= 0x10) chars[i++] = HEX_CHAR[(v >>> 4) & 15] as number;
+  chars[i++] = HEX_CHAR[v & 15] as number;
+  return i;
+}
+
 /**
  * Formats eight 16-bit groups per RFC 5952: lower case, no leading zeros, the longest run (first on a tie)
  * of two or more zero groups as `::`; IPv4-mapped addresses end in a dotted quad (section 5).
@@ -125,7 +169,7 @@ export function formatIPv6(g: Uint16Array | number[], dottedMapped = true): stri
   if (dottedMapped && g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
     const hi = g[6] as number;
     const lo = g[7] as number;
-    return `::ffff:${hi >>> 8}.${hi & 255}.${lo >>> 8}.${lo & 255}`;
+    return `::ffff:${DEC_DOT[hi >>> 8]}${DEC_DOT[hi & 255]}${DEC_DOT[lo >>> 8]}${DEC[lo & 255]}`;
   }
   let bestStart = -1;
   let bestLen = 1;
@@ -133,34 +177,78 @@ export function formatIPv6(g: Uint16Array | number[], dottedMapped = true): stri
   for (let i = 0; i < 8; i++) {
     if (g[i] === 0) {
       if (runStart < 0) runStart = i;
-      const len = i - runStart + 1;
-      if (len > bestLen) {
-        bestLen = len;
+      if (i - runStart + 1 > bestLen) {
+        bestLen = i - runStart + 1;
         bestStart = runStart;
       }
     } else {
       runStart = -1;
     }
   }
-  let s = '';
+  let n = 0;
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
-      s += '::';
+      chars[n++] = COLON;
+      if (i === 0) chars[n++] = COLON;
       i += bestLen - 1;
       continue;
     }
-    if (s !== '' && s.charCodeAt(s.length - 1) !== COLON) s += ':';
-    s += (g[i] as number).toString(16);
+    n = putGroup(n, g[i] as number);
+    if (i < 7) chars[n++] = COLON;
   }
-  return s;
+  return chars.toString('latin1', 0, n);
 }
 
+// Direct-mapped cache of formatted IPv6 addresses, keyed by their bytes (see the IPv4 cache).
+const V6_SLOTS = 256;
+const v6Keys = new Uint16Array(V6_SLOTS * 8);
+const v6Values: string[] = new Array(V6_SLOTS).fill('');
 const scratch = new Uint16Array(8);
 
 /** Formats sixteen bytes at `offset` as canonical IPv6 text. */
 export function formatIPv6Bytes(b: Uint8Array, offset: number): string {
-  for (let i = 0; i < 8; i++) scratch[i] = ((b[offset + 2 * i] as number) << 8) | (b[offset + 2 * i + 1] as number);
-  return formatIPv6(scratch);
+  let h = 0;
+  for (let i = 0; i < 8; i++) {
+    const v = ((b[offset + 2 * i] as number) << 8) | (b[offset + 2 * i + 1] as number);
+    scratch[i] = v;
+    h = Math.imul(h ^ v, 0x9e3779b1);
+  }
+  return cachedV6(h);
+}
+
+/** Formats `scratch`, through the cache; `h` is its hash. */
+function cachedV6(h: number): string {
+  const slot = h >>> 24;
+  const k = slot * 8;
+  const hit = v6Values[slot] as string;
+  if (
+    hit !== '' &&
+    v6Keys[k] === scratch[0] &&
+    v6Keys[k + 1] === scratch[1] &&
+    v6Keys[k + 2] === scratch[2] &&
+    v6Keys[k + 3] === scratch[3] &&
+    v6Keys[k + 4] === scratch[4] &&
+    v6Keys[k + 5] === scratch[5] &&
+    v6Keys[k + 6] === scratch[6] &&
+    v6Keys[k + 7] === scratch[7]
+  ) {
+    return hit;
+  }
+  const s = formatIPv6(scratch);
+  v6Keys.set(scratch, k);
+  v6Values[slot] = s;
+  return s;
+}
+
+/** Formats eight parsed groups (e.g. from {@link parseIPv6}) as canonical IPv6 text, through the cache. */
+export function formatIPv6Groups(g: Uint16Array): string {
+  let h = 0;
+  for (let i = 0; i < 8; i++) {
+    const v = g[i] as number;
+    scratch[i] = v;
+    h = Math.imul(h ^ v, 0x9e3779b1);
+  }
+  return cachedV6(h);
 }
 
 const encoder = new TextEncoder();

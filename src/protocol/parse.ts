@@ -31,9 +31,27 @@ export function parseProxyHeader(bytes: Uint8Array, options?: ParseOptions): Par
     return n < 5 ? INCOMPLETE : parseV1(bytes);
   }
   if (first === 0x0d) {
-    const m = Math.min(n, 12);
-    for (let i = 1; i < m; i++) if (bytes[i] !== V2_SIGNATURE[i]) return NONE;
-    return n < 12 ? INCOMPLETE : parseV2(bytes, options?.maxHeaderLength ?? DEFAULT_MAX_HEADER_LENGTH);
+    if (n >= 12) {
+      // Unrolled: this runs once per connection and constant compares beat a table walk.
+      if (
+        bytes[1] !== 0x0a ||
+        bytes[2] !== 0x0d ||
+        bytes[3] !== 0x0a ||
+        bytes[4] !== 0x00 ||
+        bytes[5] !== 0x0d ||
+        bytes[6] !== 0x0a ||
+        bytes[7] !== 0x51 ||
+        bytes[8] !== 0x55 ||
+        bytes[9] !== 0x49 ||
+        bytes[10] !== 0x54 ||
+        bytes[11] !== 0x0a
+      ) {
+        return NONE;
+      }
+      return parseV2(bytes, options?.maxHeaderLength ?? DEFAULT_MAX_HEADER_LENGTH);
+    }
+    for (let i = 1; i < n; i++) if (bytes[i] !== V2_SIGNATURE[i]) return NONE;
+    return INCOMPLETE;
   }
   return NONE;
 }

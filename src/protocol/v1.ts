@@ -1,8 +1,8 @@
 // PROXY protocol version 1: one human-readable line.
 //   "PROXY" SP ("TCP4" | "TCP6" | "UNKNOWN") SP src SP dst SP sport SP dport CRLF
 import { ErrorCodes, ProxyProtocolError } from './errors.js';
-import { formatIPv4Number, formatIPv6, parseIPv4, parseIPv6 } from './ip.js';
-import type { ParseResult, ProxyHeader } from './types.js';
+import { formatIPv4Number, formatIPv6Groups, parseIPv4, parseIPv6 } from './ip.js';
+import type { ParseResult, ProxyHeader, Tlv } from './types.js';
 
 /** The v1 signature. Bytes that do not start with it (or a prefix of it) are not a v1 header. */
 export const V1_SIGNATURE = new Uint8Array([0x50, 0x52, 0x4f, 0x58, 0x59]); // "PROXY"
@@ -20,6 +20,8 @@ function invalid(code: ProxyProtocolError['code'], message: string): ParseResult
 }
 
 const groups = new Uint16Array(8);
+/** v1 never has TLVs: one shared, frozen empty list. */
+const NO_TLVS: Tlv[] = Object.freeze([]) as unknown as Tlv[];
 
 /** Parses one decimal port from `b[start, end)`, or returns -1. */
 function parsePort(b: Uint8Array, start: number, end: number): number {
@@ -83,7 +85,7 @@ export function parseV1(b: Uint8Array): ParseResult {
     // Spec: with UNKNOWN "the receiver must ignore anything presented before the CRLF".
     return {
       status: 'ok',
-      header: { version: 1, command: 'proxy', family: 'unspec', transport: 'unspec', tlvs: [] },
+      header: { version: 1, command: 'proxy', family: 'unspec', transport: 'unspec', tlvs: NO_TLVS },
       length,
     };
   } else {
@@ -115,11 +117,11 @@ export function parseV1(b: Uint8Array): ParseResult {
   let destination: string;
   if (tcp6) {
     if (!parseIPv6(b, s1, e1, groups, false)) return invalid(ErrorCodes.ADDRESS, 'PROXY v1: bad TCP6 source address');
-    source = formatIPv6(groups);
+    source = formatIPv6Groups(groups);
     if (!parseIPv6(b, s2, e2, groups, false)) {
       return invalid(ErrorCodes.ADDRESS, 'PROXY v1: bad TCP6 destination address');
     }
-    destination = formatIPv6(groups);
+    destination = formatIPv6Groups(groups);
   } else {
     const src = parseIPv4(b, s1, e1);
     if (src < 0) return invalid(ErrorCodes.ADDRESS, 'PROXY v1: bad TCP4 source address');
@@ -140,7 +142,7 @@ export function parseV1(b: Uint8Array): ParseResult {
     transport: 'stream',
     source: { address: source, port: sport },
     destination: { address: destination, port: dport },
-    tlvs: [],
+    tlvs: NO_TLVS,
   };
   return { status: 'ok', header, length };
 }

@@ -3,7 +3,7 @@ import { crc32c } from './crc32c.js';
 import { ErrorCodes, type ProxyErrorCode, ProxyProtocolError } from './errors.js';
 import { formatIPv4Bytes, formatIPv6Bytes } from './ip.js';
 import { checkTlvValues, countTlvs, readTlvs, TlvType } from './tlv.js';
-import type { ParseResult, ProxyHeader, Tlv } from './types.js';
+import type { ParseResult, ProxyAddress, ProxyHeader, Tlv } from './types.js';
 
 /** The 12-byte v2 signature: \r\n\r\n\0\r\nQUIT\n. */
 export const V2_SIGNATURE = new Uint8Array([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -17,6 +17,8 @@ const ADDRESS_LENGTH = [0, 12, 36, 216] as const;
 const FAMILIES = ['unspec', 'IPv4', 'IPv6', 'unix'] as const;
 const TRANSPORTS = ['unspec', 'stream', 'dgram'] as const;
 const UNIX_PATH = 108;
+/** Shared by every header without TLVs (most of them): one allocation less per connection. */
+const NO_TLVS: Tlv[] = Object.freeze([]) as unknown as Tlv[];
 
 function invalid(code: ProxyErrorCode, message: string): ParseResult {
   return { status: 'invalid', error: new ProxyProtocolError(code, `PROXY v2: ${message}`) };
@@ -77,6 +79,23 @@ export function parseV2(b: Uint8Array, maxHeaderLength: number): ParseResult {
   }
   const vc = b[12] as number;
   const ft = b[13] as number;
+  const declared = ((b[14] as number) << 8) | (b[15] as number);
+  if (vc === 0x21 && ft === 0x11 && declared === 12 && b.length >= 28 && maxHeaderLength >= 28) {
+    // The header nearly every connection carries (PROXY, TCP over IPv4, no TLVs): built straight away.
+    return {
+      status: 'ok',
+      header: {
+        version: 2,
+        command: 'proxy',
+        family: 'IPv4',
+        transport: 'stream',
+        source: { address: formatIPv4Bytes(b, 16), port: ((b[24] as number) << 8) | (b[25] as number) },
+        destination: { address: formatIPv4Bytes(b, 20), port: ((b[26] as number) << 8) | (b[27] as number) },
+        tlvs: NO_TLVS,
+      },
+      length: 28,
+    };
+  }
   if (vc >> 4 !== 2) return invalid(ErrorCodes.VERSION, `unsupported version ${vc >> 4}`);
   const cmd = vc & 0xf;
   if (cmd > 1) return invalid(ErrorCodes.COMMAND, `unknown command ${cmd}`);
@@ -84,7 +103,6 @@ export function parseV2(b: Uint8Array, maxHeaderLength: number): ParseResult {
   if (fam > 3) return invalid(ErrorCodes.FAMILY, `unknown address family ${fam}`);
   const tr = ft & 0xf;
   if (tr > 2) return invalid(ErrorCodes.TRANSPORT, `unknown transport ${tr}`);
-  const declared = ((b[14] as number) << 8) | (b[15] as number);
   const length = V2_FIXED_LENGTH + declared;
   if (length > maxHeaderLength) {
     return invalid(ErrorCodes.TOO_LONG, `header of ${length} bytes exceeds the ${maxHeaderLength}-byte limit`);
@@ -104,35 +122,32 @@ export function parseV2(b: Uint8Array, maxHeaderLength: number): ParseResult {
     if (countTlvs(b, V2_FIXED_LENGTH, length) >= 0) tlvStart = V2_FIXED_LENGTH;
     else if (declared < addrLen) return invalid(ErrorCodes.TLV, 'TLVs do not tile the header');
   }
-  const bad = checkTlvs(b, tlvStart, length);
-  if (bad) return bad;
-  const tlvs: Tlv[] = tlvStart === length ? [] : readTlvs(b, tlvStart, length);
-
-  const header: ProxyHeader = {
-    version: 2,
-    command: local ? 'local' : 'proxy',
-    family: FAMILIES[fam] as ProxyHeader['family'],
-    transport: TRANSPORTS[tr] as ProxyHeader['transport'],
-    tlvs,
-  };
-  if (!local) {
-    const a = V2_FIXED_LENGTH;
-    if (fam === 1) {
-      header.source = { address: formatIPv4Bytes(b, a), port: ((b[a + 8] as number) << 8) | (b[a + 9] as number) };
-      header.destination = {
-        address: formatIPv4Bytes(b, a + 4),
-        port: ((b[a + 10] as number) << 8) | (b[a + 11] as number),
-      };
-    } else if (fam === 2) {
-      header.source = { address: formatIPv6Bytes(b, a), port: ((b[a + 32] as number) << 8) | (b[a + 33] as number) };
-      header.destination = {
-        address: formatIPv6Bytes(b, a + 16),
-        port: ((b[a + 34] as number) << 8) | (b[a + 35] as number),
-      };
-    } else if (fam === 3) {
-      header.source = { address: unixPath(b, a), port: 0 };
-      header.destination = { address: unixPath(b, a + UNIX_PATH), port: 0 };
-    }
+  let tlvs = NO_TLVS;
+  if (tlvStart < length) {
+    const bad = checkTlvs(b, tlvStart, length);
+    if (bad) return bad;
+    tlvs = readTlvs(b, tlvStart, length);
   }
+
+  const family = FAMILIES[fam] as ProxyHeader['family'];
+  const transport = TRANSPORTS[tr] as ProxyHeader['transport'];
+  if (local || fam === 0) {
+    return { status: 'ok', header: { version: 2, command: local ? 'local' : 'proxy', family, transport, tlvs }, length };
+  }
+  const a = V2_FIXED_LENGTH;
+  let source: ProxyAddress;
+  let destination: ProxyAddress;
+  if (fam === 1) {
+    source = { address: formatIPv4Bytes(b, a), port: ((b[a + 8] as number) << 8) | (b[a + 9] as number) };
+    destination = { address: formatIPv4Bytes(b, a + 4), port: ((b[a + 10] as number) << 8) | (b[a + 11] as number) };
+  } else if (fam === 2) {
+    source = { address: formatIPv6Bytes(b, a), port: ((b[a + 32] as number) << 8) | (b[a + 33] as number) };
+    destination = { address: formatIPv6Bytes(b, a + 16), port: ((b[a + 34] as number) << 8) | (b[a + 35] as number) };
+  } else {
+    source = { address: unixPath(b, a), port: 0 };
+    destination = { address: unixPath(b, a + UNIX_PATH), port: 0 };
+  }
+  // Same property order as the fast path above: one object shape for every header with addresses.
+  const header: ProxyHeader = { version: 2, command: 'proxy', family, transport, source, destination, tlvs };
   return { status: 'ok', header, length };
 }
