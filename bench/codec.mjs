@@ -13,16 +13,25 @@ const request = Buffer.from('GET /patients HTTP/1.1\r\nHost: ehr.example\r\n\r\n
 const POOL = 4096;
 const rnd = (n) => Math.floor(Math.random() * n);
 const v4 = () => `${1 + rnd(223)}.${rnd(256)}.${rnd(256)}.${1 + rnd(254)}`;
-const v6 = () => `2001:db8:${rnd(65536).toString(16)}:${rnd(65536).toString(16)}::${rnd(65536).toString(16)}:${rnd(65536).toString(16)}`;
+const v6 = () =>
+  `2001:db8:${rnd(65536).toString(16)}:${rnd(65536).toString(16)}::${rnd(65536).toString(16)}:${rnd(65536).toString(16)}`;
 const pool = (make) => Array.from({ length: POOL }, () => Buffer.concat([make(), request]));
 const inputs = {
   'v1 TCP4': pool(() => Buffer.from(`PROXY TCP4 ${v4()} 10.0.0.5 ${1024 + rnd(60000)} 443\r\n`)),
   'v1 TCP6': pool(() => Buffer.from(`PROXY TCP6 ${v6()} 2001:db8::1 ${1024 + rnd(60000)} 443\r\n`)),
   'v2 IPv4': pool(() =>
-    encodeProxyHeader({ version: 2, source: { address: v4(), port: 1024 + rnd(60000) }, destination: { address: '10.0.0.5', port: 443 } }),
+    encodeProxyHeader({
+      version: 2,
+      source: { address: v4(), port: 1024 + rnd(60000) },
+      destination: { address: '10.0.0.5', port: 443 },
+    }),
   ),
   'v2 IPv6': pool(() =>
-    encodeProxyHeader({ version: 2, source: { address: v6(), port: 1024 + rnd(60000) }, destination: { address: '2001:db8::1', port: 443 } }),
+    encodeProxyHeader({
+      version: 2,
+      source: { address: v6(), port: 1024 + rnd(60000) },
+      destination: { address: '2001:db8::1', port: 443 },
+    }),
   ),
 };
 
@@ -63,7 +72,9 @@ for (const input of Object.keys(inputs)) {
   }
 }
 
-console.log(`\nPROXY header parse, ops/s (median of ${ROUNDS} interleaved rounds; header followed by an HTTP request; 4096 distinct clients, one VIP)\n`);
+console.log(
+  `\nPROXY header parse, ops/s (median of ${ROUNDS} interleaved rounds; header followed by an HTTP request; 4096 distinct clients, one VIP)\n`,
+);
 const rows = [['input', ...Object.keys(parsers), 'ratio vs fastest peer']];
 const ratios = {};
 for (const input of Object.keys(inputs)) {

@@ -4,6 +4,19 @@
  * @packageDocumentation
  */
 
+export {
+  AuditLog,
+  type AuditLogOptions,
+  type AuditStats,
+  type CloseOptions,
+  createAuditLog,
+  type WatchOptions,
+} from './audit/audit-log.js';
+export { AccessLogTransport, formatElbLine } from './audit/elb-format.js';
+export { type AuditFileOptions, AuditFileTransport } from './audit/file-sink.js';
+export type { AuditMiddlewareOptions } from './audit/http-entry.js';
+export type { AuditFields } from './audit/record.js';
+export { type VerifyOptions, type VerifyResult, verifyAuditLog } from './audit/verify.js';
 export { createHttpServer, createServer, type HttpServerOptions, type ServerOptions } from './connection/create-server.js';
 export type { ProxyProtocolOptions } from './connection/options.js';
 export { getProxyInfo, type ProxyInfo } from './connection/socket-info.js';

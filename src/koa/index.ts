@@ -2,8 +2,9 @@
  * Koa adapter: `clientIp()` and `auditLog()` middleware.
  * @packageDocumentation
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {} from 'koa';
+import { type AuditMiddlewareOptions, compileRequestAudit } from '../audit/http-entry.js';
 import { type ClientIpOptions, compileClientIp } from '../client-ip.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
@@ -24,7 +25,14 @@ declare module 'koa' {
 /** The part of a Koa context the middleware touches (keeps this file free of a runtime Koa import). */
 interface KoaLikeContext {
   req: IncomingMessage;
+  res: ServerResponse;
   request: object;
+  clientIp?: string;
+  clientPort?: number;
+  _matchedRoute?: unknown;
+  status?: number;
+  body?: unknown;
+  set?: (field: string, value: string) => void;
 }
 
 /**
@@ -48,6 +56,45 @@ export function clientIp(options: ClientIpOptions = {}) {
     c.clientIp = ip;
     c.clientPort = port;
     c.request.clientIp = ip;
+    return next();
+  };
+}
+
+/** Options of the Koa `auditLog` middleware (`T` is your Koa context type). */
+export type KoaAuditOptions<T = import('koa').Context> = AuditMiddlewareOptions<T>;
+
+/**
+ * One audit entry per request, written when the response finishes or the connection closes first. Use it
+ * first, after `clientIp()`. While the log fails closed, requests are answered 503.
+ *
+ * @param options.log the log from `createAuditLog` (required)
+ * @param options.user `(ctx) => id`: opaque user id for `user.id`
+ * @param options.skip `(ctx) => boolean`: no entry (e.g. health checks)
+ * @param options.path `'path'` (default) | `'route'` (from @koa/router) | `(ctx) => string`
+ * @param options.queryKeys record query parameter names, never values (default false)
+ * @param options.requestIdHeader default `x-request-id`
+ * @example
+ * ```ts
+ * app.use(clientIp());
+ * app.use(auditLog({ log, user: (ctx) => ctx.state.user?.id }));
+ * ```
+ */
+export function auditLog<T = import('koa').Context>(options: KoaAuditOptions<T>) {
+  const begin = compileRequestAudit<KoaLikeContext>(options as unknown as AuditMiddlewareOptions<KoaLikeContext>, {
+    route(ctx) {
+      return typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : undefined;
+    },
+    client(ctx) {
+      return ctx.clientIp === undefined ? undefined : { ip: ctx.clientIp, port: ctx.clientPort };
+    },
+  });
+  return function auditLog(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<unknown> {
+    if (begin(ctx, ctx.req, ctx.res) === 'unavailable') {
+      ctx.status = 503;
+      ctx.set?.('retry-after', '5');
+      ctx.body = 'Service Unavailable: audit log unavailable\n';
+      return Promise.resolve();
+    }
     return next();
   };
 }

@@ -56,7 +56,10 @@ export function formatIPv4Number(n: number): string {
   // so the value check below keeps that one address correct.
   if (cacheKeys[slot] === (n | 0) && cacheValues[slot] !== '') return cacheValues[slot] as string;
   const s =
-    (DEC_DOT[n >>> 24] as string) + (DEC_DOT[(n >>> 16) & 255] as string) + (DEC_DOT[(n >>> 8) & 255] as string) + (DEC[n & 255] as string);
+    (DEC_DOT[n >>> 24] as string) +
+    (DEC_DOT[(n >>> 16) & 255] as string) +
+    (DEC_DOT[(n >>> 8) & 255] as string) +
+    (DEC[n & 255] as string);
   cacheKeys[slot] = n | 0;
   cacheValues[slot] = s;
   return s;
@@ -65,11 +68,13 @@ export function formatIPv4Number(n: number): string {
 /** Formats four bytes at `offset` as a dotted quad. */
 export function formatIPv4Bytes(b: Uint8Array, offset: number): string {
   return formatIPv4Number(
-    (((b[offset] as number) << 24) | ((b[offset + 1] as number) << 16) | ((b[offset + 2] as number) << 8) | (b[offset + 3] as number)) >>>
+    (((b[offset] as number) << 24) |
+      ((b[offset + 1] as number) << 16) |
+      ((b[offset + 2] as number) << 8) |
+      (b[offset + 3] as number)) >>>
       0,
   );
 }
-
 
 // Hex digit values by byte, -1 for anything else.
 const HEX_VALUE = /* @__PURE__ */ (() => {

@@ -1,0 +1,388 @@
+import type { KeyObject } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import type { Server, Socket } from 'node:net';
+import os from 'node:os';
+import winston from 'winston';
+import type TransportStream from 'winston-transport';
+import { getProxyInfo } from '../connection/socket-info.js';
+import type { ProxyProtocolError } from '../protocol/errors.js';
+import { unmapIPv4 } from '../trust.js';
+import { Chain, toPrivateKey } from './chain.js';
+import { AccessLogTransport } from './elb-format.js';
+import { AuditFileTransport } from './file-sink.js';
+import type { AuditFields } from './record.js';
+
+const MESSAGE = Symbol.for('message');
+const LEVEL = Symbol.for('level');
+
+/** Options of {@link createAuditLog}. */
+export interface AuditLogOptions {
+  /** The embedded sink: JSON lines appended to this file (mode 0600 when created). */
+  filename?: string;
+  /** More winston transports, beside or instead of the file: syslog, CloudWatch, Elasticsearch, … */
+  transports?: TransportStream[];
+  /** `service.name` of every entry. Default: `npm_package_name` or `"app"`. */
+  service?: string;
+  /** `host.name` of every entry. Default: `os.hostname()`. */
+  host?: string;
+  /** A secret that turns the SHA-256 chain into an HMAC-SHA256 chain (forging then needs the key). */
+  hashKey?: string | Buffer;
+  /** An Ed25519 private key (KeyObject or PEM): signed checkpoints, so truncation is detected. */
+  signingKey?: KeyObject | string | Buffer;
+  /** A signed checkpoint after this many entries. Default 1000. */
+  checkpointEvery?: number;
+  /** …and at least every this many milliseconds while entries arrive. Default 60000. */
+  checkpointInterval?: number;
+  /**
+   * What happens while the sink cannot keep up or fails: `'fail-closed'` (default) answers new requests with
+   * 503 until it recovers; `'fail-open'` serves them and counts the entries it could not queue.
+   */
+  onSinkError?: 'fail-closed' | 'fail-open';
+  /** Entries held for a slow or failing file before the log counts as unavailable. Default 10000. */
+  maxQueue?: number;
+  /** An nginx `elb_format`-style access log (human-readable, no query values, not chained) in this file. */
+  accessLog?: string;
+}
+
+/** Counters of an {@link AuditLog}. */
+export interface AuditStats {
+  /** Entries sealed into the chain. */
+  entries: number;
+  /** Entries that could not be queued (fail-open while unavailable); recorded as an `audit-entries-dropped` entry. */
+  dropped: number;
+  /** Requests begun and not yet logged. */
+  inFlight: number;
+  /** Entries waiting for the file. */
+  pending: number;
+}
+
+/** Options of {@link AuditLog.close}. */
+export interface CloseOptions {
+  /** Milliseconds to wait for in-flight requests and a failing disk. Default 30000. */
+  timeout?: number;
+}
+
+/** Options of {@link AuditLog.watch}. */
+export interface WatchOptions {
+  /** Also write an entry for every accepted connection. Default false. */
+  accepted?: boolean;
+}
+
+/**
+ * A tamper-evident audit log. Create it with {@link createAuditLog}.
+ *
+ * Events: `'error'` (sink failure; emitted only when listened to, otherwise a process warning),
+ * `'recovered'`, `'entry'` (every sealed line).
+ */
+export class AuditLog extends EventEmitter {
+  /** The winston logger every entry goes through. */
+  readonly logger: winston.Logger;
+  /** The embedded file sink, when `filename` was given. */
+  readonly file: AuditFileTransport | undefined;
+  readonly failClosed: boolean;
+  private readonly chain: Chain;
+  private readonly checkpointEvery: number;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private dropped = 0;
+  private droppedUnreported = 0;
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+  private pendingFlush = new Set<() => void>();
+  private unhealthy: Error | undefined;
+  private closing: Promise<void> | undefined;
+  private closed = false;
+  private warned = false;
+  private readonly unwatch: (() => void)[] = [];
+
+  /** @internal use {@link createAuditLog} */
+  constructor(options: AuditLogOptions) {
+    super();
+    const {
+      filename,
+      transports = [],
+      service = process.env.npm_package_name ?? 'app',
+      host = os.hostname(),
+      hashKey,
+      signingKey,
+      checkpointEvery = 1000,
+      checkpointInterval = 60_000,
+      onSinkError = 'fail-closed',
+      maxQueue = 10_000,
+      accessLog,
+    } = options;
+    if (filename === undefined && transports.length === 0) {
+      throw new TypeError('createAuditLog: give a filename, transports, or both');
+    }
+    if (filename !== undefined && (typeof filename !== 'string' || filename === ''))
+      throw new TypeError('createAuditLog: bad filename');
+    if (!Array.isArray(transports)) throw new TypeError('createAuditLog: transports must be an array');
+    if (onSinkError !== 'fail-closed' && onSinkError !== 'fail-open') {
+      throw new TypeError("createAuditLog: onSinkError must be 'fail-closed' or 'fail-open'");
+    }
+    if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) throw new TypeError('createAuditLog: bad checkpointEvery');
+    if (!Number.isInteger(checkpointInterval) || checkpointInterval < 0)
+      throw new TypeError('createAuditLog: bad checkpointInterval');
+    if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new TypeError('createAuditLog: bad maxQueue');
+    if (hashKey !== undefined && !(typeof hashKey === 'string' || Buffer.isBuffer(hashKey))) {
+      throw new TypeError('createAuditLog: hashKey must be a string or Buffer');
+    }
+    this.failClosed = onSinkError === 'fail-closed';
+    this.checkpointEvery = checkpointEvery;
+    this.chain = new Chain({
+      hashKey,
+      signingKey: signingKey === undefined ? undefined : toPrivateKey(signingKey),
+      service,
+      host,
+    });
+    this.file = filename === undefined ? undefined : new AuditFileTransport({ filename, maxQueue });
+    const all: TransportStream[] = [...(this.file ? [this.file] : []), ...transports];
+    if (accessLog !== undefined) all.push(new AccessLogTransport({ filename: accessLog }));
+    // No format: every transport receives the sealed line as info[MESSAGE] and info.message, byte for byte.
+    this.logger = winston.createLogger({
+      level: 'info',
+      format: winston.format((info) => info)(),
+      transports: all,
+      exitOnError: false,
+    });
+    this.logger.on('error', (err: Error) => this.sinkFailed(err));
+    for (const t of all) t.on('logged', () => this.sinkRecovered());
+    this.file?.on('sink-error', (err: Error) => this.sinkFailed(err));
+    this.file?.on('recovered', () => this.sinkRecovered());
+    this.file?.on('flushed', () => {
+      if (this.file && this.file.pending < this.file.maxQueue) this.sinkRecovered();
+    });
+    if (this.chain.signing && checkpointInterval > 0) {
+      this.checkpointTimer = setInterval(() => {
+        if (this.chain.sinceCheckpoint > 0) this.writeCheckpoint(false);
+      }, checkpointInterval);
+      this.checkpointTimer.unref();
+    }
+    this.seal({
+      kind: 'state',
+      category: 'configuration',
+      action: 'audit-log-started',
+      outcome: 'success',
+      auditExtra: this.startInfo(),
+    });
+  }
+
+  private startInfo(): string {
+    const fp = this.chain.fingerprint;
+    return `"pid":${process.pid}${fp ? `,"key_fingerprint":"${fp}"` : ''}`;
+  }
+
+  /** The chain id of this writer (one per process). */
+  get chainId(): string {
+    return this.chain.id;
+  }
+
+  /** Counters. */
+  get stats(): AuditStats {
+    return { entries: this.chain.sequence, dropped: this.dropped, inFlight: this.inFlight, pending: this.file?.pending ?? 0 };
+  }
+
+  /**
+   * Whether new requests may be served: false while the sink is failing or full, and after close.
+   * With `'fail-open'`, always true until close.
+   */
+  get accepting(): boolean {
+    if (this.closed) return false;
+    if (!this.failClosed) return true;
+    return this.unhealthy === undefined && (this.file === undefined || this.file.pending < this.file.maxQueue);
+  }
+
+  private sinkFailed(err: Error): void {
+    const first = this.unhealthy === undefined;
+    this.unhealthy = err;
+    if (!first) return;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else if (!this.warned) {
+      this.warned = true;
+      process.emitWarning(`audit log sink failed: ${err.message}`, { code: 'ERR_PROXY_AUDIT_SINK' });
+    }
+  }
+
+  private sinkRecovered(): void {
+    if (this.unhealthy === undefined && this.droppedUnreported === 0) return;
+    if (this.file?.error) return;
+    const was = this.unhealthy;
+    this.unhealthy = undefined;
+    this.warned = false;
+    if (this.droppedUnreported > 0) {
+      const n = this.droppedUnreported;
+      this.droppedUnreported = 0;
+      this.seal({
+        category: 'configuration',
+        action: 'audit-entries-dropped',
+        outcome: 'failure',
+        errorType: 'audit_sink_unavailable',
+        auditExtra: `"dropped":${n}`,
+      });
+    }
+    if (was) this.emit('recovered');
+  }
+
+  private seal(fields: AuditFields): void {
+    const line = this.chain.seal(fields);
+    this.logger.log({ level: 'info', message: line, [LEVEL]: 'info', [MESSAGE]: line, fields } as unknown as winston.LogEntry);
+    if (this.listenerCount('entry') > 0) this.emit('entry', line, fields);
+  }
+
+  private writeCheckpoint(final: boolean): void {
+    this.seal(this.chain.checkpoint(final));
+    this.chain.sinceCheckpoint = 0;
+  }
+
+  /**
+   * Writes one entry. Returns false when it could not be queued (sink full or closed): the loss is counted
+   * and recorded as soon as the sink recovers.
+   */
+  write(fields: AuditFields): boolean {
+    if (this.closed || (this.file !== undefined && this.file.pending >= this.file.maxQueue)) {
+      this.dropped++;
+      if (!this.closed) this.droppedUnreported++;
+      return false;
+    }
+    this.seal(fields);
+    if (this.chain.signing && this.chain.sinceCheckpoint >= this.checkpointEvery) this.writeCheckpoint(false);
+    return true;
+  }
+
+  /** @internal the middleware marks a request as begun… */
+  begin(): void {
+    this.inFlight++;
+  }
+
+  /** @internal …and as logged. */
+  end(): void {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.idle.length > 0) {
+      const waiters = this.idle;
+      this.idle = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** @internal register a callback that writes the entry of a request still in flight at a close deadline. */
+  track(flush: () => void): () => void {
+    this.pendingFlush.add(flush);
+    return () => this.pendingFlush.delete(flush);
+  }
+
+  /**
+   * Also audits the connection level of a server wrapped by `withProxyProtocol`: an entry for every
+   * rejected connection (`'proxyError'`: reason code, peer address and port), and with `accepted: true`
+   * for every accepted one.
+   *
+   * @example
+   * ```ts
+   * log.watch(withProxyProtocol(server));
+   * ```
+   */
+  watch(server: Server, options: WatchOptions = {}): this {
+    const onError = (err: ProxyProtocolError) => {
+      this.write({
+        category: 'network',
+        action: 'connection-rejected',
+        outcome: 'failure',
+        peerAddress: err.peer ? unmapIPv4(err.peer.address) : undefined,
+        peerPort: err.peer?.port,
+        errorType: 'proxy_protocol',
+        errorCode: err.code,
+        errorMessage: err.message,
+      });
+    };
+    server.on('proxyError', onError);
+    this.unwatch.push(() => server.removeListener('proxyError', onError));
+    if (options.accepted) {
+      const onConnection = (socket: Socket) => {
+        const info = getProxyInfo(socket);
+        if (!info) return;
+        this.write({
+          category: 'network',
+          action: 'connection-accepted',
+          outcome: 'success',
+          clientIp: unmapIPv4(info.client.address),
+          clientPort: info.client.port,
+          peerAddress: unmapIPv4(info.peer.address),
+          peerPort: info.peer.port,
+        });
+      };
+      server.on('connection', onConnection);
+      this.unwatch.push(() => server.removeListener('connection', onConnection));
+    }
+    return this;
+  }
+
+  /**
+   * Waits for in-flight requests, writes the last entries (and a final signed checkpoint), flushes and
+   * closes every transport. Resolves when every entry is on disk or handed to its transport. Requests still
+   * in flight at the deadline are written with `error.type: "shutdown"`. Safe to call more than once.
+   *
+   * @example
+   * ```ts
+   * process.on('SIGTERM', () => server.close(async () => { await log.close(); process.exit(0); }));
+   * ```
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closing ??= this.doClose(options.timeout ?? 30_000);
+    return this.closing;
+  }
+
+  private async doClose(timeout: number): Promise<void> {
+    const deadline = Date.now() + timeout;
+    for (const u of this.unwatch) u();
+    if (this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idle.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+      for (const flush of [...this.pendingFlush]) flush();
+    }
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.seal({
+      kind: 'state',
+      category: 'configuration',
+      action: 'audit-log-stopped',
+      outcome: 'success',
+      auditExtra: `"dropped":${this.dropped}`,
+    });
+    if (this.chain.signing) this.writeCheckpoint(true);
+    this.closed = true;
+    const transports = [...this.logger.transports];
+    const finished = transports.map((t) => (t.writableFinished ? Promise.resolve() : once(t, 'finish').then(() => undefined)));
+    this.logger.end();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
+    });
+    const r = await Promise.race([Promise.all(finished), late]);
+    clearTimeout(timer);
+    if (r === 'late' && this.file) {
+      const lost = this.file.abandon();
+      await Promise.race([once(this.file, 'finish'), new Promise((res) => setTimeout(res, 1000).unref())]);
+      throw Object.assign(new Error(`audit log closed with ${lost} entries not written (sink unavailable)`), {
+        code: 'ERR_PROXY_AUDIT_LOST',
+        lost,
+      });
+    }
+  }
+}
+
+/**
+ * Creates the audit log: one tamper-evident, PHI-minimised JSON line per request (through the `auditLog`
+ * middleware) and per rejected connection (through {@link AuditLog.watch}).
+ *
+ * @example
+ * ```ts
+ * const log = createAuditLog({ filename: '/var/log/app/audit.jsonl', service: 'ehr-api' });
+ * app.use(auditLog({ log, user: (req) => req.user?.id }));
+ * ```
+ */
+export function createAuditLog(options: AuditLogOptions): AuditLog {
+  return new AuditLog(options);
+}

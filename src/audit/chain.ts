@@ -1,0 +1,84 @@
+// The tamper-evidence of the audit log: a per-writer hash chain and Ed25519-signed checkpoints.
+import { createHash, createHmac, createPrivateKey, createPublicKey, hash, type KeyObject, randomUUID, sign } from 'node:crypto';
+import { type AuditFields, serializeFields } from './record.js';
+
+/** 64 zeros: the `prev` of the first entry of every chain. */
+export const GENESIS = '0'.repeat(64);
+/** `,"hash":"` + 64 hex digits + `"}}`: how every line ends. */
+export const HASH_SUFFIX_LENGTH = 9 + 64 + 3;
+
+/** What a checkpoint signature covers. Verifiers rebuild exactly this text. */
+export function checkpointPayload(
+  chain: string,
+  lastSequence: number,
+  lastHash: string,
+  prevSignature: string,
+  final: boolean,
+): string {
+  return `proxy-protocol-audit checkpoint v1\n${chain}\n${lastSequence}\n${lastHash}\n${prevSignature}\n${final}`;
+}
+
+/** SHA-256 of the DER SubjectPublicKeyInfo, hex: names the key in every checkpoint. */
+export function keyFingerprint(key: KeyObject): string {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
+}
+
+export function toPrivateKey(key: KeyObject | string | Buffer): KeyObject {
+  const k = typeof key === 'object' && 'asymmetricKeyType' in key ? key : createPrivateKey(key as string | Buffer);
+  if (k.type !== 'private' || k.asymmetricKeyType !== 'ed25519') throw new TypeError('signingKey must be an Ed25519 private key');
+  return k;
+}
+
+/** One writer's chain: assigns sequence numbers and links every entry to the one before. */
+export class Chain {
+  readonly id = randomUUID();
+  /** Last assigned sequence number. */
+  sequence = 0;
+  lastHash = GENESIS;
+  private readonly tail: string;
+  private readonly hashKey: Buffer | undefined;
+  private readonly signingKey: KeyObject | undefined;
+  readonly fingerprint: string | undefined;
+  private prevSignature = '';
+  /** Entries since the last checkpoint. */
+  sinceCheckpoint = 0;
+
+  constructor(options: { hashKey?: string | Buffer; signingKey?: KeyObject; service: string; host: string }) {
+    this.hashKey = options.hashKey === undefined ? undefined : Buffer.from(options.hashKey);
+    this.signingKey = options.signingKey;
+    this.fingerprint = this.signingKey ? keyFingerprint(this.signingKey) : undefined;
+    const alg = this.hashKey ? 'hmac-sha256' : 'sha256';
+    this.tail = `,"service":{"name":${JSON.stringify(options.service)}},"host":{"name":${JSON.stringify(options.host)}},"audit":{"chain":"${this.id}","alg":"${alg}"`;
+  }
+
+  /** Seals an entry: the complete line, without newline. */
+  seal(fields: AuditFields): string {
+    const seq = ++this.sequence;
+    const extra = fields.auditExtra === undefined ? '' : `,${fields.auditExtra}`;
+    const body = `${serializeFields(fields, seq)}${this.tail},"prev":"${this.lastHash}"${extra}`;
+    const covered = `${body}}}`;
+    const h = this.hashKey ? createHmac('sha256', this.hashKey).update(covered).digest('hex') : hash('sha256', covered, 'hex');
+    this.lastHash = h;
+    this.sinceCheckpoint++;
+    return `${body},"hash":"${h}"}}`;
+  }
+
+  /** Whether checkpoints are signed at all. */
+  get signing(): boolean {
+    return this.signingKey !== undefined;
+  }
+
+  /** Fields of a signed checkpoint over everything sealed so far; it is then sealed like any entry. */
+  checkpoint(final: boolean): AuditFields {
+    if (!this.signingKey) throw new Error('no signing key');
+    const payload = checkpointPayload(this.id, this.sequence, this.lastHash, this.prevSignature, final);
+    const signature = sign(null, Buffer.from(payload), this.signingKey).toString('base64');
+    const extra = `"checkpoint":{"last_sequence":${this.sequence},"last_hash":"${this.lastHash}","prev_signature":"${this.prevSignature}","key_fingerprint":"${this.fingerprint}","final":${final},"signature":"${signature}"}`;
+    this.prevSignature = signature;
+    this.sinceCheckpoint = 0;
+    return { kind: 'state', category: 'configuration', action: 'audit-checkpoint', outcome: 'success', auditExtra: extra };
+  }
+}

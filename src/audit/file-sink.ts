@@ -1,0 +1,177 @@
+// The embedded default sink: JSON lines appended to one file, as a winston transport.
+import fs from 'node:fs';
+import TransportStream from 'winston-transport';
+
+const MESSAGE = Symbol.for('message');
+
+/** Options of {@link AuditFileTransport}. */
+export interface AuditFileOptions {
+  filename: string;
+  /** Lines held while the disk is slow or failing; beyond it the sink reports itself full. Default 10000. */
+  maxQueue?: number;
+  /** Milliseconds between retries after a write error. Default 1000. */
+  retryInterval?: number;
+  /** File mode for a new file. Default 0o600: the audit log holds client IPs (ePHI). */
+  mode?: number;
+}
+
+/**
+ * Appends each entry's line to `filename`. Lines are batched into one `write(2)` per turn of the event loop
+ * on an `O_APPEND` descriptor, so lines from several processes never interleave mid-line. Nothing is
+ * dropped on an error: the batch stays queued and is retried; `end()` resolves only after the last byte
+ * is written and fsync'ed.
+ */
+export class AuditFileTransport extends TransportStream {
+  readonly filename: string;
+  readonly maxQueue: number;
+  private readonly retryInterval: number;
+  private readonly mode: number;
+  private fd: number | undefined;
+  private queue: string[] = [];
+  private writing = false;
+  private scheduled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failed: Error | undefined;
+  private idleWaiters: (() => void)[] = [];
+  /** Lines written to disk so far. */
+  written = 0;
+
+  constructor(options: AuditFileOptions) {
+    super({ level: 'info' });
+    this.filename = options.filename;
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.retryInterval = options.retryInterval ?? 1000;
+    this.mode = options.mode ?? 0o600;
+  }
+
+  /** Lines waiting for the disk. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** The last write error, until a write succeeds again. */
+  get error(): Error | undefined {
+    return this.failed;
+  }
+
+  override log(info: Record<string | symbol, unknown>, callback: () => void): void {
+    this.queue.push(`${info[MESSAGE] as string}\n`);
+    if (!this.scheduled && !this.writing && this.retryTimer === undefined) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+    callback();
+  }
+
+  private flush(): void {
+    if (this.writing || this.queue.length === 0) {
+      if (!this.writing && this.queue.length === 0) this.settle();
+      return;
+    }
+    if (this.fd === undefined) {
+      try {
+        this.fd = fs.openSync(this.filename, 'a', this.mode);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+    }
+    const count = this.queue.length;
+    const data = Buffer.from(count === 1 ? (this.queue[0] as string) : this.queue.join(''));
+    this.writing = true;
+    this.writeAll(data, 0, (err) => {
+      this.writing = false;
+      if (err) {
+        this.fail(err);
+        return;
+      }
+      this.queue.splice(0, count);
+      this.written += count;
+      if (this.failed) {
+        this.failed = undefined;
+        this.emit('recovered');
+      }
+      this.emit('flushed', count);
+      this.flush();
+    });
+  }
+
+  private writeAll(data: Buffer, offset: number, done: (err: Error | null) => void): void {
+    fs.write(this.fd as number, data, offset, data.length - offset, null, (err, n) => {
+      if (err) return done(err);
+      if (offset + n < data.length) return this.writeAll(data, offset + n, done);
+      done(null);
+    });
+  }
+
+  private fail(err: Error): void {
+    // A partial write may have landed: close so that the retry reopens and appends after it. The chain
+    // verifier would flag a torn line, so the whole batch is rewritten only if nothing landed.
+    if (this.fd !== undefined) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {}
+      this.fd = undefined;
+    }
+    const first = this.failed === undefined;
+    this.failed = err;
+    // Not 'error': on a piped Writable that would unpipe it from the logger. The AuditLog listens for this.
+    if (first) this.emit('sink-error', err);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.flush();
+    }, this.retryInterval);
+    this.retryTimer.unref();
+  }
+
+  private settle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves when every queued line is on disk (not fsync'ed). */
+  drained(): Promise<void> {
+    if (this.queue.length === 0 && !this.writing) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // Writable's last step before 'finish': winston ends every transport when the logger ends, and 'finish'
+  // must mean "on disk" (winston's own File transport signals it before the bytes land).
+  override _final(callback: (error?: Error | null) => void): void {
+    const finish = () => {
+      if (this.retryTimer) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+      }
+      const fd = this.fd;
+      this.fd = undefined;
+      if (fd === undefined) return callback();
+      fs.fsync(fd, () => fs.close(fd, () => callback()));
+    };
+    if (this.queue.length === 0 && !this.writing) finish();
+    else this.idleWaiters.push(finish);
+  }
+
+  /**
+   * Gives up on what is still queued (the disk never came back before a shutdown deadline): returns how many
+   * lines are lost and lets `_final` complete.
+   */
+  abandon(): number {
+    const lost = this.queue.length;
+    this.queue = [];
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+    if (!this.writing) this.settle();
+    return lost;
+  }
+
+  override close(): void {
+    // Called by winston on unpipe; the descriptor is released in _final.
+  }
+}

@@ -1,0 +1,172 @@
+// The request-level audit both framework adapters share: one entry per request, written when the response
+// finishes or the connection closes first.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import onFinished from 'on-finished';
+import { getProxyInfo } from '../connection/socket-info.js';
+import { unmapIPv4 } from '../trust.js';
+import type { AuditLog } from './audit-log.js';
+import type { AuditFields } from './record.js';
+
+/** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
+export interface AuditMiddlewareOptions<T> {
+  /** The log from `createAuditLog`. */
+  log: AuditLog;
+  /** Returns an opaque user id for `user.id` (called when the request ends, after authentication ran). */
+  user?: (target: T) => string | number | undefined | null;
+  /** Returns true for requests that get no entry (health checks, metrics). */
+  skip?: (target: T) => boolean;
+  /**
+   * What `url.path` holds: `'path'` (default; the path without query), `'route'` (the route template, e.g.
+   * `/patients/:id`, falling back to the path), or a function returning the value to log (redaction).
+   */
+  path?: 'path' | 'route' | ((target: T) => string | undefined);
+  /** Record the query's parameter names (never values) in `url.query`, e.g. `"dob&name"`. Default false. */
+  queryKeys?: boolean;
+  /** Header carrying the request id, echoed in the response. Default `x-request-id`; false: always generate. */
+  requestIdHeader?: string | false;
+}
+
+/** How the adapters tell the shared code about their framework. */
+export interface FrameworkBinding<T> {
+  /** The route template matched by the router, when known. */
+  route(target: T): string | undefined;
+  /** The client decided by `clientIp()`, when it ran. */
+  client(target: T): { ip: string; port: number | undefined } | undefined;
+}
+
+const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const MAX_PATH = 2048;
+const MAX_UA = 512;
+
+function queryNames(url: string, q: number): string | undefined {
+  const names = new Set<string>();
+  for (const part of url.slice(q + 1).split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    let name = eq < 0 ? part : part.slice(0, eq);
+    try {
+      name = decodeURIComponent(name.replace(/\+/g, ' '));
+    } catch {}
+    names.add(name.slice(0, 64));
+  }
+  return names.size === 0 ? undefined : [...names].sort().join('&');
+}
+
+function tlsVersion(req: IncomingMessage): string | undefined {
+  const p = (req.socket as TLSSocket).getProtocol?.();
+  return typeof p === 'string' && p.startsWith('TLSv') ? p.slice(4) : undefined;
+}
+
+function domainOf(req: IncomingMessage): string | undefined {
+  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+  if (!host) return undefined;
+  const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  return h && /^[A-Za-z0-9.\-[\]:]{1,255}$/.test(h) ? h.toLowerCase() : undefined;
+}
+
+/** A throwing user callback must cost the entry one field, never the entry. */
+function attempt<R>(fn: () => R): R | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What `begin` decided. */
+export type Begin = 'skip' | 'serve' | 'unavailable';
+
+/**
+ * Compiles the options once. The returned `begin` is called at the start of every request: it registers the
+ * entry for when the request ends and says whether to serve it (`'unavailable'`: answer 503, the log is
+ * failing closed).
+ */
+export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
+  const { log, user, skip, path = 'path', queryKeys = false, requestIdHeader = 'x-request-id' } = options ?? ({} as never);
+  if (!log || typeof log.write !== 'function')
+    throw new TypeError('auditLog: options.log must be an AuditLog from createAuditLog');
+  if (user !== undefined && typeof user !== 'function') throw new TypeError('auditLog: user must be a function');
+  if (skip !== undefined && typeof skip !== 'function') throw new TypeError('auditLog: skip must be a function');
+  if (path !== 'path' && path !== 'route' && typeof path !== 'function')
+    throw new TypeError("auditLog: path must be 'path', 'route' or a function");
+  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditLog: bad requestIdHeader');
+  const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
+
+  return function begin(target: T, req: IncomingMessage, res: ServerResponse): Begin {
+    if (skip?.(target)) return 'skip';
+    const timestamp = Date.now();
+    const t0 = performance.now();
+    const url = req.url ?? '/';
+    const incoming = idHeader ? req.headers[idHeader] : undefined;
+    const requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+    if (idHeader && !res.headersSent) res.setHeader(idHeader, requestId);
+    const accepting = log.accepting;
+    log.begin();
+    let done = false;
+
+    const finish = (kind: 'finished' | 'aborted' | 'timeout' | 'shutdown') => {
+      if (done) return;
+      done = true;
+      untrack();
+      try {
+        const info = getProxyInfo(req.socket);
+        const decided = binding.client(target);
+        const socketIp = req.socket?.remoteAddress;
+        const q = url.indexOf('?');
+        let logged: string | undefined;
+        if (typeof path === 'function') logged = attempt(() => path(target));
+        else {
+          if (path === 'route') logged = binding.route(target);
+          logged ??= q < 0 ? url : url.slice(0, q);
+        }
+        const uid = user ? attempt(() => user(target)) : undefined;
+        const status = res.headersSent || kind === 'finished' ? res.statusCode : undefined;
+        const length = res.getHeader('content-length');
+        const ua = req.headers['user-agent'];
+        const fields: AuditFields = {
+          timestamp,
+          category: 'web',
+          action: 'http-request',
+          outcome: kind !== 'finished' || (status ?? 500) >= 400 ? 'failure' : 'success',
+          duration: (performance.now() - t0) * 1e6,
+          clientIp: decided ? decided.ip : unmapIPv4(info ? info.client.address : (socketIp ?? '')),
+          clientPort: decided ? decided.port : info ? info.client.port : req.socket?.remotePort,
+          peerAddress: unmapIPv4(info ? info.peer.address : (socketIp ?? '')),
+          peerPort: info ? info.peer.port : req.socket?.remotePort,
+          method: req.method,
+          requestId,
+          httpVersion: req.httpVersion,
+          domain: domainOf(req),
+          path: logged === undefined ? undefined : logged.slice(0, MAX_PATH),
+          query: queryKeys && q >= 0 ? queryNames(url, q) : undefined,
+          route: binding.route(target),
+          status,
+          bytes: length === undefined ? undefined : Number(length),
+          userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
+          userId: uid === undefined || uid === null ? undefined : String(uid),
+          tlsVersion: tlsVersion(req),
+        };
+        if (!accepting) {
+          fields.errorType = 'audit_unavailable';
+        } else if (kind === 'aborted') {
+          fields.errorType = 'client_aborted';
+        } else if (kind === 'timeout') {
+          fields.errorType = 'timeout';
+        } else if (kind === 'shutdown') {
+          fields.errorType = 'shutdown';
+        }
+        log.write(fields);
+      } finally {
+        log.end();
+      }
+    };
+    const untrack = log.track(() => finish('shutdown'));
+    onFinished(res, (err: (Error & { code?: string }) | null) => {
+      if (res.writableFinished) finish('finished');
+      else finish(err && (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ETIMEDOUT') ? 'timeout' : 'aborted');
+    });
+    return accepting || !log.failClosed ? 'serve' : 'unavailable';
+  };
+}
