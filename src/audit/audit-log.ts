@@ -58,8 +58,10 @@ export interface AuditStats {
 
 /** Options of {@link AuditLog.close}. */
 export interface CloseOptions {
-  /** Milliseconds to wait for in-flight requests and a failing disk. Default 30000. */
+  /** Milliseconds to wait for requests in flight. Default 30000. */
   timeout?: number;
+  /** Then milliseconds to wait for the sink to take the last entries (a failing disk). Default 10000. */
+  flushTimeout?: number;
 }
 
 /** Options of {@link AuditLog.watch}. */
@@ -325,11 +327,11 @@ export class AuditLog extends EventEmitter {
    * ```
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closing ??= this.doClose(options.timeout ?? 30_000);
+    this.closing ??= this.doClose(options.timeout ?? 30_000, options.flushTimeout ?? 10_000);
     return this.closing;
   }
 
-  private async doClose(timeout: number): Promise<void> {
+  private async doClose(timeout: number, flushTimeout: number): Promise<void> {
     const deadline = Date.now() + timeout;
     for (const u of this.unwatch) u();
     if (this.inFlight > 0) {
@@ -353,18 +355,22 @@ export class AuditLog extends EventEmitter {
     });
     if (this.chain.signing) this.writeCheckpoint(true);
     this.closed = true;
+    const flushDeadline = Date.now() + flushTimeout;
     const transports = [...this.logger.transports];
     const finished = transports.map((t) => (t.writableFinished ? Promise.resolve() : once(t, 'finish').then(() => undefined)));
     this.logger.end();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(() => resolve('late'), Math.max(0, flushDeadline - Date.now()));
     });
     const r = await Promise.race([Promise.all(finished), late]);
     clearTimeout(timer);
     if (r === 'late' && this.file) {
+      const fileDone = this.file.writableFinished ? Promise.resolve() : once(this.file, 'finish');
       const lost = this.file.abandon();
-      await Promise.race([once(this.file, 'finish'), new Promise((res) => setTimeout(res, 1000).unref())]);
+      let t2: NodeJS.Timeout | undefined;
+      await Promise.race([fileDone, new Promise((res) => (t2 = setTimeout(res, 1000)))]);
+      clearTimeout(t2);
       throw Object.assign(new Error(`audit log closed with ${lost} entries not written (sink unavailable)`), {
         code: 'ERR_PROXY_AUDIT_LOST',
         lost,

@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import tls from 'node:tls';
+import Router from '@koa/router';
+import express from 'express';
+import Koa from 'koa';
+import { auditLog as expressAudit, clientIp as expressClientIp } from '../../src/express/index.js';
+import {
+  createAuditLog,
+  createServer,
+  encodeProxyHeader,
+  formatElbLine,
+  verifyAuditLog,
+  withProxyProtocol,
+} from '../../src/index.js';
+import { auditLog as koaAudit, clientIp as koaClientIp } from '../../src/koa/index.js';
+import { certificate, close, raw, sleep } from '../helpers.js';
+import { type Entry, entries, requests, tmpFile } from './util.js';
+
+const PLANTED = ['John', 'Doe', '123-45-6789', 'Bearer-SECRET-TOKEN', 'session=COOKIE-VALUE', 'SETCOOKIE-VALUE', 'BODY-SSN-987'];
+const request = (path: string, extra = '', body = '') =>
+  `POST ${path} HTTP/1.1\r\nHost: ehr.example:8443\r\nUser-Agent: audit-test/1.0\r\nAuthorization: Bearer-SECRET-TOKEN\r\nCookie: session=COOKIE-VALUE\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`;
+
+async function listening(server: Server): Promise<number> {
+  if (!server.listening) await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}
+
+describe('Express auditLog', () => {
+  const file = tmpFile();
+  const log = createAuditLog({ filename: file, service: 'ehr-api', accessLog: `${file}.access` });
+  const app = express();
+  app.use(expressClientIp());
+  app.use(expressAudit({ log, user: (req) => req.get('x-test-user'), queryKeys: true, skip: (req) => req.path === '/health' }));
+  app.post('/patients/:id', (_req, res) => {
+    res.setHeader('Set-Cookie', 'x=SETCOOKIE-VALUE');
+    res.json({ ok: true });
+  });
+  app.get('/health', (_req, res) => res.send('ok'));
+  app.get('/slow', (_req, res) => setTimeout(() => res.end('late'), 300));
+  app.get('/throw', () => {
+    throw new Error('boom');
+  });
+  const server = withProxyProtocol(app.listen(0, '127.0.0.1'));
+  log.watch(server);
+  after(() => close(server));
+
+  it('one entry per request with every field, PHI-free', async () => {
+    const port = await listening(server);
+    const header = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 8443\r\n';
+    await raw(port, [
+      header +
+        request(
+          '/patients/12?name=John&last=Doe&ssn=123-45-6789',
+          'X-Test-User: u-17\r\nX-Request-Id: req-abc.1\r\n',
+          '{"ssn":"BODY-SSN-987"}',
+        ),
+    ]);
+    await raw(port, [`${header}GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    await raw(port, [`${header}GET /throw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    await raw(port, ['GET / HTTP/1.1\r\n\r\n']); // rejected: no header
+    await server.close();
+    await log.close();
+
+    const all = entries(file);
+    const reqs = requests(file);
+    assert.equal(reqs.length, 2, 'health check skipped');
+    const e = reqs[0] as Entry;
+    assert.match(e['@timestamp'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(e.event.kind, 'event');
+    assert.equal(e.event.category, 'web');
+    assert.equal(e.event.outcome, 'success');
+    assert.ok(Number.isInteger(e.event.duration) && e.event.duration > 0);
+    assert.deepEqual(e.client, { ip: '203.0.113.7', port: 51000 });
+    assert.equal(e.network.peer.address, '127.0.0.1');
+    assert.ok(e.network.peer.port > 0);
+    assert.equal(e.http.request.method, 'POST');
+    assert.equal(e.http.request.id, 'req-abc.1');
+    assert.equal(e.http.route, '/patients/:id');
+    assert.equal(e.http.response.status_code, 200);
+    assert.equal(e.http.response.body.bytes, 11);
+    assert.equal(e.url.path, '/patients/12');
+    assert.equal(e.url.query, 'last&name&ssn');
+    assert.equal(e.url.domain, 'ehr.example');
+    assert.equal(e.user_agent.original, 'audit-test/1.0');
+    assert.equal(e.user.id, 'u-17');
+    assert.equal(e.service.name, 'ehr-api');
+    assert.equal(typeof e.host.name, 'string');
+    assert.equal(e.tls, undefined);
+    const failed = reqs[1] as Entry;
+    assert.equal(failed.http.response.status_code, 500);
+    assert.equal(failed.event.outcome, 'failure');
+    const rejected = all.find((x) => x.event.action === 'connection-rejected');
+    assert.equal(rejected?.error.code, 'ERR_PROXY_MISSING');
+    assert.equal(rejected?.event.category, 'network');
+    assert.equal(rejected?.network.peer.address, '127.0.0.1');
+    // Sequences are gap-free and the chain verifies.
+    assert.deepEqual(
+      all.map((x) => x.event.sequence),
+      all.map((_, i) => i + 1),
+    );
+    assert.deepEqual(await verifyAuditLog(file), { ok: true, entries: all.length, chains: 1, checkpoints: 0 });
+    const text = readFileSync(file, 'utf8') + readFileSync(`${file}.access`, 'utf8');
+    for (const p of PLANTED) assert.ok(!text.includes(p), `${p} leaked into the audit log`);
+    assert.ok(!/authorization|cookie/i.test(text));
+    const access = readFileSync(`${file}.access`, 'utf8').trim().split('\n');
+    assert.match(
+      access[0] as string,
+      /^ehr\.example 203\.0\.113\.7 - u-17 \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "POST \/patients\/12 HTTP\/1\.1" 200 11 "-" "audit-test\/1\.0" "203\.0\.113\.7" \d+\.\d{3}$/,
+    );
+  });
+
+  it('aborted requests get an entry too', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.use(expressAudit({ log: l }));
+    a.get('/slow', (_req, res) => setTimeout(() => res.end('late'), 300));
+    const s = withProxyProtocol(a.listen(0, '127.0.0.1'));
+    const port = await listening(s);
+    await raw(port, ['PROXY TCP4 198.51.100.1 10.0.0.5 40000 443\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n'], { timeout: 50 });
+    await sleep(100);
+    await close(s);
+    await l.close();
+    const [e] = requests(f);
+    assert.equal(e?.event.outcome, 'failure');
+    assert.equal(e?.error.type, 'client_aborted');
+    assert.equal(e?.client.ip, '198.51.100.1');
+    assert.equal(e?.http.response, undefined);
+  });
+
+  it('a throwing user() costs a field, never the entry', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.use(
+      expressAudit({
+        log: l,
+        user: () => {
+          throw new Error('no');
+        },
+      }),
+    );
+    a.get('/', (_req, res) => res.end('x'));
+    const s = a.listen(0, '127.0.0.1');
+    const port = await listening(s);
+    await raw(port, ['GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    await close(s);
+    await l.close();
+    const [e] = requests(f);
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.user, undefined);
+    assert.equal(e?.client.ip, '127.0.0.1');
+  });
+
+  it('rejects bad options at setup', () => {
+    assert.throws(() => expressAudit({} as never), TypeError);
+    const l = createAuditLog({ filename: tmpFile() });
+    assert.throws(() => expressAudit({ log: l, path: 'nope' as never }), TypeError);
+    assert.throws(() => createAuditLog({} as never), TypeError);
+    assert.throws(() => createAuditLog({ filename: tmpFile(), onSinkError: 'maybe' as never }), TypeError);
+    void l.close();
+  });
+});
+
+describe('Koa auditLog over HTTPS', () => {
+  it('records the route, the TLS version and a spoof-proof client', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = new Koa();
+    const router = new Router();
+    app.use(koaClientIp());
+    app.use(koaAudit({ log, path: 'route', user: (ctx) => ctx.state.user }));
+    app.use(async (ctx, next) => {
+      ctx.state.user = 'nurse-4';
+      await next();
+    });
+    router.get('/records/:mrn', (ctx) => {
+      ctx.body = { ip: ctx.clientIp };
+    });
+    app.use(router.routes());
+    const server = createServer({ ...(await certificate()) }, app.callback());
+    server.listen(0, '127.0.0.1');
+    const port = await listening(server);
+    const header = encodeProxyHeader({
+      version: 2,
+      source: { address: '2001:db8::42', port: 61000 },
+      destination: { address: '2001:db8::1', port: 443 },
+    });
+    const socket = net.connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(header);
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.get(
+        {
+          path: '/records/MRN-000123?q=Smith',
+          headers: { 'x-forwarded-for': '6.6.6.6' },
+          createConnection: () => tls.connect({ socket, rejectUnauthorized: false }),
+        },
+        (res) => {
+          let b = '';
+          res.on('data', (d) => (b += d));
+          res.on('end', () => resolve(b));
+        },
+      );
+      req.on('error', reject);
+    });
+    assert.deepEqual(JSON.parse(body), { ip: '2001:db8::42' });
+    await close(server);
+    await log.close();
+    const [e] = requests(file);
+    assert.equal(e?.url.path, '/records/:mrn', 'path: route logs the template, not the MRN');
+    assert.equal(e?.http.route, '/records/:mrn');
+    assert.ok(!readFileSync(file, 'utf8').includes('MRN-000123'));
+    assert.ok(!readFileSync(file, 'utf8').includes('Smith'));
+    assert.deepEqual(e?.client, { ip: '2001:db8::42', port: 61000 });
+    assert.match(e?.tls.version, /^1\.[23]$/);
+    assert.equal(e?.user.id, 'nurse-4');
+    assert.equal(e?.http.response.status_code, 200);
+  });
+});
+
+it('formatElbLine writes no query and escapes quotes', () => {
+  const line = formatElbLine({
+    timestamp: Date.UTC(2026, 10, 24, 1, 2, 3),
+    category: 'web',
+    action: 'http-request',
+    outcome: 'success',
+    method: 'GET',
+    path: '/a',
+    status: 204,
+    bytes: 0,
+    clientIp: '192.0.2.1',
+    domain: 'h',
+    userAgent: 'x"y',
+    duration: 4_600_000,
+  });
+  assert.equal(line, 'h 192.0.2.1 - - [24/Nov/2026:01:02:03 +0000] "GET /a HTTP/1.1" 204 0 "-" "x\\x22y" "192.0.2.1" 0.005');
+  assert.equal(formatElbLine({ category: 'network', action: 'connection-rejected', outcome: 'failure' }), undefined);
+});

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { createAuditLog, verifyAuditLog } from '../../src/index.js';
+import { tmpFile } from './util.js';
+
+const run = promisify(execFile);
+const keys = generateKeyPairSync('ed25519');
+const otherKeys = generateKeyPairSync('ed25519');
+
+async function makeLog(
+  options: Partial<Parameters<typeof createAuditLog>[0]> = {},
+  n = 20,
+): Promise<{ file: string; lines: string[] }> {
+  const file = tmpFile();
+  const log = createAuditLog({ filename: file, ...options });
+  for (let i = 0; i < n; i++) {
+    log.write({
+      category: 'web',
+      action: 'http-request',
+      outcome: 'success',
+      method: 'GET',
+      path: `/r/${i}`,
+      status: 200,
+      clientIp: `192.0.2.${i}`,
+    });
+  }
+  await log.close();
+  return { file, lines: readFileSync(file, 'utf8').trimEnd().split('\n') };
+}
+
+function rewrite(lines: string[]): string {
+  const f = tmpFile();
+  writeFileSync(f, `${lines.join('\n')}\n`);
+  return f;
+}
+
+describe('verifyAuditLog: tampering', () => {
+  let plain: { file: string; lines: string[] };
+  let signed: { file: string; lines: string[] };
+  before(async () => {
+    plain = await makeLog();
+    signed = await makeLog({ signingKey: keys.privateKey, checkpointEvery: 5 });
+  });
+
+  it('an untouched log verifies', async () => {
+    const r = await verifyAuditLog(plain.file);
+    assert.deepEqual(r, { ok: true, entries: plain.lines.length, chains: 1, checkpoints: 0 });
+    const s = await verifyAuditLog(signed.file, { publicKey: keys.publicKey });
+    assert.equal(s.ok, true);
+    assert.equal(s.checkpoints, 5, '4 periodic + 1 final');
+  });
+
+  const cases: { name: string; mutate: (l: string[]) => string[]; line: number; reason: RegExp }[] = [
+    {
+      name: 'editing a field',
+      mutate: (l) => l.map((x, i) => (i === 6 ? x.replace('"status_code":200', '"status_code":404') : x)),
+      line: 7,
+      reason: /edited/,
+    },
+    {
+      name: 'editing the client IP',
+      mutate: (l) => l.map((x, i) => (i === 3 ? x.replace('192.0.2.2', '192.0.2.99') : x)),
+      line: 4,
+      reason: /edited/,
+    },
+    { name: 'deleting an entry', mutate: (l) => l.filter((_, i) => i !== 8), line: 9, reason: /removed/ },
+    {
+      name: 'inserting a copy',
+      mutate: (l) => [...l.slice(0, 5), l[3] as string, ...l.slice(5)],
+      line: 6,
+      reason: /reordered or duplicated/,
+    },
+    {
+      name: 'swapping two entries',
+      mutate: (l) => [...l.slice(0, 4), l[5] as string, l[4] as string, ...l.slice(6)],
+      line: 5,
+      reason: /removed|reordered/,
+    },
+    { name: 'removing the head', mutate: (l) => l.slice(2), line: 1, reason: /beginning is missing/ },
+    {
+      name: 'a blank line in place of an entry',
+      mutate: (l) => l.map((x, i) => (i === 10 ? '' : x)),
+      line: 11,
+      reason: /blank line/,
+    },
+    {
+      name: 'a torn last line',
+      mutate: (l) => [...l.slice(0, -1), (l.at(-1) as string).slice(0, 40)],
+      line: 22,
+      reason: /not an audit entry/,
+    },
+    {
+      name: 'editing and re-hashing one entry',
+      mutate: (l) =>
+        l.map((x, i) => {
+          if (i !== 6) return x;
+          const edited = x.replace('"status_code":200', '"status_code":403');
+          const covered = `${edited.slice(0, -76)}}}`;
+          return `${edited.slice(0, -76)},"hash":"${createHash('sha256').update(covered).digest('hex')}"}}`;
+        }),
+      line: 8,
+      reason: /does not link/,
+    },
+  ];
+  for (const c of cases) {
+    it(`detects ${c.name}`, async () => {
+      const r = await verifyAuditLog(rewrite(c.mutate(plain.lines)));
+      assert.equal(r.ok, false);
+      assert.equal(r.firstBadLine, c.line);
+      assert.match(r.reason ?? '', c.reason);
+    });
+  }
+
+  it('a cut tail passes the hash chain alone but not the signed checkpoints', async () => {
+    const cut = rewrite(signed.lines.slice(0, -4));
+    assert.equal((await verifyAuditLog(cut)).ok, true, 'without the key, truncation is invisible: that is why checkpoints exist');
+    const r = await verifyAuditLog(cut, { publicKey: keys.publicKey });
+    assert.equal(r.ok, false);
+    assert.match(r.reason ?? '', /tail was cut/);
+  });
+
+  it('a checkpoint signed by another key is rejected', async () => {
+    const r = await verifyAuditLog(signed.file, { publicKey: otherKeys.publicKey });
+    assert.equal(r.ok, false);
+    assert.match(r.reason ?? '', /another key/);
+  });
+
+  it('HMAC chains need the key, and the right one', async () => {
+    const h = await makeLog({ hashKey: 'k3y' });
+    assert.match((await verifyAuditLog(h.file)).reason ?? '', /hashKey is needed/);
+    assert.match((await verifyAuditLog(h.file, { hashKey: 'wrong' })).reason ?? '', /edited/);
+    assert.equal((await verifyAuditLog(h.file, { hashKey: 'k3y' })).ok, true);
+  });
+});
+
+describe('several processes, one file', () => {
+  it('each writer keeps its own chain and every chain verifies', async () => {
+    const file = tmpFile();
+    const writer = join(__dirname, 'fixtures', 'writer.js');
+    await Promise.all([1, 2, 3].map(() => run(process.execPath, [writer, file, '300'])));
+    const r = await verifyAuditLog(file);
+    assert.equal(r.ok, true, r.reason);
+    assert.equal(r.chains, 3);
+    assert.equal(r.entries, 3 * 302, 'start + 300 + stop per writer');
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const pids = new Set(lines.map((l) => JSON.parse(l).service.name));
+    assert.equal(pids.size, 3);
+    // The writers really interleaved: the file is not three blocks one after another.
+    const switches = lines.filter(
+      (l, i) => i > 0 && JSON.parse(l).audit.chain !== JSON.parse(lines[i - 1] as string).audit.chain,
+    ).length;
+    assert.ok(switches > 2, `only ${switches} switches between writers`);
+  });
+});
+
+describe('CLI', () => {
+  const cli = join(__dirname, '..', '..', 'src', 'cli.js');
+  it('exit 0 and a summary for an intact log; 1 for a tampered one; 2 for a missing file', async () => {
+    const { file, lines } = await makeLog({ signingKey: keys.privateKey });
+    const pub = tmpFile('audit.pub');
+    writeFileSync(pub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
+    const ok = await run(process.execPath, [cli, 'verify', file, '--public-key', pub]);
+    assert.match(ok.stdout, /^INTACT: 23 entries in 1 chain, 1 signed checkpoints verified/);
+    const bad = rewrite(lines.filter((_, i) => i !== 4));
+    await assert.rejects(run(process.execPath, [cli, 'verify', bad]), (e: { code: number; stdout: string }) => {
+      assert.equal(e.code, 1);
+      assert.match(e.stdout, /^TAMPERED: .*:5: sequence jumps from 4 to 6/);
+      return true;
+    });
+    await assert.rejects(
+      run(process.execPath, [cli, 'verify', '/nonexistent/audit.jsonl']),
+      (e: { code: number }) => e.code === 2,
+    );
+    await assert.rejects(run(process.execPath, [cli, 'frobnicate']), (e: { code: number }) => e.code === 2);
+    const json = await run(process.execPath, [cli, 'verify', file, '--json']);
+    assert.equal(JSON.parse(json.stdout).ok, true);
+  });
+
+  it('keygen writes a usable key pair', async () => {
+    const prefix = tmpFile('k');
+    await run(process.execPath, [cli, 'keygen', prefix]);
+    const { file } = await makeLog({ signingKey: readFileSync(`${prefix}.key`) }, 3);
+    assert.equal((await verifyAuditLog(file, { publicKey: readFileSync(`${prefix}.pub`) })).ok, true);
+  });
+});

@@ -1,0 +1,22 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function tmpFile(name = 'audit.jsonl'): string {
+  return join(mkdtempSync(join(tmpdir(), 'ppa-audit-')), name);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON lines are inspected field by field
+export type Entry = Record<string, any>;
+
+/** Every line of the file, parsed; throws on any line that is not JSON. */
+export function entries(file: string): Entry[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l));
+}
+
+export function requests(file: string): Entry[] {
+  return entries(file).filter((e) => e.event.action === 'http-request');
+}
