@@ -18,10 +18,12 @@ export interface ProxyInfo {
 }
 
 // A registry symbol, so that the ESM and CommonJS entry points (and two copies of the package) agree, and so
-// that lookups pass through the Proxy objects http2 hands out as `req.socket`.
-const kInfo = Symbol.for('proxy-protocol-audit.info');
+// that lookups pass through the Proxy objects http2 hands out as `req.socket`. While the header is being
+// read the same slot holds the reader's state (one property per socket, not two: every property added to a
+// socket costs on the connection path).
+export const kInfo = Symbol.for('proxy-protocol-audit.info');
 
-type Carrier = { [kInfo]?: ProxyInfo };
+type Carrier = { [kInfo]?: ProxyInfo | { reading: true } };
 
 /**
  * The PROXY information of a connection: pass `req.socket` (plain or TLS, HTTP/1 or HTTP/2) or the
@@ -34,21 +36,40 @@ type Carrier = { [kInfo]?: ProxyInfo };
  * ```
  */
 export function getProxyInfo(socket: Socket | object | null | undefined): ProxyInfo | undefined {
-  return socket ? (socket as Carrier)[kInfo] : undefined;
+  const v = socket ? (socket as Carrier)[kInfo] : undefined;
+  return v !== undefined && 'client' in v ? v : undefined;
 }
 
 /** Stores `info` on a socket and, when asked, makes the socket report the client as its remote end. */
 export function attachInfo(socket: Socket, info: ProxyInfo, override: boolean): void {
   (socket as Carrier)[kInfo] = info;
-  if (override && info.client !== info.peer) {
-    // Own data properties shadow net.Socket's prototype getters, so every reader (req.ip, morgan, ...)
-    // sees the client without any change of theirs.
-    Object.defineProperties(socket, {
-      remoteAddress: { value: info.client.address, configurable: true, enumerable: false },
-      remotePort: { value: info.client.port, configurable: true, enumerable: false },
-      remoteFamily: { value: info.client.family, configurable: true, enumerable: false },
-    });
+  if (override && info.client !== info.peer) reportClient(socket, info.client);
+}
+
+type PeerCache = { _peername?: { address?: string; port?: number; family?: string } | null; _getpeername?: unknown };
+
+/**
+ * Makes `socket.remoteAddress`, `remotePort` and `remoteFamily` report `client`, so that every reader
+ * (`req.ip`, morgan, …) sees the client without any change of theirs.
+ *
+ * Fast path (private Node field): net.Socket's getters read the peer that `_getpeername()` caches in
+ * `_peername`; replacing the cached value changes no object shape, where three own properties measured
+ * several microseconds per connection in the HTTP code that touches the socket afterwards.
+ * test/connection/socket-info.test.ts fails loudly if a Node release drops the cache; the fallback below
+ * (public defineProperty) keeps working meanwhile.
+ */
+export function reportClient(socket: Socket, client: ProxyInfo['client']): void {
+  const s = socket as unknown as PeerCache;
+  if (typeof s._getpeername === 'function') {
+    if (s._peername == null) void socket.remoteAddress; // fills the cache
+    if (s._peername != null && typeof s._peername === 'object' && socket.remoteAddress === s._peername.address) {
+      s._peername = { address: client.address, port: client.port, family: client.family };
+      return;
+    }
   }
+  Object.defineProperty(socket, 'remoteAddress', { value: client.address, configurable: true });
+  Object.defineProperty(socket, 'remotePort', { value: client.port, configurable: true });
+  Object.defineProperty(socket, 'remoteFamily', { value: client.family, configurable: true });
 }
 
 /**
@@ -63,7 +84,6 @@ export function rawSocketOf(tlsSocket: TLSSocket): Socket | undefined {
 
 /** Copies the info of the raw socket under `tlsSocket` onto it. */
 export function inheritInfo(tlsSocket: TLSSocket, override: boolean): void {
-  const raw = rawSocketOf(tlsSocket);
-  const info = raw && (raw as Carrier)[kInfo];
+  const info = getProxyInfo(rawSocketOf(tlsSocket));
   if (info) attachInfo(tlsSocket, info, override);
 }

@@ -4,11 +4,38 @@ import { ErrorCodes, ProxyProtocolError } from '../protocol/errors.js';
 import { parseProxyHeader } from '../protocol/parse.js';
 import type { ProxyHeader } from '../protocol/types.js';
 import { type CompiledOptions, compileOptions, type ProxyProtocolOptions } from './options.js';
-import { attachInfo, inheritInfo, type ProxyInfo } from './socket-info.js';
+import { attachInfo, inheritInfo, kInfo, type ProxyInfo } from './socket-info.js';
 
 const kWrapped = Symbol.for('proxy-protocol-audit.wrapped');
 
 type Emit = (this: NetServer, event: string | symbol, ...args: unknown[]) => boolean;
+
+/** What one server needs while reading headers: compiled options and the connections still reading. */
+interface Layer {
+  server: NetServer;
+  options: CompiledOptions;
+  emit: Emit;
+  /** Connections still reading their header, oldest first: all share one timeout, so deadlines are ordered. */
+  pending: Set<Socket>;
+  sweeper: NodeJS.Timeout | undefined;
+  sweepEvery: number;
+}
+
+/** Per-connection state, kept on the socket: the listeners below are shared functions, not closures. */
+interface Pending {
+  reading: true;
+  layer: Layer;
+  peer: ProxyInfo['peer'];
+  buffered: Buffer | undefined;
+  deadline: number;
+}
+
+type PendingSocket = Socket & { [kInfo]?: Pending | ProxyInfo };
+
+function pendingOf(socket: PendingSocket): Pending | undefined {
+  const v = socket[kInfo];
+  return v !== undefined && 'reading' in v ? v : undefined;
+}
 
 function noop(): void {}
 
@@ -16,140 +43,179 @@ function familyOf(address: string): string {
   return address.includes(':') ? 'IPv6' : 'IPv4';
 }
 
+function stopReading(socket: PendingSocket, st: Pending): void {
+  socket[kInfo] = undefined;
+  socket.removeListener('readable', onReadable);
+  socket.removeListener('end', onEnd);
+  socket.removeListener('error', onError);
+  // The sweeper stops itself once it finds nothing pending: stopping it here would restart it for nearly
+  // every connection under load.
+  st.layer.pending.delete(socket);
+}
+
+function reject(
+  socket: PendingSocket,
+  st: Pending | undefined,
+  layer: Layer,
+  peer: ProxyInfo['peer'],
+  err: ProxyProtocolError,
+): void {
+  if (st) stopReading(socket, st);
+  err.peer = { address: peer.address, port: peer.port };
+  // An error listener for good: a destroyed socket must never raise an unhandled 'error'.
+  socket.on('error', noop);
+  try {
+    layer.emit.call(layer.server, 'proxyError', err, socket);
+  } finally {
+    socket.destroy();
+  }
+}
+
+function handOver(socket: PendingSocket, layer: Layer, info: ProxyInfo, override: boolean, rest: Buffer | undefined): void {
+  attachInfo(socket, info, override);
+  // Whatever followed the header goes back to the front of the stream: the HTTP parser, the TLS layer or
+  // the HTTP/2 session reads it before anything that arrives later.
+  if (rest !== undefined && rest.length > 0) socket.unshift(rest);
+  layer.emit.call(layer.server, 'connection', socket);
+}
+
+function onReadable(this: PendingSocket): void {
+  const st = pendingOf(this);
+  if (!st) return;
+  let chunk: Buffer | null = this.read();
+  while (chunk !== null) {
+    st.buffered = st.buffered === undefined ? chunk : Buffer.concat([st.buffered, chunk]);
+    chunk = this.read();
+  }
+  const buffered = st.buffered;
+  if (buffered === undefined) return;
+  const { layer } = st;
+  const o = layer.options;
+  const r = parseProxyHeader(buffered, o.parse);
+  switch (r.status) {
+    case 'incomplete':
+      return;
+    case 'invalid':
+      reject(this, st, layer, st.peer, r.error);
+      return;
+    case 'none':
+      if (o.requireHeader) {
+        reject(
+          this,
+          st,
+          layer,
+          st.peer,
+          new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'),
+        );
+      } else {
+        stopReading(this, st);
+        handOver(this, layer, { header: undefined, peer: st.peer, client: st.peer }, false, buffered);
+      }
+      return;
+    case 'ok': {
+      stopReading(this, st);
+      const header: ProxyHeader = r.header;
+      const src = header.source;
+      const client =
+        header.command === 'proxy' && src !== undefined && (header.family === 'IPv4' || header.family === 'IPv6')
+          ? { address: src.address, port: src.port, family: header.family }
+          : st.peer;
+      const rest = r.length < buffered.length ? buffered.subarray(r.length) : undefined;
+      handOver(this, layer, { header, peer: st.peer, client }, o.overrideRemoteAddress, rest);
+    }
+  }
+}
+
+function onError(this: PendingSocket, err: Error): void {
+  const st = pendingOf(this);
+  if (!st) return;
+  const e = new ProxyProtocolError(ErrorCodes.INCOMPLETE, `connection failed before a complete PROXY header: ${err.message}`, {
+    cause: err,
+  });
+  reject(this, st, st.layer, st.peer, e);
+}
+
+function onEnd(this: PendingSocket): void {
+  const st = pendingOf(this);
+  if (!st) return;
+  if (st.buffered === undefined) {
+    // Opened and closed without a byte: a TCP health check (ELB, HAProxy `check`). Not an attack, not an event.
+    stopReading(this, st);
+    this.on('error', noop);
+    this.destroy();
+    return;
+  }
+  reject(
+    this,
+    st,
+    st.layer,
+    st.peer,
+    new ProxyProtocolError(ErrorCodes.INCOMPLETE, 'connection closed before a complete PROXY header'),
+  );
+}
+
+/**
+ * One interval per server, running only while headers are awaited, instead of a timer per connection:
+ * every connection shares the same timeout, so the oldest deadline is always first in the set.
+ */
+function sweep(layer: Layer): void {
+  const now = Date.now();
+  for (const socket of layer.pending) {
+    const st = pendingOf(socket as PendingSocket);
+    if (!st) {
+      layer.pending.delete(socket);
+      continue;
+    }
+    if (socket.destroyed) {
+      // Closed under us without 'end' or 'error' (e.g. server.close() teardown): just forget it.
+      stopReading(socket, st);
+      continue;
+    }
+    if (st.deadline > now) break;
+    const ms = layer.options.headerTimeout;
+    reject(socket, st, layer, st.peer, new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`));
+  }
+  if (layer.pending.size === 0 && layer.sweeper) {
+    clearInterval(layer.sweeper);
+    layer.sweeper = undefined;
+  }
+}
+
 /** Reads the header off one accepted socket, then hands the socket on, or rejects it. */
-function accept(server: NetServer, socket: Socket, o: CompiledOptions, emit: Emit): void {
-  const peerAddress = socket.remoteAddress;
-  if (peerAddress === undefined) {
+function accept(layer: Layer, socket: PendingSocket): void {
+  const address = socket.remoteAddress;
+  if (address === undefined) {
     // Already gone (reset before we ran): nothing to serve, nobody to blame.
     socket.on('error', noop);
     socket.destroy();
     return;
   }
-  const peer = { address: peerAddress, port: socket.remotePort ?? 0, family: socket.remoteFamily ?? familyOf(peerAddress) };
-
-  const serveDirect = (rest?: Uint8Array) => {
-    attachInfo(socket, { header: undefined, peer, client: peer }, false);
-    if (rest && rest.length > 0) socket.unshift(rest);
-    emit.call(server, 'connection', socket);
-  };
-
-  let buffered: Buffer | undefined;
-  let done = false;
-  let timer: NodeJS.Timeout | undefined;
-
-  function cleanup(): void {
-    done = true;
-    if (timer) clearTimeout(timer);
-    socket.removeListener('readable', onReadable);
-    socket.removeListener('end', onEnd);
-    socket.removeListener('close', onClose);
-  }
-
-  function reject(err: ProxyProtocolError): void {
-    cleanup();
-    err.peer = { address: peer.address, port: peer.port };
-    // Keep an error listener for good: a destroyed socket must never raise an unhandled 'error'.
-    socket.on('error', noop);
-    socket.removeListener('error', onError);
-    try {
-      emit.call(server, 'proxyError', err, socket);
-    } finally {
-      socket.destroy();
-    }
-  }
-
-  function onReadable(): void {
-    if (done) return;
-    let chunk: Buffer | null;
-    // biome-ignore lint/suspicious/noAssignInExpressions: the canonical stream read loop
-    while ((chunk = socket.read()) !== null) buffered = buffered ? Buffer.concat([buffered, chunk]) : chunk;
-    if (!buffered) return;
-    const r = parseProxyHeader(buffered, o.parse);
-    switch (r.status) {
-      case 'incomplete':
-        return;
-      case 'invalid':
-        reject(r.error);
-        return;
-      case 'none':
-        if (o.requireHeader) {
-          reject(new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'));
-        } else {
-          cleanup();
-          socket.removeListener('error', onError);
-          serveDirect(buffered);
-        }
-        return;
-      case 'ok':
-        cleanup();
-        socket.removeListener('error', onError);
-        handOver(r.header, buffered.subarray(r.length));
-    }
-  }
-
-  function handOver(header: ProxyHeader, rest: Buffer): void {
-    const src = header.source;
-    const client =
-      header.command === 'proxy' && src && (header.family === 'IPv4' || header.family === 'IPv6')
-        ? { address: src.address, port: src.port, family: header.family }
-        : peer;
-    const info: ProxyInfo = { header, peer, client };
-    attachInfo(socket, info, o.overrideRemoteAddress);
-    // Whatever followed the header goes back to the front of the stream: the HTTP parser, the TLS layer or
-    // the HTTP/2 session reads it before anything that arrives later.
-    if (rest.length > 0) socket.unshift(rest);
-    emit.call(server, 'connection', socket);
-  }
-
-  function onError(err: Error): void {
-    if (done) return;
-    reject(
-      new ProxyProtocolError(ErrorCodes.INCOMPLETE, `connection failed before a complete PROXY header: ${err.message}`, {
-        cause: err,
-      }),
-    );
-  }
-
-  function onEnd(): void {
-    if (done) return;
-    if (!buffered) {
-      // Opened and closed without a byte: a TCP health check (ELB, HAProxy `check`). Not an attack, not an event.
-      cleanup();
-      socket.removeListener('error', onError);
-      socket.on('error', noop);
-      socket.destroy();
-      return;
-    }
-    reject(new ProxyProtocolError(ErrorCodes.INCOMPLETE, 'connection closed before a complete PROXY header'));
-  }
-
-  function onClose(): void {
-    if (done) return;
-    if (buffered) reject(new ProxyProtocolError(ErrorCodes.INCOMPLETE, 'connection closed before a complete PROXY header'));
-    else {
-      cleanup();
-      socket.removeListener('error', onError);
-    }
-  }
-
-  function onTimeout(): void {
-    timer = undefined;
-    if (done) return;
-    reject(new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${o.headerTimeout} ms`));
-  }
-
-  if (o.isTrusted && !o.isTrusted(peerAddress)) {
-    if (o.requireHeader) reject(new ProxyProtocolError(ErrorCodes.UNTRUSTED, `connection from untrusted peer ${peerAddress}`));
-    else serveDirect();
+  const peer = { address, port: socket.remotePort ?? 0, family: socket.remoteFamily ?? familyOf(address) };
+  const o = layer.options;
+  if (o.isTrusted !== undefined && !o.isTrusted(address)) {
+    if (o.requireHeader)
+      reject(
+        socket,
+        undefined,
+        layer,
+        peer,
+        new ProxyProtocolError(ErrorCodes.UNTRUSTED, `connection from untrusted peer ${address}`),
+      );
+    else handOver(socket, layer, { header: undefined, peer, client: peer }, false, undefined);
     return;
   }
+  const st: Pending = { reading: true, layer, peer, buffered: undefined, deadline: 0 };
+  socket[kInfo] = st;
   socket.on('error', onError);
   socket.on('end', onEnd);
-  socket.on('close', onClose);
   socket.on('readable', onReadable);
   if (o.headerTimeout > 0) {
-    timer = setTimeout(onTimeout, o.headerTimeout);
-    timer.unref();
+    st.deadline = Date.now() + o.headerTimeout;
+    layer.pending.add(socket);
+    if (layer.sweeper === undefined) {
+      layer.sweeper = setInterval(sweep, layer.sweepEvery, layer);
+      layer.sweeper.unref();
+    }
   }
 }
 
@@ -177,12 +243,21 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
   if (target[kWrapped]) throw new TypeError('withProxyProtocol: this server is already wrapped');
   const o = compileOptions(options);
   const emit = server.emit as Emit;
+  const layer: Layer = {
+    server,
+    options: o,
+    emit,
+    pending: new Set(),
+    sweeper: undefined,
+    // Timeouts fire within a tenth of headerTimeout (at most 250 ms) after they are due.
+    sweepEvery: Math.max(5, Math.min(250, Math.floor(o.headerTimeout / 10))),
+  };
   target[kWrapped] = true;
   // Node announces accepted sockets only through emit('connection'); intercepting that one event on this
   // one server is the narrowest hook there is (no socket or prototype is patched).
   server.emit = function emitWithProxyProtocol(this: NetServer, event: string | symbol, a?: unknown, b?: unknown): boolean {
     if (event === 'connection') {
-      accept(this, a as Socket, o, emit);
+      accept(layer, a as PendingSocket);
       return true;
     }
     if (event === 'secureConnection') inheritInfo(a as TLSSocket, o.overrideRemoteAddress);

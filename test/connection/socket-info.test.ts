@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
 import { it } from 'node:test';
 import tls from 'node:tls';
 import { rawSocketOf } from '../../src/connection/socket-info.js';
@@ -22,4 +22,26 @@ it('rawSocketOf(tlsSocket) is the accepted TCP socket (Node private field `_pare
   assert.equal(raws.length, 1);
   c.destroy();
   await close(server);
+});
+
+// The fast way to report the client (reportClient): replace net.Socket's cached peer. If this fails after a
+// Node upgrade, the public fallback still reports the client, only slower: update reportClient().
+it('reportClient() uses the cached peer of net.Socket (Node private field `_peername`)', async () => {
+  const { reportClient } = await import('../../src/connection/socket-info.js');
+  const seen: { own: boolean; address?: string; port?: number; family?: string }[] = [];
+  const server = net.createServer((s) => {
+    reportClient(s, { address: '203.0.113.5', port: 4444, family: 'IPv4' });
+    seen.push({ own: Object.hasOwn(s, 'remoteAddress'), address: s.remoteAddress, port: s.remotePort, family: s.remoteFamily });
+    s.destroy();
+  });
+  const port = await listen(server);
+  const c = net.connect(port, '127.0.0.1');
+  c.on('error', () => {});
+  await once(c, 'close');
+  await close(server);
+  assert.deepEqual(
+    seen,
+    [{ own: false, address: '203.0.113.5', port: 4444, family: 'IPv4' }],
+    `Node ${process.version}: no _peername cache`,
+  );
 });

@@ -1,0 +1,17 @@
+// Runs every compiled *.test.js under build/test with node's test runner (Node 20 has no glob support in
+// --test, and a bare directory would also run helpers and fixtures).
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+function find(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return e.name === 'fixtures' ? [] : find(p);
+    return e.name.endsWith('.test.js') ? [p] : [];
+  });
+}
+
+const files = find('build/test').sort();
+const r = spawnSync(process.execPath, ['--test', ...process.argv.slice(2), ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
