@@ -35,11 +35,32 @@ export interface ClientAddress {
 const SPOOFABLE = ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'forwarded'];
 const REPLACED = new Set(['x-forwarded-for', 'x-real-ip', ...SPOOFABLE]);
 
+/** Whether a raw header name is one `replace` rewrites; a cheap length/first-letter test comes first. */
+function isReplaced(name: string): boolean {
+  const n = name.length;
+  if (n !== 9 && n !== 11 && n !== 14 && n !== 15 && n !== 16 && n !== 19) return false;
+  const c = name.charCodeAt(0) | 0x20;
+  if (c !== 0x78 && c !== 0x74 && c !== 0x63 && c !== 0x66) return false; // x t c f
+  return REPLACED.has(name.toLowerCase());
+}
+
 function rewriteRaw(raw: string[], ip: string): string[] {
+  let found = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (isReplaced(raw[i] as string)) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    // The common case: nothing to remove, the client IP headers are appended in place.
+    raw.push('X-Forwarded-For', ip, 'X-Real-IP', ip);
+    return raw;
+  }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (!REPLACED.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
+    if (!isReplaced(name)) out.push(name, raw[i + 1] as string);
   }
   out.push('X-Forwarded-For', ip, 'X-Real-IP', ip);
   return out;
@@ -81,11 +102,15 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     }
     ip = unmapIPv4(ip);
     if (forwardedFor === 'replace') {
+      const raw = req.rawHeaders;
+      const rewritten = rewriteRaw(raw, ip);
       const h = req.headers;
       h['x-forwarded-for'] = ip;
       h['x-real-ip'] = ip;
-      for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
-      req.rawHeaders = rewriteRaw(req.rawHeaders, ip);
+      if (rewritten !== raw) {
+        for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
+        req.rawHeaders = rewritten;
+      }
     } else if (forwardedFor === 'append') {
       const prior = req.headers['x-forwarded-for'];
       const list = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${connectionIp}` : connectionIp;

@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import onFinished from 'on-finished';
 import { getProxyInfo } from '../connection/socket-info.js';
 import { unmapIPv4 } from '../trust.js';
 import type { AuditLog } from './audit-log.js';
@@ -59,11 +58,25 @@ function tlsVersion(req: IncomingMessage): string | undefined {
   return typeof p === 'string' && p.startsWith('TLSv') ? p.slice(4) : undefined;
 }
 
+// Most requests carry the same Host header: remember the last answer.
+let lastHost = '';
+let lastDomain: string | undefined;
+
 function domainOf(req: IncomingMessage): string | undefined {
   const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
   if (!host) return undefined;
+  if (host === lastHost) return lastDomain;
   const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-  return h && /^[A-Za-z0-9.\-[\]:]{1,255}$/.test(h) ? h.toLowerCase() : undefined;
+  const d = h && /^[A-Za-z0-9.\-[\]:]{1,255}$/.test(h) ? h.toLowerCase() : undefined;
+  lastHost = host;
+  lastDomain = d;
+  return d;
+}
+
+/** Whether the connection of an unfinished request went away through a server timeout. */
+function timedOut(req: IncomingMessage): boolean {
+  const err = (req as { errored?: (Error & { code?: string }) | null }).errored ?? (req.socket as { errored?: (Error & { code?: string }) | null } | null)?.errored;
+  return err?.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err?.code === 'ETIMEDOUT';
 }
 
 /** A throwing user callback must cost the entry one field, never the entry. */
@@ -163,9 +176,11 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       }
     };
     const untrack = log.track(() => finish('shutdown'));
-    onFinished(res, (err: (Error & { code?: string }) | null) => {
+    // ServerResponse (and Http2ServerResponse) emit 'close' once, when the response completed or the
+    // connection went away first: one listener instead of on-finished's several.
+    res.once('close', () => {
       if (res.writableFinished) finish('finished');
-      else finish(err && (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ETIMEDOUT') ? 'timeout' : 'aborted');
+      else finish(timedOut(req) ? 'timeout' : 'aborted');
     });
     return accepting || !log.failClosed ? 'serve' : 'unavailable';
   };
