@@ -37,7 +37,9 @@ const servers = {
       a.use(auditLog({ log }));
     }),
   ),
-  morgan: http.createServer(app((a) => a.use(morgan('combined', { stream: fs.createWriteStream(path.join(dir, 'access.log'), { flags: 'a' }) })))),
+  morgan: http.createServer(
+    app((a) => a.use(morgan('combined', { stream: fs.createWriteStream(path.join(dir, 'access.log'), { flags: 'a' }) }))),
+  ),
   bare: http.createServer(app(() => {})),
 };
 
@@ -56,7 +58,15 @@ for (const s of Object.values(servers)) {
   await once(s, 'listening');
 }
 async function measure(name) {
-  load.send({ mode: 'keepalive', port: servers[name].address().port, ms: MS, concurrency: 32, header: '', path: '/patients/12', marker: '"id":"12"}' });
+  load.send({
+    mode: 'keepalive',
+    port: servers[name].address().port,
+    ms: MS,
+    concurrency: 32,
+    header: '',
+    path: '/patients/12',
+    marker: '"id":"12"}',
+  });
   const [r] = await once(load, 'message');
   if (r.errors) throw new Error(`${r.errors} errors`);
   return r.rate;
@@ -86,10 +96,17 @@ await log.close();
 const lines = fs.readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').split('\n').length - 1;
 fs.rmSync(dir, { recursive: true, force: true });
 
-console.log(`\nAudit log cost (keep-alive, 32 connections, load from a separate process; median of ${PAIRS} alternating pairs of ${MS} ms)\n`);
+console.log(
+  `\nAudit log cost (keep-alive, 32 connections, load from a separate process; median of ${PAIRS} alternating pairs of ${MS} ms)\n`,
+);
 table([
   ['comparison', 'auditLog req/s', 'baseline req/s', 'ratio'],
-  ['Express + clientIp + auditLog vs Express + morgan combined (file)', Math.round(vsMorgan.a), Math.round(vsMorgan.b), `${vsMorgan.ratio.toFixed(3)}x`],
+  [
+    'Express + clientIp + auditLog vs Express + morgan combined (file)',
+    Math.round(vsMorgan.a),
+    Math.round(vsMorgan.b),
+    `${vsMorgan.ratio.toFixed(3)}x`,
+  ],
   ['Express + clientIp + auditLog vs bare Express', Math.round(vsBare.a), Math.round(vsBare.b), `${vsBare.ratio.toFixed(3)}x`],
 ]);
 console.log(`\n${lines} chained audit entries written during the run.`);

@@ -75,7 +75,9 @@ function domainOf(req: IncomingMessage): string | undefined {
 
 /** Whether the connection of an unfinished request went away through a server timeout. */
 function timedOut(req: IncomingMessage): boolean {
-  const err = (req as { errored?: (Error & { code?: string }) | null }).errored ?? (req.socket as { errored?: (Error & { code?: string }) | null } | null)?.errored;
+  const err =
+    (req as { errored?: (Error & { code?: string }) | null }).errored ??
+    (req.socket as { errored?: (Error & { code?: string }) | null } | null)?.errored;
   return err?.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err?.code === 'ETIMEDOUT';
 }
 
