@@ -159,6 +159,20 @@ export class AuditFileTransport extends TransportStream {
   }
 
   /**
+   * Closes the file so that the next write opens `filename` afresh: call it after log rotation moved the
+   * file away (e.g. on SIGHUP from logrotate's postrotate). Entries already written stay in the old file;
+   * the chain continues in the new one, so verify both, oldest first.
+   */
+  reopen(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      fs.closeSync(fd);
+    } catch {}
+  }
+
+  /**
    * Gives up on what is still queued (the disk never came back before a shutdown deadline): returns how many
    * lines are lost and lets `_final` complete.
    */

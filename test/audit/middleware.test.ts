@@ -35,6 +35,7 @@ describe('Express auditLog', () => {
   const file = tmpFile();
   const log = createAuditLog({ filename: file, service: 'ehr-api', accessLog: `${file}.access` });
   const app = express();
+  app.set('env', 'test'); // the deliberate 500 below is not printed by Express
   app.use(expressClientIp());
   app.use(expressAudit({ log, user: (req) => req.get('x-test-user'), queryKeys: true, skip: (req) => req.path === '/health' }));
   app.post('/patients/:id', (_req, res) => {

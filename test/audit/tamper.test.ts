@@ -188,3 +188,21 @@ describe('CLI', () => {
     assert.equal((await verifyAuditLog(file, { publicKey: readFileSync(`${prefix}.pub`) })).ok, true);
   });
 });
+
+describe('log rotation', () => {
+  it('reopen() after a rename continues the chain in a new file; both verify together, oldest first', async () => {
+    const { renameSync } = await import('node:fs');
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    for (let i = 0; i < 5; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}` });
+    await log.file?.drained();
+    renameSync(file, `${file}.1`);
+    log.file?.reopen();
+    for (let i = 0; i < 5; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/b/${i}` });
+    await log.close();
+    assert.equal(readFileSync(`${file}.1`, 'utf8').trimEnd().split('\n').length, 6);
+    assert.equal(readFileSync(file, 'utf8').trimEnd().split('\n').length, 6);
+    assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
+    assert.equal((await verifyAuditLog(file)).ok, false, 'the new file alone lacks the head of the chain');
+  });
+});

@@ -1,0 +1,47 @@
+// A TypeScript ESM consumer with strict + nodenext: the published types must give req.clientIp and
+// ctx.clientIp as plain strings, with no cast.
+import express from 'express';
+import Koa from 'koa';
+import {
+  createAuditLog,
+  getProxyInfo,
+  type ParseResult,
+  type ProxyInfo,
+  parseProxyHeader,
+  withProxyProtocol,
+} from 'proxy-protocol-audit';
+import { auditLog as expressAudit, clientIp as expressClientIp } from 'proxy-protocol-audit/express';
+import { auditLog as koaAudit, clientIp as koaClientIp } from 'proxy-protocol-audit/koa';
+
+const app = express();
+app.use(expressClientIp());
+app.get('/', (req, res) => {
+  const ip: string = req.clientIp;
+  const port: number | undefined = req.clientPort;
+  // @ts-expect-error clientIp is a string, not a number
+  const wrong: number = req.clientIp;
+  res.json({ ip, port, wrong });
+});
+
+const koa = new Koa();
+koa.use(koaClientIp());
+koa.use((ctx) => {
+  const ip: string = ctx.clientIp;
+  const fromRequest: string = ctx.request.clientIp;
+  // @ts-expect-error clientIp is a string
+  const wrong: boolean = ctx.clientIp;
+  ctx.body = { ip, fromRequest, wrong };
+});
+
+const log = createAuditLog({ filename: 'audit.jsonl' });
+app.use(expressAudit({ log, user: (req) => req.get('x-user') }));
+koa.use(koaAudit({ log, user: (ctx) => ctx.state.user as string | undefined }));
+
+const server = withProxyProtocol(app.listen(0), { trustedProxies: ['10.0.0.0/8'] });
+const info: ProxyInfo | undefined = getProxyInfo(server);
+const r: ParseResult = parseProxyHeader(new Uint8Array());
+if (r.status === 'invalid') {
+  const code: `ERR_PROXY_${string}` = r.error.code;
+  void code;
+}
+void info;
