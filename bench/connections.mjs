@@ -105,6 +105,32 @@ results.push(
     { label: 'http', server: http.createServer(handler), mode: 'conn', header: '', concurrency: 32 },
   ),
 );
+// The floor of any JS-level PROXY reader on public Node APIs: read the first chunk, strip the header line,
+// unshift the rest, hand the socket on. No parsing, no checks: shows what the mechanism itself costs.
+function minimalReader() {
+  const s = http.createServer(handler);
+  const emit = s.emit;
+  s.emit = function (event, socket) {
+    if (event !== 'connection') return Reflect.apply(emit, this, arguments);
+    socket.on('readable', function onReadable() {
+      const chunk = socket.read();
+      if (chunk === null) return;
+      socket.removeListener('readable', onReadable);
+      const rest = chunk.subarray(chunk.indexOf(10) + 1);
+      if (rest.length > 0) socket.unshift(rest);
+      emit.call(s, 'connection', socket);
+    });
+    return true;
+  };
+  return s;
+}
+results.push(
+  await pairs(
+    'new connections/s, reference: minimal read+unshift, no checks, vs plain http',
+    { label: 'minimal reader', server: minimalReader(), mode: 'conn', header: HEADER, concurrency: 32 },
+    { label: 'http', server: http.createServer(handler), mode: 'conn', header: '', concurrency: 32 },
+  ),
+);
 results.push(
   await pairs(
     'new connections/s, v1 header vs findhit-proxywrap',

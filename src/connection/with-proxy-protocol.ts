@@ -262,8 +262,12 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
     }
     if (event === 'secureConnection') inheritInfo(a as TLSSocket, o.overrideRemoteAddress);
     else if (event === 'tlsClientError' && b) inheritInfo(b as TLSSocket, o.overrideRemoteAddress);
-    // `arguments` keeps this hot path (every 'request' event goes through it) free of array copies.
-    // biome-ignore lint/complexity/noArguments: see above
+    // Every 'request' goes through here: fixed-arity calls for the common shapes, no array copies.
+    const n = arguments.length;
+    if (n === 3) return emit.call(this, event, a, b);
+    if (n === 2) return emit.call(this, event, a);
+    if (n === 1) return emit.call(this, event);
+    // biome-ignore lint/complexity/noArguments: events with more arguments ('upgrade', 'connect')
     return Reflect.apply(emit, this, arguments);
   } as S['emit'];
   return server;
