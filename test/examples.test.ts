@@ -11,7 +11,7 @@ import { certificate, raw } from './helpers.js';
 const dir = join(__dirname, '..', 'examples');
 
 /** Starts an example with PORT=0 and resolves with the port it printed. */
-async function start(name: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+async function start(name: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const child = spawn(process.execPath, [join(dir, `${name}.js`)], {
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -26,7 +26,7 @@ async function start(name: string, env: Record<string, string>): Promise<{ child
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { child, port: Number(/"port":(\d+)/.exec(out)?.[1]) };
+  return { child, port: Number(/"port":(\d+)/.exec(out)?.[1]), output: () => out };
 }
 
 async function stop(child: ChildProcess): Promise<number | null> {
@@ -82,8 +82,9 @@ describe('examples run as documented', () => {
 
   it('cluster: one chain per worker in one file, all verified', async () => {
     const file = tmpFile();
-    const { child, port } = await start('cluster', { AUDIT_LOG: file, WORKERS: '2' });
-    await new Promise((r) => setTimeout(r, 500)); // the second worker
+    const { child, port, output } = await start('cluster', { AUDIT_LOG: file, WORKERS: '2' });
+    const until = Date.now() + 10_000;
+    while ((output().match(/listening/g) ?? []).length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (let i = 0; i < 12; i++) await raw(port, [`${HEADER}GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
     await stop(child);
     await new Promise((r) => setTimeout(r, 500)); // workers finish their close()
