@@ -11,7 +11,10 @@ import { certificate, raw } from './helpers.js';
 const dir = join(__dirname, '..', 'examples');
 
 /** Starts an example with PORT=0 and resolves with the port it printed. */
-async function start(name: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+async function start(
+  name: string,
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const child = spawn(process.execPath, [join(dir, `${name}.js`)], {
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

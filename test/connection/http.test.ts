@@ -326,3 +326,31 @@ it('socket errors during the header phase never escape as unhandled errors', asy
   assert.ok(errs.every((c) => c === ErrorCodes.INCOMPLETE));
   await close(server);
 });
+
+it('random bytes on hundreds of connections: no crash, every connection closed, every rejection coded', async () => {
+  const server = createHttpServer({ proxyProtocol: { headerTimeout: 300 } }, echo);
+  const codes: string[] = [];
+  server.on('proxyError', (e: ProxyProtocolError) => codes.push(e.code));
+  const port = await listen(server);
+  const { randomInt } = await import('node:crypto');
+  const prefixes = ['', 'PROXY ', 'PROXY TCP4 ', '\r\n\r\n\0\r\nQUIT\n', '\r\n\r\n\0\r\nQUIT\n\x21\x11'];
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => {
+      const junk = randomBytes(randomInt(1, 300));
+      return raw(port, [Buffer.concat([Buffer.from(prefixes[i % prefixes.length] as string, 'latin1'), junk])], {
+        timeout: 3000,
+      });
+    }),
+  );
+  await sleep(100);
+  assert.ok(results.every((r) => r.closed));
+  // Each connection was either rejected with a code or (rarely, by chance a valid header) served.
+  assert.ok(codes.length >= 190, `only ${codes.length} rejections`);
+  assert.ok(codes.every((c) => /^ERR_PROXY_[A-Z_]+$/.test(c)));
+  const conns = await new Promise<number>((res, rej) => server.getConnections((e, n) => (e ? rej(e) : res(n))));
+  assert.equal(conns, 0);
+  // And a good connection still works afterwards.
+  const { data } = await raw(port, [V1 + GET('/after')], { until: '}' });
+  assert.equal(bodies(data)[0]?.remoteAddress, '203.0.113.7');
+  await close(server);
+});
