@@ -111,6 +111,7 @@ function minimalReader() {
   const s = http.createServer(handler);
   const emit = s.emit;
   s.emit = function (event, socket) {
+    // biome-ignore lint/complexity/noArguments: forwards every other event unchanged
     if (event !== 'connection') return Reflect.apply(emit, this, arguments);
     socket.on('readable', function onReadable() {
       const chunk = socket.read();

@@ -23,8 +23,10 @@ export interface AuditMiddlewareOptions<T> {
   path?: 'path' | 'route' | ((target: T) => string | undefined);
   /** Record the query's parameter names (never values) in `url.query`, e.g. `"dob&name"`. Default false. */
   queryKeys?: boolean;
-  /** Header carrying the request id, echoed in the response. Default `x-request-id`; false: always generate. */
+  /** Header carrying an incoming request id (kept when 1–128 safe characters). Default `x-request-id`; false: always generate. */
   requestIdHeader?: string | false;
+  /** Also set the request id on the response, under `requestIdHeader`. Default false: no header the app did not ask for. */
+  echoRequestId?: boolean;
 }
 
 /** How the adapters tell the shared code about their framework. */
@@ -99,7 +101,15 @@ export type Begin = 'skip' | 'serve' | 'unavailable';
  * failing closed).
  */
 export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
-  const { log, user, skip, path = 'path', queryKeys = false, requestIdHeader = 'x-request-id' } = options ?? ({} as never);
+  const {
+    log,
+    user,
+    skip,
+    path = 'path',
+    queryKeys = false,
+    requestIdHeader = 'x-request-id',
+    echoRequestId = false,
+  } = options ?? ({} as never);
   if (!log || typeof log.write !== 'function')
     throw new TypeError('auditLog: options.log must be an AuditLog from createAuditLog');
   if (user !== undefined && typeof user !== 'function') throw new TypeError('auditLog: user must be a function');
@@ -116,7 +126,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     const url = req.url ?? '/';
     const incoming = idHeader ? req.headers[idHeader] : undefined;
     const requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
-    if (idHeader && !res.headersSent) res.setHeader(idHeader, requestId);
+    if (echoRequestId && !res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
     const accepting = log.accepting;
     log.begin();
     let done = false;

@@ -263,6 +263,7 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
     if (event === 'secureConnection') inheritInfo(a as TLSSocket, o.overrideRemoteAddress);
     else if (event === 'tlsClientError' && b) inheritInfo(b as TLSSocket, o.overrideRemoteAddress);
     // Every 'request' goes through here: fixed-arity calls for the common shapes, no array copies.
+    // biome-ignore lint/complexity/noArguments: the argument count, without materialising an array
     const n = arguments.length;
     if (n === 3) return emit.call(this, event, a, b);
     if (n === 2) return emit.call(this, event, a);

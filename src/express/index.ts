@@ -64,6 +64,7 @@ export type ExpressAuditOptions = AuditMiddlewareOptions<ExpressLikeRequest & im
  * @param options.path `'path'` (default) | `'route'` | `(req) => string`: what `url.path` holds
  * @param options.queryKeys record query parameter names, never values (default false)
  * @param options.requestIdHeader default `x-request-id`
+ * @param options.echoRequestId set the id on the response too (default false)
  * @example
  * ```ts
  * app.use(clientIp());

@@ -73,6 +73,7 @@ export type KoaAuditOptions<T = import('koa').Context> = AuditMiddlewareOptions<
  * @param options.path `'path'` (default) | `'route'` (from @koa/router) | `(ctx) => string`
  * @param options.queryKeys record query parameter names, never values (default false)
  * @param options.requestIdHeader default `x-request-id`
+ * @param options.echoRequestId set the id on the response too (default false)
  * @example
  * ```ts
  * app.use(clientIp());

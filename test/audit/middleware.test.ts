@@ -135,6 +135,26 @@ describe('Express auditLog', () => {
     assert.equal(e?.http.response, undefined);
   });
 
+  it('echoRequestId sets the id on the response; by default no header is added', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.get('/plain', expressAudit({ log: l }), (_req, res) => res.end('x'));
+    a.get('/echo', expressAudit({ log: l, echoRequestId: true }), (_req, res) => res.end('x'));
+    const s = a.listen(0, '127.0.0.1');
+    const port = await listening(s);
+    const plain = await raw(port, ['GET /plain HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-1\r\nConnection: close\r\n\r\n']);
+    const echo = await raw(port, ['GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-2\r\nConnection: close\r\n\r\n']);
+    await close(s);
+    await l.close();
+    assert.doesNotMatch(plain.data.toString(), /x-request-id/i);
+    assert.match(echo.data.toString(), /x-request-id: abc-2\r\n/i);
+    assert.deepEqual(
+      requests(f).map((e) => e.http.request.id),
+      ['abc-1', 'abc-2'],
+    );
+  });
+
   it('a throwing user() costs a field, never the entry', async () => {
     const f = tmpFile();
     const l = createAuditLog({ filename: f });
