@@ -1,15 +1,13 @@
 // Audit log cost, side by side, keep-alive load from a separate process:
 // Express + clientIp + auditLog (hash-chained entries to a file) vs Express + morgan 'combined' to a file,
 // and vs bare Express.
-import { execFileSync, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { median, table } from './lib.mjs';
+import { median, startLoad, table } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const express = require('express');
@@ -43,15 +41,7 @@ const servers = {
   bare: http.createServer(app(() => {})),
 };
 
-let pinned = false;
-try {
-  execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-  pinned = true;
-} catch {}
-const loadScript = fileURLToPath(new URL('./load.mjs', import.meta.url));
-const load = pinned
-  ? spawn('taskset', ['-c', '1', process.execPath, loadScript], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  : fork(loadScript);
+const load = startLoad();
 
 for (const s of Object.values(servers)) {
   s.listen(0, '127.0.0.1');

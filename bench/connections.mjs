@@ -1,13 +1,11 @@
 // Connection layer cost, side by side: each pair measures the two servers back to back under the same load,
 // from a separate load process; the ratio of each pair is kept and the median reported.
-import { execFileSync, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
-import { median, table } from './lib.mjs';
+import { median, startLoad, table } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { withProxyProtocol, createServer } = require('../dist/cjs/index.js');
@@ -21,16 +19,7 @@ const handler = (_req, res) => {
   res.end('ok');
 };
 
-// Server (this process) on one core, load on the other: no scheduler noise between the two.
-let pinned = false;
-try {
-  execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-  pinned = true;
-} catch {}
-const loadScript = fileURLToPath(new URL('./load.mjs', import.meta.url));
-const load = pinned
-  ? spawn('taskset', ['-c', '1', process.execPath, loadScript], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  : fork(loadScript);
+const load = startLoad();
 async function measure(port, mode, header, concurrency) {
   const cpu0 = process.cpuUsage();
   load.send({ mode, port, ms: MS, concurrency, header, path: '/', marker: '\r\n\r\nok' });

@@ -1,4 +1,22 @@
-// Small helpers shared by the benchmarks: timing loops, medians, and a table printer.
+// Small helpers shared by the benchmarks: the load process, timing loops, medians, a table printer.
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Starts the load generator (bench/load.mjs) in its own process. Where taskset exists, this process (the
+ * servers) runs on core 0 and the load on core 1, so the two never compete for one core.
+ */
+export function startLoad() {
+  let pinned = false;
+  try {
+    execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
+    pinned = true;
+  } catch {}
+  const script = fileURLToPath(new URL('./load.mjs', import.meta.url));
+  return pinned
+    ? spawn('taskset', ['-c', '1', process.execPath, script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : fork(script);
+}
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

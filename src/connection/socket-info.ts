@@ -63,7 +63,8 @@ export function reportClient(socket: Socket, client: ProxyInfo['client']): void 
   if (typeof s._getpeername === 'function') {
     if (s._peername == null) void socket.remoteAddress; // fills the cache
     if (s._peername != null && typeof s._peername === 'object' && socket.remoteAddress === s._peername.address) {
-      s._peername = { address: client.address, port: client.port, family: client.family };
+      // Same key order as the object Node fills in (address, family, port): one shape for every cache.
+      s._peername = { address: client.address, family: client.family, port: client.port };
       return;
     }
   }

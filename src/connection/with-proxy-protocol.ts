@@ -15,8 +15,11 @@ interface Layer {
   server: NetServer;
   options: CompiledOptions;
   emit: Emit;
-  /** Connections still reading their header, oldest first: all share one timeout, so deadlines are ordered. */
-  pending: Set<Socket>;
+  /**
+   * Connections reading their header, oldest first (one timeout for all, so deadlines are in order). An
+   * array rather than a Set: no identity hash for every socket; finished entries are dropped by the sweep.
+   */
+  pending: Pending[];
   sweeper: NodeJS.Timeout | undefined;
   sweepEvery: number;
 }
@@ -24,6 +27,9 @@ interface Layer {
 /** Per-connection state, kept on the socket: the listeners below are shared functions, not closures. */
 interface Pending {
   reading: true;
+  socket: PendingSocket;
+  /** False once the header was read or the connection rejected. */
+  active: boolean;
   layer: Layer;
   peer: ProxyInfo['peer'];
   buffered: Buffer | undefined;
@@ -48,9 +54,10 @@ function stopReading(socket: PendingSocket, st: Pending): void {
   socket.removeListener('readable', onReadable);
   socket.removeListener('end', onEnd);
   socket.removeListener('error', onError);
-  // The sweeper stops itself once it finds nothing pending: stopping it here would restart it for nearly
-  // every connection under load.
-  st.layer.pending.delete(socket);
+  // The sweep drops the entry; it stops itself once nothing is pending (stopping it here would restart it
+  // for nearly every connection under load).
+  st.active = false;
+  st.buffered = undefined;
 }
 
 function reject(
@@ -160,22 +167,31 @@ function onEnd(this: PendingSocket): void {
  */
 function sweep(layer: Layer): void {
   const now = Date.now();
-  for (const socket of layer.pending) {
-    const st = pendingOf(socket as PendingSocket);
-    if (!st) {
-      layer.pending.delete(socket);
-      continue;
-    }
-    if (socket.destroyed) {
+  const all = layer.pending;
+  const ms = layer.options.headerTimeout;
+  let keep = 0;
+  for (let i = 0; i < all.length; i++) {
+    const st = all[i] as Pending;
+    if (!st.active) continue;
+    if (st.socket.destroyed) {
       // Closed under us without 'end' or 'error' (e.g. server.close() teardown): just forget it.
-      stopReading(socket, st);
+      stopReading(st.socket, st);
       continue;
     }
-    if (st.deadline > now) break;
-    const ms = layer.options.headerTimeout;
-    reject(socket, st, layer, st.peer, new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`));
+    if (st.deadline <= now) {
+      reject(
+        st.socket,
+        st,
+        layer,
+        st.peer,
+        new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`),
+      );
+      continue;
+    }
+    all[keep++] = st;
   }
-  if (layer.pending.size === 0 && layer.sweeper) {
+  all.length = keep;
+  if (keep === 0 && layer.sweeper) {
     clearInterval(layer.sweeper);
     layer.sweeper = undefined;
   }
@@ -204,14 +220,14 @@ function accept(layer: Layer, socket: PendingSocket): void {
     else handOver(socket, layer, { header: undefined, peer, client: peer }, false, undefined);
     return;
   }
-  const st: Pending = { reading: true, layer, peer, buffered: undefined, deadline: 0 };
+  const st: Pending = { reading: true, socket, active: true, layer, peer, buffered: undefined, deadline: 0 };
   socket[kInfo] = st;
   socket.on('error', onError);
   socket.on('end', onEnd);
   socket.on('readable', onReadable);
   if (o.headerTimeout > 0) {
     st.deadline = Date.now() + o.headerTimeout;
-    layer.pending.add(socket);
+    layer.pending.push(st);
     if (layer.sweeper === undefined) {
       layer.sweeper = setInterval(sweep, layer.sweepEvery, layer);
       layer.sweeper.unref();
@@ -247,7 +263,7 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
     server,
     options: o,
     emit,
-    pending: new Set(),
+    pending: [],
     sweeper: undefined,
     // Timeouts fire within a tenth of headerTimeout (at most 250 ms) after they are due.
     sweepEvery: Math.max(5, Math.min(250, Math.floor(o.headerTimeout / 10))),
