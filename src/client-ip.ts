@@ -1,7 +1,7 @@
 // The one client-address function the Express and Koa adapters share.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { getProxyInfo } from './connection/socket-info.js';
+import { connectionEnds } from './connection/socket-info.js';
 import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
@@ -85,11 +85,9 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     trustForwardedFrom === undefined ? undefined : compileTrust(trustForwardedFrom, 'clientIp.trustForwardedFrom');
 
   return function resolveClientAddress(req: IncomingMessage): ClientAddress {
-    const socket = req.socket;
-    const info = getProxyInfo(socket);
-    let ip = info ? info.client.address : (socket.remoteAddress ?? '');
-    let port: number | undefined = info ? info.client.port : socket.remotePort;
-    const connectionIp = unmapIPv4(ip);
+    const { clientIp: connectionIp, clientPort } = connectionEnds(req.socket);
+    let ip = connectionIp;
+    let port = clientPort;
     if (trusted?.(ip)) {
       const hops = forwardedList(req.headers);
       for (let i = hops.length - 1; i >= 0; i--) {
@@ -100,7 +98,7 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
         if (!trusted(hop)) break;
       }
     }
-    ip = unmapIPv4(ip);
+    if (ip !== connectionIp) ip = unmapIPv4(ip);
     if (forwardedFor === 'replace') {
       const raw = req.rawHeaders;
       const rewritten = rewriteRaw(raw, ip);

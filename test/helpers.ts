@@ -1,4 +1,5 @@
 // Shared network helpers: servers on 127.0.0.1:0, raw clients that write bytes whole, split or byte by byte.
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
@@ -74,6 +75,20 @@ export async function raw(
   await finished;
   socket.destroy();
   return { data: Buffer.concat(received), closed };
+}
+
+/** Reads a request body, calling back with its length and SHA-256 (hex) at its end. */
+export function digestBody(
+  req: { on(event: 'data', l: (d: Buffer) => void): unknown; on(event: 'end', l: () => void): unknown },
+  done: (bytes: number, sha256: string) => void,
+): void {
+  const h = createHash('sha256');
+  let n = 0;
+  req.on('data', (d: Buffer) => {
+    h.update(d);
+    n += d.length;
+  });
+  req.on('end', () => done(n, h.digest('hex')));
 }
 
 /** Splits bytes into one-byte chunks. */

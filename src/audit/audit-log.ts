@@ -4,7 +4,7 @@ import type { Server, Socket } from 'node:net';
 import os from 'node:os';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
-import { getProxyInfo } from '../connection/socket-info.js';
+import { connectionEnds, getProxyInfo } from '../connection/socket-info.js';
 import type { ProxyProtocolError } from '../protocol/errors.js';
 import { unmapIPv4 } from '../trust.js';
 import { Chain, toPrivateKey } from './chain.js';
@@ -298,16 +298,16 @@ export class AuditLog extends EventEmitter {
     this.unwatch.push(() => server.removeListener('proxyError', onError));
     if (options.accepted) {
       const onConnection = (socket: Socket) => {
-        const info = getProxyInfo(socket);
-        if (!info) return;
+        if (!getProxyInfo(socket)) return; // not a connection the PROXY layer handled
+        const ends = connectionEnds(socket);
         this.write({
           category: 'network',
           action: 'connection-accepted',
           outcome: 'success',
-          clientIp: unmapIPv4(info.client.address),
-          clientPort: info.client.port,
-          peerAddress: unmapIPv4(info.peer.address),
-          peerPort: info.peer.port,
+          clientIp: ends.clientIp,
+          clientPort: ends.clientPort,
+          peerAddress: ends.peerIp,
+          peerPort: ends.peerPort,
         });
       };
       server.on('connection', onConnection);

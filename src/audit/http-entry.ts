@@ -3,8 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { getProxyInfo } from '../connection/socket-info.js';
-import { unmapIPv4 } from '../trust.js';
+import { connectionEnds } from '../connection/socket-info.js';
 import type { AuditLog } from './audit-log.js';
 import type { AuditFields } from './record.js';
 
@@ -136,16 +135,13 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       done = true;
       untrack();
       try {
-        const info = getProxyInfo(req.socket);
+        const ends = connectionEnds(req.socket);
         const decided = binding.client(target);
-        const socketIp = req.socket?.remoteAddress;
+        const route = binding.route(target);
         const q = url.indexOf('?');
         let logged: string | undefined;
         if (typeof path === 'function') logged = attempt(() => path(target));
-        else {
-          if (path === 'route') logged = binding.route(target);
-          logged ??= q < 0 ? url : url.slice(0, q);
-        }
+        else logged = (path === 'route' ? route : undefined) ?? (q < 0 ? url : url.slice(0, q));
         const uid = user ? attempt(() => user(target)) : undefined;
         const status = res.headersSent || kind === 'finished' ? res.statusCode : undefined;
         const length = res.getHeader('content-length');
@@ -156,17 +152,17 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
           action: 'http-request',
           outcome: kind !== 'finished' || (status ?? 500) >= 400 ? 'failure' : 'success',
           duration: (performance.now() - t0) * 1e6,
-          clientIp: decided ? decided.ip : unmapIPv4(info ? info.client.address : (socketIp ?? '')),
-          clientPort: decided ? decided.port : info ? info.client.port : req.socket?.remotePort,
-          peerAddress: unmapIPv4(info ? info.peer.address : (socketIp ?? '')),
-          peerPort: info ? info.peer.port : req.socket?.remotePort,
+          clientIp: decided ? decided.ip : ends.clientIp,
+          clientPort: decided ? decided.port : ends.clientPort,
+          peerAddress: ends.peerIp,
+          peerPort: ends.peerPort,
           method: req.method,
           requestId,
           httpVersion: req.httpVersion,
           domain: domainOf(req),
           path: logged === undefined ? undefined : logged.slice(0, MAX_PATH),
           query: queryKeys && q >= 0 ? queryNames(url, q) : undefined,
-          route: binding.route(target),
+          route,
           status,
           bytes: length === undefined ? undefined : Number(length),
           userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,

@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ProxyHeader } from '../protocol/types.js';
+import { unmapIPv4 } from '../trust.js';
 
 /** What the connection layer knows about one connection. */
 export interface ProxyInfo {
@@ -38,6 +39,33 @@ type Carrier = { [kInfo]?: ProxyInfo | { reading: true } };
 export function getProxyInfo(socket: Socket | object | null | undefined): ProxyInfo | undefined {
   const v = socket ? (socket as Carrier)[kInfo] : undefined;
   return v !== undefined && 'client' in v ? v : undefined;
+}
+
+/** The two ends of a connection as an audit or an app sees them: IPv4-mapped IPv6 unmapped. */
+export interface ConnectionEnds {
+  clientIp: string;
+  clientPort: number | undefined;
+  peerIp: string;
+  peerPort: number | undefined;
+}
+
+/**
+ * The client (from the PROXY header, else the TCP peer) and the TCP peer (the balancer) of a socket. The one
+ * function the middleware and the audit log use, so they never disagree about an address.
+ */
+export function connectionEnds(socket: Socket | null | undefined): ConnectionEnds {
+  const info = getProxyInfo(socket);
+  if (info) {
+    return {
+      clientIp: unmapIPv4(info.client.address),
+      clientPort: info.client.port,
+      peerIp: unmapIPv4(info.peer.address),
+      peerPort: info.peer.port,
+    };
+  }
+  const ip = unmapIPv4(socket?.remoteAddress ?? '');
+  const port = socket?.remotePort;
+  return { clientIp: ip, clientPort: port, peerIp: ip, peerPort: port };
 }
 
 /** Stores `info` on a socket and, when asked, makes the socket report the client as its remote end. */

@@ -13,7 +13,7 @@ import {
   type ProxyProtocolError,
   withProxyProtocol,
 } from '../../src/index.js';
-import { activeTimers, bytewise, close, listen, raw, sleep } from '../helpers.js';
+import { activeTimers, bytewise, close, digestBody, listen, raw, sleep } from '../helpers.js';
 
 const V1 = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 80\r\n';
 const V2 = encodeProxyHeader(
@@ -24,13 +24,7 @@ const GET = (path = '/', extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\n${ex
 
 /** Answers with what the server saw: the socket's view, the PROXY info, and a digest of the body. */
 function echo(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const h = createHash('sha256');
-  let n = 0;
-  req.on('data', (d: Buffer) => {
-    h.update(d);
-    n += d.length;
-  });
-  req.on('end', () => {
+  digestBody(req, (bytes, sha256) => {
     const info = getProxyInfo(req.socket);
     res.setHeader('content-type', 'application/json');
     res.end(
@@ -42,8 +36,8 @@ function echo(req: http.IncomingMessage, res: http.ServerResponse): void {
         client: info?.client,
         peer: info?.peer,
         command: info?.header?.command,
-        bytes: n,
-        sha256: h.digest('hex'),
+        bytes,
+        sha256,
       }),
     );
   });

@@ -15,7 +15,7 @@ import {
   type ProxyProtocolError,
   withProxyProtocol,
 } from '../../src/index.js';
-import { certificate, close, listen, sleep } from '../helpers.js';
+import { certificate, close, digestBody, listen, sleep } from '../helpers.js';
 
 const V1 = Buffer.from('PROXY TCP4 198.51.100.22 10.0.0.5 35646 443\r\n');
 const V2 = encodeProxyHeader(
@@ -92,13 +92,7 @@ function echo(
   req: import('node:http').IncomingMessage | http2.Http2ServerRequest,
   res: import('node:http').ServerResponse | http2.Http2ServerResponse,
 ): void {
-  const h = createHash('sha256');
-  let n = 0;
-  req.on('data', (d: Buffer) => {
-    h.update(d);
-    n += d.length;
-  });
-  req.on('end', () => {
+  digestBody(req, (bytes, sha256) => {
     const info = getProxyInfo(req.socket);
     const tlsSocket = req.socket as tls.TLSSocket;
     res.end(
@@ -108,8 +102,8 @@ function echo(
         client: info?.client.address,
         peer: info?.peer.address,
         protocol: tlsSocket.getProtocol?.(),
-        bytes: n,
-        sha256: h.digest('hex'),
+        bytes,
+        sha256,
       }),
     );
   });

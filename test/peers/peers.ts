@@ -75,19 +75,24 @@ function run(cmd: string, args: string[]): Peer {
   };
 }
 
+/** Starts `name` and waits until it listens on every port; on failure, stops it and says what it printed. */
+async function start(name: string, args: string[], ports: number[]): Promise<Peer> {
+  const p = run(which(name) as string, args);
+  try {
+    for (const port of ports) await waitForPort(port);
+  } catch (e) {
+    await p.stop();
+    throw new Error(`${(e as Error).message}\n${name} said:\n${p.output()}`);
+  }
+  return p;
+}
+
 /** Runs HAProxy in the foreground with `config`. */
 export async function haproxy(config: string, ports: number[]): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), 'ppa-haproxy-'));
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);
-  const p = run(which('haproxy') as string, ['-db', '-f', file]);
-  try {
-    for (const port of ports) await waitForPort(port);
-  } catch (e) {
-    await p.stop();
-    throw new Error(`${(e as Error).message}\nhaproxy said:\n${p.output()}`);
-  }
-  return p;
+  return start('haproxy', ['-db', '-f', file], ports);
 }
 
 /** Runs nginx in the foreground with a `stream { … }` block. */
@@ -109,12 +114,5 @@ events { worker_connections 256; }
 stream { ${stream} }
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
-  const p = run(which('nginx') as string, ['-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf')]);
-  try {
-    for (const port of ports) await waitForPort(port);
-  } catch (e) {
-    await p.stop();
-    throw new Error(`${(e as Error).message}\nnginx said:\n${p.output()}`);
-  }
-  return p;
+  return start('nginx', ['-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf')], ports);
 }
