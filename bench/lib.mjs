@@ -1,21 +1,114 @@
 // Small helpers shared by the benchmarks: the load process, timing loops, medians, a table printer.
 import { execFileSync, fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
+let pinned;
+/** Whether taskset can pin processes (tried once, by pinning this process to core 0). */
+function canPin() {
+  if (pinned === undefined) {
+    try {
+      execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
+      pinned = true;
+    } catch {
+      pinned = false;
+    }
+  }
+  return pinned;
+}
+
+function start(script, args, core) {
+  const file = fileURLToPath(new URL(script, import.meta.url));
+  return canPin()
+    ? spawn('taskset', ['-c', String(core), process.execPath, file, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : fork(file, args);
+}
+
 /**
- * Starts the load generator (bench/load.mjs) in its own process. Where taskset exists, this process (the
- * servers) runs on core 0 and the load on core 1, so the two never compete for one core.
+ * Starts the load generator (bench/load.mjs) in its own process. Where taskset exists, servers run on core 0
+ * and the load on core 1, so the two never compete for one core.
  */
 export function startLoad() {
-  let pinned = false;
-  try {
-    execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-    pinned = true;
-  } catch {}
-  const script = fileURLToPath(new URL('./load.mjs', import.meta.url));
-  return pinned
-    ? spawn('taskset', ['-c', '1', process.execPath, script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : fork(script);
+  return start('./load.mjs', [], 1);
+}
+
+/** Asks a child process something and waits for its answer. */
+async function ask(child, message) {
+  child.send(message);
+  const [answer] = await once(child, 'message');
+  return answer;
+}
+
+/**
+ * Starts one server of bench/server.mjs in its own process on core 0. Returns its port, its CPU time so far
+ * (microseconds) and a close function.
+ */
+export async function startServer(kind, dir = '') {
+  const child = start('./server.mjs', [kind, dir], 0);
+  const [m] = await once(child, 'message');
+  return {
+    kind,
+    port: m.port,
+    async cpu() {
+      const { cpu } = await ask(child, 'cpu');
+      return cpu.user + cpu.system;
+    },
+    async close() {
+      await ask(child, 'close');
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+/**
+ * One load window against one server: requests per second, and the server's capacity (operations per second
+ * of its own CPU time: independent of how busy the load generator or the machine's neighbours were).
+ */
+export async function measure(load, server, params) {
+  const cpu0 = await server.cpu();
+  load.send({ ...params, port: server.port });
+  const [r] = await once(load, 'message');
+  const cpu = (await server.cpu()) - cpu0;
+  if (r.errors > r.n / 100) throw new Error(`${server.kind}: ${r.errors} errors in ${r.n} requests`);
+  return { rate: r.rate, capacity: (r.n * 1e6) / cpu };
+}
+
+/**
+ * Side by side: two warm-up windows each, then `pairs` pairs of windows, alternating which server goes first.
+ * Returns the median rates and the median of the per-pair ratios A/B (rate and capacity).
+ */
+export async function comparePairs(load, a, b, { pairs, params, paramsB = params }) {
+  await measure(load, a, params);
+  await measure(load, b, paramsB);
+  await measure(load, a, params);
+  await measure(load, b, paramsB);
+  const ra = [];
+  const rb = [];
+  const rates = [];
+  const caps = [];
+  for (let i = 0; i < pairs; i++) {
+    let x;
+    let y;
+    if (i % 2 === 0) {
+      x = await measure(load, a, params);
+      y = await measure(load, b, paramsB);
+    } else {
+      y = await measure(load, b, paramsB);
+      x = await measure(load, a, params);
+    }
+    ra.push(x.rate);
+    rb.push(y.rate);
+    rates.push(x.rate / y.rate);
+    caps.push(x.capacity / y.capacity);
+  }
+  return { a: median(ra), b: median(rb), ratio: median(rates), capacity: median(caps), spread: quartiles(rates) };
+}
+
+/** The first and third quartiles, to show how much the pairs of one comparison disagreed. */
+export function quartiles(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))];
+  return [at(0.25), at(0.75)];
 }
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);

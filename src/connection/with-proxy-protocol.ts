@@ -1,3 +1,4 @@
+import { Server as HttpServer } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCodes, ProxyProtocolError } from '../protocol/errors.js';
@@ -16,24 +17,30 @@ interface Layer {
   options: CompiledOptions;
   emit: Emit;
   /**
-   * Connections reading their header, oldest first (one timeout for all, so deadlines are in order). An
-   * array rather than a Set: no identity hash for every socket; finished entries are dropped by the sweep.
+   * Connections reading their header, oldest first (one timeout for all, so deadlines are in order), as an
+   * intrusive doubly linked list: a connection leaves it the moment its header is read, so nothing here keeps
+   * a finished socket alive until the next sweep (under load that retention was what the GC paid for).
    */
-  pending: Pending[];
+  head: Pending | undefined;
+  tail: Pending | undefined;
   sweeper: NodeJS.Timeout | undefined;
   sweepEvery: number;
+  /** Read in flowing mode ('data') and unshift after 'connection': for http.Server only (see handOver). */
+  flowing: boolean;
 }
 
 /** Per-connection state, kept on the socket: the listeners below are shared functions, not closures. */
 interface Pending {
   reading: true;
   socket: PendingSocket;
-  /** False once the header was read or the connection rejected. */
-  active: boolean;
   layer: Layer;
   peer: ProxyInfo['peer'];
   buffered: Buffer | undefined;
   deadline: number;
+  /** Neighbours in the layer's list; `linked` is false outside it. */
+  prev: Pending | undefined;
+  next: Pending | undefined;
+  linked: boolean;
 }
 
 type PendingSocket = Socket & { [kInfo]?: Pending | ProxyInfo };
@@ -49,14 +56,35 @@ function familyOf(address: string): string {
   return address.includes(':') ? 'IPv6' : 'IPv4';
 }
 
+function link(layer: Layer, st: Pending): void {
+  st.prev = layer.tail;
+  if (layer.tail === undefined) layer.head = st;
+  else layer.tail.next = st;
+  layer.tail = st;
+  st.linked = true;
+}
+
+function unlink(layer: Layer, st: Pending): void {
+  if (!st.linked) return;
+  const { prev, next } = st;
+  if (prev === undefined) layer.head = next;
+  else prev.next = next;
+  if (next === undefined) layer.tail = prev;
+  else next.prev = prev;
+  st.prev = undefined;
+  st.next = undefined;
+  st.linked = false;
+}
+
 function stopReading(socket: PendingSocket, st: Pending): void {
   socket[kInfo] = undefined;
-  socket.removeListener('readable', onReadable);
+  if (st.layer.flowing) socket.removeListener('data', onData);
+  else socket.removeListener('readable', onReadable);
   socket.removeListener('end', onEnd);
   socket.removeListener('error', onError);
-  // The sweep drops the entry; it stops itself once nothing is pending (stopping it here would restart it
-  // for nearly every connection under load).
-  st.active = false;
+  // The sweeper stops itself once nothing is pending (stopping it here would restart it for nearly every
+  // connection under load).
+  unlink(st.layer, st);
   st.buffered = undefined;
 }
 
@@ -80,12 +108,31 @@ function reject(
 
 function handOver(socket: PendingSocket, layer: Layer, info: ProxyInfo, override: boolean, rest: Buffer | undefined): void {
   attachInfo(socket, info, override);
-  // Whatever followed the header goes back to the front of the stream: the HTTP parser, the TLS layer or
-  // the HTTP/2 session reads it before anything that arrives later.
-  if (rest !== undefined && rest.length > 0) socket.unshift(rest);
-  layer.emit.call(layer.server, 'connection', socket);
+  if (rest === undefined || rest.length === 0) {
+    layer.emit.call(layer.server, 'connection', socket);
+  } else if (layer.flowing) {
+    // http.Server: its connection listener attaches its 'data' listener at once, on a socket already
+    // flowing; unshifting after it hands the bytes that followed the header straight to the HTTP parser, in
+    // this same call, before anything that arrives later (which the parser then reads natively).
+    layer.emit.call(layer.server, 'connection', socket);
+    if (!socket.destroyed) socket.unshift(rest);
+  } else {
+    // TLS, HTTP/2 and net servers look for bytes already buffered on the socket when they take it over: the
+    // rest goes back to the front of the stream first.
+    socket.unshift(rest);
+    layer.emit.call(layer.server, 'connection', socket);
+  }
 }
 
+/** Flowing mode (http.Server): every chunk is handed to us as it arrives. */
+function onData(this: PendingSocket, chunk: Buffer): void {
+  const st = pendingOf(this);
+  if (!st) return;
+  st.buffered = st.buffered === undefined ? chunk : Buffer.concat([st.buffered, chunk]);
+  received(this, st, st.buffered);
+}
+
+/** Paused mode (every other server): read what is buffered. */
 function onReadable(this: PendingSocket): void {
   const st = pendingOf(this);
   if (!st) return;
@@ -94,8 +141,11 @@ function onReadable(this: PendingSocket): void {
     st.buffered = st.buffered === undefined ? chunk : Buffer.concat([st.buffered, chunk]);
     chunk = this.read();
   }
-  const buffered = st.buffered;
-  if (buffered === undefined) return;
+  if (st.buffered !== undefined) received(this, st, st.buffered);
+}
+
+/** Tries the bytes received so far: waits for more, rejects, or hands the connection over. */
+function received(socket: PendingSocket, st: Pending, buffered: Buffer): void {
   const { layer } = st;
   const o = layer.options;
   const r = parseProxyHeader(buffered, o.parse);
@@ -103,24 +153,24 @@ function onReadable(this: PendingSocket): void {
     case 'incomplete':
       return;
     case 'invalid':
-      reject(this, st, layer, st.peer, r.error);
+      reject(socket, st, layer, st.peer, r.error);
       return;
     case 'none':
       if (o.requireHeader) {
         reject(
-          this,
+          socket,
           st,
           layer,
           st.peer,
           new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'),
         );
       } else {
-        stopReading(this, st);
-        handOver(this, layer, { header: undefined, peer: st.peer, client: st.peer }, false, buffered);
+        stopReading(socket, st);
+        handOver(socket, layer, { header: undefined, peer: st.peer, client: st.peer }, false, buffered);
       }
       return;
     case 'ok': {
-      stopReading(this, st);
+      stopReading(socket, st);
       const header: ProxyHeader = r.header;
       const src = header.source;
       const client =
@@ -128,7 +178,7 @@ function onReadable(this: PendingSocket): void {
           ? { address: src.address, port: src.port, family: header.family }
           : st.peer;
       const rest = r.length < buffered.length ? buffered.subarray(r.length) : undefined;
-      handOver(this, layer, { header, peer: st.peer, client }, o.overrideRemoteAddress, rest);
+      handOver(socket, layer, { header, peer: st.peer, client }, o.overrideRemoteAddress, rest);
     }
   }
 }
@@ -163,22 +213,17 @@ function onEnd(this: PendingSocket): void {
 
 /**
  * One interval per server, running only while headers are awaited, instead of a timer per connection:
- * every connection shares the same timeout, so the oldest deadline is always first in the set.
+ * every connection shares the same timeout, so the list is in deadline order. The walk covers only the
+ * connections still reading a header, and also drops sockets destroyed under us without 'end' or 'error'.
  */
 function sweep(layer: Layer): void {
   const now = Date.now();
-  const all = layer.pending;
   const ms = layer.options.headerTimeout;
-  let keep = 0;
-  for (let i = 0; i < all.length; i++) {
-    const st = all[i] as Pending;
-    if (!st.active) continue;
-    if (st.socket.destroyed) {
-      // Closed under us without 'end' or 'error' (e.g. server.close() teardown): just forget it.
-      stopReading(st.socket, st);
-      continue;
-    }
-    if (st.deadline <= now) {
+  let st = layer.head;
+  while (st !== undefined) {
+    const next = st.next;
+    if (st.socket.destroyed) stopReading(st.socket, st);
+    else if (st.deadline <= now)
       reject(
         st.socket,
         st,
@@ -186,12 +231,9 @@ function sweep(layer: Layer): void {
         st.peer,
         new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`),
       );
-      continue;
-    }
-    all[keep++] = st;
+    st = next;
   }
-  all.length = keep;
-  if (keep === 0 && layer.sweeper) {
+  if (layer.head === undefined && layer.sweeper) {
     clearInterval(layer.sweeper);
     layer.sweeper = undefined;
   }
@@ -220,14 +262,25 @@ function accept(layer: Layer, socket: PendingSocket): void {
     else handOver(socket, layer, { header: undefined, peer, client: peer }, false, undefined);
     return;
   }
-  const st: Pending = { reading: true, socket, active: true, layer, peer, buffered: undefined, deadline: 0 };
+  const st: Pending = {
+    reading: true,
+    socket,
+    layer,
+    peer,
+    buffered: undefined,
+    deadline: 0,
+    prev: undefined,
+    next: undefined,
+    linked: false,
+  };
   socket[kInfo] = st;
   socket.on('error', onError);
   socket.on('end', onEnd);
-  socket.on('readable', onReadable);
+  if (layer.flowing) socket.on('data', onData);
+  else socket.on('readable', onReadable);
   if (o.headerTimeout > 0) {
     st.deadline = Date.now() + o.headerTimeout;
-    layer.pending.push(st);
+    link(layer, st);
     if (layer.sweeper === undefined) {
       layer.sweeper = setInterval(sweep, layer.sweepEvery, layer);
       layer.sweeper.unref();
@@ -263,10 +316,12 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
     server,
     options: o,
     emit,
-    pending: [],
+    head: undefined,
+    tail: undefined,
     sweeper: undefined,
     // Timeouts fire within a tenth of headerTimeout (at most 250 ms) after they are due.
     sweepEvery: Math.max(5, Math.min(250, Math.floor(o.headerTimeout / 10))),
+    flowing: server instanceof HttpServer,
   };
   target[kWrapped] = true;
   // Node announces accepted sockets only through emit('connection'); intercepting that one event on this

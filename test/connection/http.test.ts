@@ -264,6 +264,42 @@ describe('wrapping an existing server', () => {
     await close(server);
   });
 
+  it('a connection listener that pauses the socket for a while still gets every byte after the header', async () => {
+    const server = withProxyProtocol(http.createServer(echo));
+    server.on('connection', (s: net.Socket) => {
+      s.pause();
+      setTimeout(() => s.resume(), 40);
+    });
+    const port = await listen(server);
+    const body = randomBytes(50_000);
+    const request = `POST /paused HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const { data } = await raw(port, [Buffer.concat([Buffer.from(V1 + request), body])], { until: '}' });
+    const [b] = bodies(data);
+    assert.equal(b?.url, '/paused');
+    assert.equal(b?.bytes, body.length);
+    assert.equal(b?.sha256, createHash('sha256').update(body).digest('hex'));
+    await close(server);
+  });
+
+  it('a connection listener that destroys the socket raises nothing, and the next connection is served', async () => {
+    const server = withProxyProtocol(http.createServer(echo));
+    let destroyed = 0;
+    server.on('connection', (s: net.Socket) => {
+      if (destroyed === 0) {
+        destroyed++;
+        s.destroy();
+      }
+    });
+    const port = await listen(server);
+    const first = await raw(port, [V1 + GET('/gone')], { until: '}' });
+    assert.equal(first.data.length, 0);
+    assert.equal(first.closed, true);
+    const { data } = await raw(port, [V1 + GET('/next')], { until: '}' });
+    assert.equal(bodies(data)[0]?.url, '/next');
+    assert.equal(destroyed, 1);
+    await close(server);
+  });
+
   it('refuses to wrap twice and validates options at wrap time', () => {
     const server = http.createServer();
     withProxyProtocol(server);

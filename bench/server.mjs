@@ -1,0 +1,122 @@
+// One benchmark server per process, as in production: no other server shares its heap, its JIT feedback or
+// its garbage collector. Started by lib.mjs startServer(kind); reports its port, then answers 'cpu' with its
+// own CPU time and 'close' by closing (and, for the audit server, by flushing its log).
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { withProxyProtocol, createServer, createAuditLog } = require('../dist/cjs/index.js');
+
+const [kind, dir] = process.argv.slice(2);
+
+const hello = (_req, res) => {
+  res.setHeader('content-length', '2');
+  res.end('ok');
+};
+
+// The floor of any JS-level PROXY reader on public Node APIs: read the first chunk, strip the header line,
+// unshift the rest, hand the socket on. No parsing, no checks, no peer address: what the mechanism costs.
+function minimalReader() {
+  const s = http.createServer(hello);
+  const emit = s.emit;
+  s.emit = function (event, socket) {
+    // biome-ignore lint/complexity/noArguments: forwards every other event unchanged
+    if (event !== 'connection') return Reflect.apply(emit, this, arguments);
+    socket.on('readable', function onReadable() {
+      const chunk = socket.read();
+      if (chunk === null) return;
+      socket.removeListener('readable', onReadable);
+      const rest = chunk.subarray(chunk.indexOf(10) + 1);
+      if (rest.length > 0) socket.unshift(rest);
+      emit.call(s, 'connection', socket);
+    });
+    return true;
+  };
+  return s;
+}
+
+function minimalData() {
+  const s = http.createServer(hello);
+  const emit = s.emit;
+  s.emit = function (event, socket) {
+    // biome-ignore lint/complexity/noArguments: forwards every other event unchanged
+    if (event !== 'connection') return Reflect.apply(emit, this, arguments);
+    socket.on('data', function onData(chunk) {
+      socket.removeListener('data', onData);
+      const rest = chunk.subarray(chunk.indexOf(10) + 1);
+      emit.call(s, 'connection', socket);
+      if (rest.length > 0) socket.unshift(rest);
+    });
+    return true;
+  };
+  return s;
+}
+
+function expressApp(setup) {
+  const express = require('express');
+  const a = express();
+  a.set('etag', false);
+  setup(a);
+  a.get('/patients/:id', (req, res) => res.json({ id: req.params.id }));
+  return a;
+}
+
+let log;
+function make() {
+  const tls = () => JSON.parse(fs.readFileSync(path.join(dir, 'tls.json'), 'utf8'));
+  switch (kind) {
+    case 'http':
+      return http.createServer(hello);
+    case 'ppa-http':
+      return withProxyProtocol(http.createServer(hello));
+    case 'minimal':
+      return minimalReader();
+    case 'minimal-data':
+      return minimalData();
+    case 'proxywrap':
+      return require('findhit-proxywrap').proxy(http, { strict: true }).createServer(hello);
+    case 'https':
+      return https.createServer(tls(), hello);
+    case 'ppa-https':
+      return createServer(tls(), hello);
+    case 'express':
+      return http.createServer(expressApp(() => {}));
+    case 'express-morgan': {
+      const morgan = require('morgan');
+      const stream = fs.createWriteStream(path.join(dir, 'access.log'), { flags: 'a' });
+      return http.createServer(expressApp((a) => a.use(morgan('combined', { stream }))));
+    }
+    case 'express-audit': {
+      const { clientIp, auditLog } = require('../dist/cjs/express/index.js');
+      log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
+      return http.createServer(
+        expressApp((a) => {
+          a.use(clientIp());
+          a.use(auditLog({ log }));
+        }),
+      );
+    }
+    default:
+      throw new Error(`unknown server kind ${kind}`);
+  }
+}
+
+const server = make();
+server.listen(0, '127.0.0.1');
+await once(server, 'listening');
+process.send({ port: server.address().port });
+process.on('message', async (m) => {
+  if (m === 'cpu') {
+    process.send({ cpu: process.cpuUsage() });
+  } else if (m === 'close') {
+    server.close();
+    server.closeAllConnections?.();
+    if (log) await log.close();
+    process.send({ closed: true });
+    process.disconnect();
+  }
+});
