@@ -85,6 +85,17 @@ function make() {
       return createServer(tls(), hello);
     case 'express':
       return http.createServer(expressApp(() => {}));
+    case 'express-noop2':
+      return http.createServer(
+        expressApp((a) => {
+          a.use((_req, _res, next) => next());
+          a.use((_req, _res, next) => next());
+        }),
+      );
+    case 'express-clientip': {
+      const { clientIp } = require('../dist/cjs/express/index.js');
+      return http.createServer(expressApp((a) => a.use(clientIp())));
+    }
     case 'express-morgan': {
       const morgan = require('morgan');
       const stream = fs.createWriteStream(path.join(dir, 'access.log'), { flags: 'a' });

@@ -1,12 +1,28 @@
 // Shared network helpers: servers on 127.0.0.1:0, raw clients that write bytes whole, split or byte by byte.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import selfsigned from 'selfsigned';
 
 export { sleep };
+
+const tempDirs: string[] = [];
+/** A fresh directory under the system temp dir, removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (tempDirs.length === 0) {
+    process.on('exit', () => {
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  tempDirs.push(dir);
+  return dir;
+}
 
 export async function listen<S extends net.Server>(server: S, host = '127.0.0.1'): Promise<number> {
   server.listen(0, host);

@@ -10,6 +10,7 @@ import { unmapIPv4 } from '../trust.js';
 import { Chain, toPrivateKey } from './chain.js';
 import { AccessLogTransport } from './elb-format.js';
 import { AuditFileTransport } from './file-sink.js';
+import { finish as finishEntry, type OpenEntry } from './http-entry.js';
 import type { AuditFields } from './record.js';
 
 const MESSAGE = Symbol.for('message');
@@ -89,12 +90,16 @@ export class AuditLog extends EventEmitter {
   private droppedUnreported = 0;
   private inFlight = 0;
   private idle: (() => void)[] = [];
-  private pendingFlush = new Set<() => void>();
+  /** Requests begun and not yet logged, oldest first (written as `shutdown` at a close deadline). */
+  private openHead: OpenEntry | undefined;
+  private openTail: OpenEntry | undefined;
   private unhealthy: Error | undefined;
   private closing: Promise<void> | undefined;
   private closed = false;
   private warned = false;
   private readonly unwatch: (() => void)[] = [];
+  /** True while the file sink is the logger's only transport: entries skip winston's pipeline. */
+  private direct = false;
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
@@ -146,6 +151,19 @@ export class AuditLog extends EventEmitter {
       transports: all,
       exitOnError: false,
     });
+    this.direct = this.file !== undefined && all.length === 1;
+    // The file sink is fed directly while it is the logger's only transport: winston's stream pipeline costs
+    // more than the rest of an entry. Adding or removing transports through the logger switches back.
+    const logger = this.logger as unknown as Record<'add' | 'remove' | 'clear' | 'configure', (...a: unknown[]) => unknown>;
+    for (const m of ['add', 'remove', 'clear', 'configure'] as const) {
+      const original = logger[m] as (...a: unknown[]) => unknown;
+      logger[m] = (...args: unknown[]) => {
+        const r = original.apply(this.logger, args);
+        const now = this.logger.transports;
+        this.direct = this.file !== undefined && now.length === 1 && now[0] === this.file;
+        return r;
+      };
+    }
     this.logger.on('error', (err: Error) => this.sinkFailed(err));
     for (const t of all) t.on('logged', () => this.sinkRecovered());
     this.file?.on('sink-error', (err: Error) => this.sinkFailed(err));
@@ -226,7 +244,9 @@ export class AuditLog extends EventEmitter {
 
   private seal(fields: AuditFields): void {
     const line = this.chain.seal(fields);
-    this.logger.log({ level: 'info', message: line, [LEVEL]: 'info', [MESSAGE]: line, fields } as unknown as winston.LogEntry);
+    if (this.direct) (this.file as AuditFileTransport).append(line);
+    else
+      this.logger.log({ level: 'info', message: line, [LEVEL]: 'info', [MESSAGE]: line, fields } as unknown as winston.LogEntry);
     if (this.listenerCount('entry') > 0) this.emit('entry', line, fields);
   }
 
@@ -265,10 +285,25 @@ export class AuditLog extends EventEmitter {
     }
   }
 
-  /** @internal register a callback that writes the entry of a request still in flight at a close deadline. */
-  track(flush: () => void): () => void {
-    this.pendingFlush.add(flush);
-    return () => this.pendingFlush.delete(flush);
+  /** @internal a request's entry is open until `finish` writes it… */
+  track(e: OpenEntry): void {
+    e.prev = this.openTail;
+    if (this.openTail === undefined) this.openHead = e;
+    else this.openTail.next = e;
+    this.openTail = e;
+  }
+
+  /** @internal …and leaves the list then. */
+  untrack(e: OpenEntry): void {
+    const { prev, next } = e;
+    if (prev === undefined) {
+      if (this.openHead !== e) return; // not in the list
+      this.openHead = next;
+    } else prev.next = next;
+    if (next === undefined) this.openTail = prev;
+    else next.prev = prev;
+    e.prev = undefined;
+    e.next = undefined;
   }
 
   /**
@@ -343,7 +378,7 @@ export class AuditLog extends EventEmitter {
         }),
       ]);
       clearTimeout(timer);
-      for (const flush of [...this.pendingFlush]) flush();
+      while (this.openHead !== undefined) finishEntry(this.openHead, 'shutdown');
     }
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.seal({

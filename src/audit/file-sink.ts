@@ -57,16 +57,26 @@ export class AuditFileTransport extends TransportStream {
   }
 
   override log(info: Record<string | symbol, unknown>, callback: () => void): void {
-    this.queue.push(`${info[MESSAGE] as string}\n`);
-    if (!this.scheduled && this.retryTimer === undefined) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.flush();
-      });
-    }
+    this.append(info[MESSAGE] as string);
     callback();
   }
+
+  /**
+   * Queues one line (without its newline) for the next batch. What `log` does for winston; the AuditLog
+   * calls it directly while this sink is the logger's only transport.
+   */
+  append(line: string): void {
+    this.queue.push(`${line}\n`);
+    if (!this.scheduled && this.retryTimer === undefined) {
+      this.scheduled = true;
+      setImmediate(this.flushSoon);
+    }
+  }
+
+  private readonly flushSoon = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
 
   private flush(): void {
     if (this.queue.length === 0 && this.carry === undefined) {

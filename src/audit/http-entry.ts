@@ -94,6 +94,108 @@ function attempt<R>(fn: () => R): R | undefined {
 /** What `begin` decided. */
 export type Begin = 'skip' | 'serve' | 'unavailable';
 
+type Kind = 'finished' | 'aborted' | 'timeout' | 'shutdown';
+
+/** The compiled options, shared by every request of one middleware. */
+interface Compiled<T> {
+  log: AuditLog;
+  binding: FrameworkBinding<T>;
+  user: ((target: T) => string | number | undefined | null) | undefined;
+  path: 'path' | 'route' | ((target: T) => string | undefined);
+  queryKeys: boolean;
+}
+
+const kEntry = Symbol('proxy-protocol-audit.entry');
+
+/**
+ * One request between `begin` and its entry. A plain object per request, found from the response through
+ * `kEntry` by one shared 'close' listener: no closures per request.
+ */
+export interface OpenEntry {
+  compiled: Compiled<unknown>;
+  target: unknown;
+  req: IncomingMessage;
+  res: ServerResponse;
+  timestamp: number;
+  t0: number;
+  url: string;
+  requestId: string;
+  accepting: boolean;
+  done: boolean;
+  /** Neighbours in the log's list of open entries (for the close deadline). */
+  prev: OpenEntry | undefined;
+  next: OpenEntry | undefined;
+}
+
+type WithEntry = ServerResponse & { [kEntry]?: OpenEntry };
+
+// ServerResponse (and Http2ServerResponse) emit 'close' once, when the response completed or the connection
+// went away first: one listener instead of on-finished's several.
+function onResponseClose(this: WithEntry): void {
+  const e = this[kEntry];
+  if (e === undefined) return;
+  if (this.writableFinished) finish(e, 'finished');
+  else finish(e, timedOut(e.req) ? 'timeout' : 'aborted');
+}
+
+/** Writes the entry of one request (once). Also called for requests still open at a close deadline. */
+export function finish(e: OpenEntry, kind: Kind): void {
+  if (e.done) return;
+  e.done = true;
+  const c = e.compiled;
+  const { log, binding, path, user } = c;
+  const { req, res, target, url } = e;
+  log.untrack(e);
+  try {
+    const ends = connectionEnds(req.socket);
+    const decided = binding.client(target);
+    const route = binding.route(target);
+    const q = url.indexOf('?');
+    let logged: string | undefined;
+    if (typeof path === 'function') logged = attempt(() => path(target));
+    else logged = (path === 'route' ? route : undefined) ?? (q < 0 ? url : url.slice(0, q));
+    const uid = user ? attempt(() => user(target)) : undefined;
+    const status = res.headersSent || kind === 'finished' ? res.statusCode : undefined;
+    const length = res.getHeader('content-length');
+    const ua = req.headers['user-agent'];
+    const fields: AuditFields = {
+      timestamp: e.timestamp,
+      category: 'web',
+      action: 'http-request',
+      outcome: kind !== 'finished' || (status ?? 500) >= 400 ? 'failure' : 'success',
+      duration: (performance.now() - e.t0) * 1e6,
+      clientIp: decided ? decided.ip : ends.clientIp,
+      clientPort: decided ? decided.port : ends.clientPort,
+      peerAddress: ends.peerIp,
+      peerPort: ends.peerPort,
+      method: req.method,
+      requestId: e.requestId,
+      httpVersion: req.httpVersion,
+      domain: domainOf(req),
+      path: logged === undefined ? undefined : logged.slice(0, MAX_PATH),
+      query: c.queryKeys && q >= 0 ? queryNames(url, q) : undefined,
+      route,
+      status,
+      bytes: length === undefined ? undefined : Number(length),
+      userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
+      userId: uid === undefined || uid === null ? undefined : String(uid),
+      tlsVersion: tlsVersion(req),
+    };
+    if (!e.accepting) {
+      fields.errorType = 'audit_unavailable';
+    } else if (kind === 'aborted') {
+      fields.errorType = 'client_aborted';
+    } else if (kind === 'timeout') {
+      fields.errorType = 'timeout';
+    } else if (kind === 'shutdown') {
+      fields.errorType = 'shutdown';
+    }
+    log.write(fields);
+  } finally {
+    log.end();
+  }
+}
+
 /**
  * Compiles the options once. The returned `begin` is called at the start of every request: it registers the
  * entry for when the request ends and says whether to serve it (`'unavailable'`: answer 503, the log is
@@ -117,79 +219,34 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     throw new TypeError("auditLog: path must be 'path', 'route' or a function");
   if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditLog: bad requestIdHeader');
   const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
+  const compiled: Compiled<T> = { log, binding, user, path, queryKeys };
 
   return function begin(target: T, req: IncomingMessage, res: ServerResponse): Begin {
     if (skip?.(target)) return 'skip';
     const timestamp = Date.now();
     const t0 = performance.now();
-    const url = req.url ?? '/';
     const incoming = idHeader ? req.headers[idHeader] : undefined;
     const requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
     if (echoRequestId && !res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
     const accepting = log.accepting;
     log.begin();
-    let done = false;
-
-    const finish = (kind: 'finished' | 'aborted' | 'timeout' | 'shutdown') => {
-      if (done) return;
-      done = true;
-      untrack();
-      try {
-        const ends = connectionEnds(req.socket);
-        const decided = binding.client(target);
-        const route = binding.route(target);
-        const q = url.indexOf('?');
-        let logged: string | undefined;
-        if (typeof path === 'function') logged = attempt(() => path(target));
-        else logged = (path === 'route' ? route : undefined) ?? (q < 0 ? url : url.slice(0, q));
-        const uid = user ? attempt(() => user(target)) : undefined;
-        const status = res.headersSent || kind === 'finished' ? res.statusCode : undefined;
-        const length = res.getHeader('content-length');
-        const ua = req.headers['user-agent'];
-        const fields: AuditFields = {
-          timestamp,
-          category: 'web',
-          action: 'http-request',
-          outcome: kind !== 'finished' || (status ?? 500) >= 400 ? 'failure' : 'success',
-          duration: (performance.now() - t0) * 1e6,
-          clientIp: decided ? decided.ip : ends.clientIp,
-          clientPort: decided ? decided.port : ends.clientPort,
-          peerAddress: ends.peerIp,
-          peerPort: ends.peerPort,
-          method: req.method,
-          requestId,
-          httpVersion: req.httpVersion,
-          domain: domainOf(req),
-          path: logged === undefined ? undefined : logged.slice(0, MAX_PATH),
-          query: queryKeys && q >= 0 ? queryNames(url, q) : undefined,
-          route,
-          status,
-          bytes: length === undefined ? undefined : Number(length),
-          userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
-          userId: uid === undefined || uid === null ? undefined : String(uid),
-          tlsVersion: tlsVersion(req),
-        };
-        if (!accepting) {
-          fields.errorType = 'audit_unavailable';
-        } else if (kind === 'aborted') {
-          fields.errorType = 'client_aborted';
-        } else if (kind === 'timeout') {
-          fields.errorType = 'timeout';
-        } else if (kind === 'shutdown') {
-          fields.errorType = 'shutdown';
-        }
-        log.write(fields);
-      } finally {
-        log.end();
-      }
+    const e: OpenEntry = {
+      compiled: compiled as Compiled<unknown>,
+      target,
+      req,
+      res,
+      timestamp,
+      t0,
+      url: req.url ?? '/',
+      requestId,
+      accepting,
+      done: false,
+      prev: undefined,
+      next: undefined,
     };
-    const untrack = log.track(() => finish('shutdown'));
-    // ServerResponse (and Http2ServerResponse) emit 'close' once, when the response completed or the
-    // connection went away first: one listener instead of on-finished's several.
-    res.once('close', () => {
-      if (res.writableFinished) finish('finished');
-      else finish(timedOut(req) ? 'timeout' : 'aborted');
-    });
+    log.track(e);
+    (res as WithEntry)[kEntry] = e;
+    res.on('close', onResponseClose);
     return accepting || !log.failClosed ? 'serve' : 'unavailable';
   };
 }

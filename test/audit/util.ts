@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../helpers.js';
 
 export function tmpFile(name = 'audit.jsonl'): string {
-  return join(mkdtempSync(join(tmpdir(), 'ppa-audit-')), name);
+  return join(tempDir('ppa-audit-'), name);
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed JSON lines are inspected field by field

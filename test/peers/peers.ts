@@ -1,10 +1,9 @@
 // Starting real HAProxy and nginx processes on loopback for the interoperability tests.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from '../helpers.js';
+import { sleep, tempDir } from '../helpers.js';
 
 /** Absolute path of a binary, or undefined. */
 export function which(name: string): string | undefined {
@@ -89,7 +88,7 @@ async function start(name: string, args: string[], ports: number[]): Promise<Pee
 
 /** Runs HAProxy in the foreground with `config`. */
 export async function haproxy(config: string, ports: number[]): Promise<Peer> {
-  const dir = mkdtempSync(join(tmpdir(), 'ppa-haproxy-'));
+  const dir = tempDir('ppa-haproxy-');
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);
   return start('haproxy', ['-db', '-f', file], ports);
@@ -97,7 +96,7 @@ export async function haproxy(config: string, ports: number[]): Promise<Peer> {
 
 /** Runs nginx in the foreground with a `stream { … }` block. */
 export async function nginxStream(stream: string, ports: number[]): Promise<Peer> {
-  const dir = mkdtempSync(join(tmpdir(), 'ppa-nginx-'));
+  const dir = tempDir('ppa-nginx-');
   const module = ['/usr/lib/nginx/modules/ngx_stream_module.so', '/usr/share/nginx/modules/ngx_stream_module.so'].find((m) => {
     try {
       execFileSync('test', ['-f', m]);

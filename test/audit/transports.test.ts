@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import TransportStream from 'winston-transport';
+import { createAuditLog, verifyAuditLog } from '../../src/index.js';
+import { tmpFile } from './util.js';
+
+const MESSAGE = Symbol.for('message');
+
+/** A winston transport that keeps every line it is given, as a user's CloudWatch or syslog transport would. */
+class Memory extends TransportStream {
+  lines: string[] = [];
+  override log(info: Record<string | symbol, unknown>, callback: () => void): void {
+    this.lines.push(info[MESSAGE] as string);
+    callback();
+  }
+}
+
+function fileLines(file: string): string[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+}
+
+function write(log: ReturnType<typeof createAuditLog>, n: number, tag: string): void {
+  for (let i = 0; i < n; i++) {
+    log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/${tag}/${i}` });
+  }
+}
+
+describe('winston transports', () => {
+  it('extra transports beside the file receive every sealed line, byte for byte', async () => {
+    const file = tmpFile();
+    const memory = new Memory();
+    const log = createAuditLog({ filename: file, transports: [memory], service: 't' });
+    write(log, 25, 'a');
+    await log.close();
+    const lines = fileLines(file);
+    assert.equal(lines.length, 27); // started + 25 + stopped
+    assert.deepEqual(memory.lines, lines);
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
+  it('transports alone (no file): every line reaches them and close() resolves', async () => {
+    const memory = new Memory();
+    const log = createAuditLog({ transports: [memory], service: 't' });
+    write(log, 10, 'b');
+    await log.close();
+    assert.equal(memory.lines.length, 12);
+    assert.deepEqual(
+      memory.lines.map((l) => JSON.parse(l).event.sequence),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
+  });
+
+  it('transports added and removed through log.logger: each entry reaches the file once, and the new transport while it is attached', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file, service: 't' });
+    write(log, 5, 'before');
+    const memory = new Memory();
+    log.logger.add(memory);
+    write(log, 5, 'during');
+    await new Promise((r) => setImmediate(r));
+    log.logger.remove(memory);
+    write(log, 5, 'after');
+    await log.close();
+    const lines = fileLines(file);
+    const paths = lines.map((l) => JSON.parse(l).url?.path).filter(Boolean);
+    assert.deepEqual(paths, [
+      ...Array.from({ length: 5 }, (_, i) => `/before/${i}`),
+      ...Array.from({ length: 5 }, (_, i) => `/during/${i}`),
+      ...Array.from({ length: 5 }, (_, i) => `/after/${i}`),
+    ]);
+    assert.deepEqual(
+      memory.lines.map((l) => JSON.parse(l).url.path),
+      Array.from({ length: 5 }, (_, i) => `/during/${i}`),
+    );
+    const v = await verifyAuditLog(file);
+    assert.equal(v.ok, true, v.reason);
+    assert.equal(v.entries, 17);
+  });
+});
