@@ -25,7 +25,15 @@ const params = (mode, header, concurrency) => ({ mode, ms: MS, concurrency, head
 
 const rows = [
   ['new connections/s, v1 header vs plain http (no header)', 'ppa-http', 'http', 'conn', HEADER, '', 32],
-  ['new connections/s, reference: minimal read+unshift, no checks, vs plain http', 'minimal', 'http', 'conn', HEADER, '', 32],
+  [
+    'new connections/s, reference: minimal flowing read+unshift, no checks, vs plain http',
+    'minimal',
+    'http',
+    'conn',
+    HEADER,
+    '',
+    32,
+  ],
   ['new connections/s, v1 header vs findhit-proxywrap', 'ppa-http', 'proxywrap', 'conn', HEADER, HEADER, 32],
   ['TLS handshakes/s, v1 header vs plain https.createServer', 'ppa-https', 'https', 'tls', HEADER, '', 16],
   ['keep-alive requests/s vs plain http', 'ppa-http', 'http', 'keepalive', HEADER, '', 32],

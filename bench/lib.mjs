@@ -73,15 +73,20 @@ export async function measure(load, server, params) {
   return { rate: r.rate, capacity: (r.n * 1e6) / cpu };
 }
 
+/** Milliseconds of load each server gets before a comparison is measured (env WARMUP). */
+export const WARMUP = Number(process.env.WARMUP ?? 6000);
+
 /**
- * Side by side: two warm-up windows each, then `pairs` pairs of windows, alternating which server goes first.
+ * Side by side: a warm-up under load, then `pairs` pairs of windows, alternating which server goes first.
  * Returns the median rates and the median of the per-pair ratios A/B (rate and capacity).
  */
-export async function comparePairs(load, a, b, { pairs, params, paramsB = params }) {
-  await measure(load, a, params);
-  await measure(load, b, paramsB);
-  await measure(load, a, params);
-  await measure(load, b, paramsB);
+export async function comparePairs(load, a, b, { pairs, params, paramsB = params, warmup = WARMUP }) {
+  // Warm-up: an Express app keeps getting faster for several seconds of load while the JIT settles; ratios
+  // taken before that compare a cold server with a warm one.
+  for (let spent = 0; spent < warmup; spent += 2 * params.ms) {
+    await measure(load, a, params);
+    await measure(load, b, paramsB);
+  }
   const ra = [];
   const rb = [];
   const rates = [];
