@@ -35,6 +35,11 @@ export class AuditFileTransport extends TransportStream {
   private retryTimer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
   private idleWaiters: (() => void)[] = [];
+  /**
+   * Set by the AuditLog: seals the entries it still holds for this turn of the event loop, so that
+   * `drained()` and `reopen()` cover every entry written before they were called.
+   */
+  beforeFlush: (() => void) | undefined;
   /** Lines written to disk so far. */
   written = 0;
 
@@ -77,6 +82,11 @@ export class AuditFileTransport extends TransportStream {
     this.scheduled = false;
     this.flush();
   };
+
+  /** Writes what is queued now, in this call, instead of at the end of this turn of the event loop. */
+  flushNow(): void {
+    if (this.retryTimer === undefined) this.flush();
+  }
 
   private flush(): void {
     if (this.queue.length === 0 && this.carry === undefined) {
@@ -147,6 +157,7 @@ export class AuditFileTransport extends TransportStream {
 
   /** Resolves when every queued line is on disk (not fsync'ed). */
   drained(): Promise<void> {
+    this.beforeFlush?.();
     if (this.queue.length === 0 && this.carry === undefined) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -170,10 +181,15 @@ export class AuditFileTransport extends TransportStream {
 
   /**
    * Closes the file so that the next write opens `filename` afresh: call it after log rotation moved the
-   * file away (e.g. on SIGHUP from logrotate's postrotate). Entries already written stay in the old file;
+   * file away (e.g. on SIGHUP from logrotate's postrotate). Entries written before the call go to the old file;
    * the chain continues in the new one, so verify both, oldest first.
    */
   reopen(): void {
+    this.beforeFlush?.();
+    // What was written before this call still goes to the old file (the one the descriptor points at).
+    if (this.fd !== undefined && this.retryTimer === undefined && (this.queue.length > 0 || this.carry !== undefined)) {
+      this.flush();
+    }
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;

@@ -205,4 +205,24 @@ describe('log rotation', () => {
     assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
     assert.equal((await verifyAuditLog(file)).ok, false, 'the new file alone lacks the head of the chain');
   });
+
+  it('reopen() in the same turn as the writes: entries written before it land in the old file', async () => {
+    const { renameSync } = await import('node:fs');
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    await log.file?.drained(); // the start entry opened the file
+    for (let i = 0; i < 3; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}` });
+    renameSync(file, `${file}.1`);
+    log.file?.reopen();
+    log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/b/0' });
+    await log.close();
+    const old = readFileSync(`${file}.1`, 'utf8').trimEnd().split('\n');
+    assert.deepEqual(
+      old.map((l) => JSON.parse(l).url?.path),
+      [undefined, '/a/0', '/a/1', '/a/2'],
+    );
+    const fresh = readFileSync(file, 'utf8').trimEnd().split('\n');
+    assert.equal(JSON.parse(fresh[0] as string).url.path, '/b/0');
+    assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
+  });
 });
