@@ -93,16 +93,8 @@ process.on('message', async (o) => {
   const counter = { n: 0, errors: 0 };
   const loop = o.mode === 'tls' ? tlsLoop : o.mode === 'keepalive' ? keepAliveLoop : connLoop;
   const start = Date.now();
-  const cpu0 = process.cpuUsage();
   const until = start + o.ms;
   await Promise.all(Array.from({ length: o.concurrency }, () => loop(o, until, counter)));
   const elapsed = (Date.now() - start) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  // The load's own CPU share: near 1 means the load generator, not the server, set the pace.
-  process.send({
-    rate: counter.n / elapsed,
-    n: counter.n,
-    errors: counter.errors,
-    loadBusy: (cpu.user + cpu.system) / 1e6 / elapsed,
-  });
+  process.send({ rate: counter.n / elapsed, n: counter.n, errors: counter.errors });
 });
