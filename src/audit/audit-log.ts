@@ -5,6 +5,7 @@ import os from 'node:os';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
 import { connectionEnds, getProxyInfo } from '../connection/socket-info.js';
+import { append, type List, remove } from '../list.js';
 import type { ProxyProtocolError } from '../protocol/errors.js';
 import { unmapIPv4 } from '../trust.js';
 import { Chain, toPrivateKey } from './chain.js';
@@ -95,8 +96,7 @@ export class AuditLog extends EventEmitter {
   private inFlight = 0;
   private idle: (() => void)[] = [];
   /** Requests begun and not yet logged, oldest first (written as `shutdown` at a close deadline). */
-  private openHead: OpenEntry | undefined;
-  private openTail: OpenEntry | undefined;
+  private readonly open: List<OpenEntry> = { head: undefined, tail: undefined };
   private unhealthy: Error | undefined;
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -332,23 +332,12 @@ export class AuditLog extends EventEmitter {
 
   /** @internal a request's entry is open until `finish` writes it… */
   track(e: OpenEntry): void {
-    e.prev = this.openTail;
-    if (this.openTail === undefined) this.openHead = e;
-    else this.openTail.next = e;
-    this.openTail = e;
+    append(this.open, e);
   }
 
   /** @internal …and leaves the list then. */
   untrack(e: OpenEntry): void {
-    const { prev, next } = e;
-    if (prev === undefined) {
-      if (this.openHead !== e) return; // not in the list
-      this.openHead = next;
-    } else prev.next = next;
-    if (next === undefined) this.openTail = prev;
-    else next.prev = prev;
-    e.prev = undefined;
-    e.next = undefined;
+    remove(this.open, e);
   }
 
   /**
@@ -423,7 +412,7 @@ export class AuditLog extends EventEmitter {
         }),
       ]);
       clearTimeout(timer);
-      while (this.openHead !== undefined) finishEntry(this.openHead, 'shutdown');
+      while (this.open.head !== undefined) finishEntry(this.open.head, 'shutdown');
     }
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.sealQueued();

@@ -1,6 +1,7 @@
 import { Server as HttpServer } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { append, type List, remove } from '../list.js';
 import { ErrorCodes, ProxyProtocolError } from '../protocol/errors.js';
 import { parseProxyHeader } from '../protocol/parse.js';
 import type { ProxyHeader } from '../protocol/types.js';
@@ -21,8 +22,7 @@ interface Layer {
    * intrusive doubly linked list: a connection leaves it the moment its header is read, so nothing here keeps
    * a finished socket alive until the next sweep (under load that retention was what the GC paid for).
    */
-  head: Pending | undefined;
-  tail: Pending | undefined;
+  pending: List<Pending>;
   sweeper: NodeJS.Timeout | undefined;
   sweepEvery: number;
   /** Read in flowing mode ('data') and unshift after 'connection': for http.Server only (see handOver). */
@@ -37,10 +37,9 @@ interface Pending {
   peer: ProxyInfo['peer'];
   buffered: Buffer | undefined;
   deadline: number;
-  /** Neighbours in the layer's list; `linked` is false outside it. */
+  /** Neighbours in the layer's list. */
   prev: Pending | undefined;
   next: Pending | undefined;
-  linked: boolean;
 }
 
 type PendingSocket = Socket & { [kInfo]?: Pending | ProxyInfo };
@@ -56,26 +55,6 @@ function familyOf(address: string): string {
   return address.includes(':') ? 'IPv6' : 'IPv4';
 }
 
-function link(layer: Layer, st: Pending): void {
-  st.prev = layer.tail;
-  if (layer.tail === undefined) layer.head = st;
-  else layer.tail.next = st;
-  layer.tail = st;
-  st.linked = true;
-}
-
-function unlink(layer: Layer, st: Pending): void {
-  if (!st.linked) return;
-  const { prev, next } = st;
-  if (prev === undefined) layer.head = next;
-  else prev.next = next;
-  if (next === undefined) layer.tail = prev;
-  else next.prev = prev;
-  st.prev = undefined;
-  st.next = undefined;
-  st.linked = false;
-}
-
 function stopReading(socket: PendingSocket, st: Pending): void {
   socket[kInfo] = undefined;
   if (st.layer.flowing) socket.removeListener('data', onData);
@@ -84,7 +63,7 @@ function stopReading(socket: PendingSocket, st: Pending): void {
   socket.removeListener('error', onError);
   // The sweeper stops itself once nothing is pending (stopping it here would restart it for nearly every
   // connection under load).
-  unlink(st.layer, st);
+  remove(st.layer.pending, st);
   st.buffered = undefined;
 }
 
@@ -219,7 +198,7 @@ function onEnd(this: PendingSocket): void {
 function sweep(layer: Layer): void {
   const now = Date.now();
   const ms = layer.options.headerTimeout;
-  let st = layer.head;
+  let st = layer.pending.head;
   while (st !== undefined) {
     const next = st.next;
     if (st.socket.destroyed) stopReading(st.socket, st);
@@ -233,7 +212,7 @@ function sweep(layer: Layer): void {
       );
     st = next;
   }
-  if (layer.head === undefined && layer.sweeper) {
+  if (layer.pending.head === undefined && layer.sweeper) {
     clearInterval(layer.sweeper);
     layer.sweeper = undefined;
   }
@@ -271,7 +250,6 @@ function accept(layer: Layer, socket: PendingSocket): void {
     deadline: 0,
     prev: undefined,
     next: undefined,
-    linked: false,
   };
   socket[kInfo] = st;
   socket.on('error', onError);
@@ -280,7 +258,7 @@ function accept(layer: Layer, socket: PendingSocket): void {
   else socket.on('readable', onReadable);
   if (o.headerTimeout > 0) {
     st.deadline = Date.now() + o.headerTimeout;
-    link(layer, st);
+    append(layer.pending, st);
     if (layer.sweeper === undefined) {
       layer.sweeper = setInterval(sweep, layer.sweepEvery, layer);
       layer.sweeper.unref();
@@ -316,8 +294,7 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
     server,
     options: o,
     emit,
-    head: undefined,
-    tail: undefined,
+    pending: { head: undefined, tail: undefined },
     sweeper: undefined,
     // Timeouts fire within a tenth of headerTimeout (at most 250 ms) after they are due.
     sweepEvery: Math.max(5, Math.min(250, Math.floor(o.headerTimeout / 10))),
