@@ -1,7 +1,7 @@
 // The one client-address function the Express and Koa adapters share.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { connectionEnds } from './connection/socket-info.js';
+import { connectionClient } from './connection/socket-info.js';
 import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
@@ -85,7 +85,7 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     trustForwardedFrom === undefined ? undefined : compileTrust(trustForwardedFrom, 'clientIp.trustForwardedFrom');
 
   return function resolveClientAddress(req: IncomingMessage): ClientAddress {
-    const { clientIp: connectionIp, clientPort } = connectionEnds(req.socket);
+    const { ip: connectionIp, port: clientPort } = connectionClient(req.socket);
     let ip = connectionIp;
     let port = clientPort;
     if (trusted?.(ip)) {

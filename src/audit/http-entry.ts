@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { connectionEnds } from '../connection/socket-info.js';
+import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import type { AuditLog } from './audit-log.js';
 import type { AuditFields } from './record.js';
 
@@ -119,6 +119,8 @@ export interface OpenEntry {
   t0: number;
   url: string;
   requestId: string;
+  /** Read when the request starts: the balancer's address is asked of the socket while it is open. */
+  ends: ConnectionEnds;
   accepting: boolean;
   done: boolean;
   /** Neighbours in the log's list of open entries (for the close deadline). */
@@ -141,7 +143,7 @@ export function finish(e: OpenEntry, kind: Kind): void {
   const { req, res, target, url } = e;
   log.untrack(e);
   try {
-    const ends = connectionEnds(req.socket);
+    const { ends } = e;
     const decided = binding.client(target);
     const route = binding.route(target);
     const q = url.indexOf('?');
@@ -233,6 +235,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       t0,
       url: req.url ?? '/',
       requestId,
+      ends: connectionEnds(req.socket),
       accepting,
       done: false,
       prev: undefined,

@@ -6,7 +6,7 @@ import { ErrorCodes, ProxyProtocolError } from '../protocol/errors.js';
 import { parseProxyHeader } from '../protocol/parse.js';
 import type { ProxyHeader } from '../protocol/types.js';
 import { type CompiledOptions, compileOptions, type ProxyProtocolOptions } from './options.js';
-import { attachInfo, inheritInfo, kInfo, type ProxyInfo } from './socket-info.js';
+import { attachInfo, ConnectionInfo, type Endpoint, inheritInfo, kInfo, socketPeer } from './socket-info.js';
 
 const kWrapped = Symbol.for('proxy-protocol-audit.wrapped');
 
@@ -34,7 +34,8 @@ interface Pending {
   reading: true;
   socket: PendingSocket;
   layer: Layer;
-  peer: ProxyInfo['peer'];
+  /** The TCP peer, once read: at once when a trust list needs it, else when a header takes more than one read. */
+  peer: Endpoint | undefined;
   buffered: Buffer | undefined;
   deadline: number;
   /** Neighbours in the layer's list. */
@@ -42,7 +43,7 @@ interface Pending {
   next: Pending | undefined;
 }
 
-type PendingSocket = Socket & { [kInfo]?: Pending | ProxyInfo };
+type PendingSocket = Socket & { [kInfo]?: Pending | ConnectionInfo };
 
 function pendingOf(socket: PendingSocket): Pending | undefined {
   const v = socket[kInfo];
@@ -50,10 +51,6 @@ function pendingOf(socket: PendingSocket): Pending | undefined {
 }
 
 function noop(): void {}
-
-function familyOf(address: string): string {
-  return address.includes(':') ? 'IPv6' : 'IPv4';
-}
 
 function stopReading(socket: PendingSocket, st: Pending): void {
   socket[kInfo] = undefined;
@@ -67,15 +64,18 @@ function stopReading(socket: PendingSocket, st: Pending): void {
   st.buffered = undefined;
 }
 
-function reject(
-  socket: PendingSocket,
-  st: Pending | undefined,
-  layer: Layer,
-  peer: ProxyInfo['peer'],
-  err: ProxyProtocolError,
-): void {
+/** Closes a connection that sent nothing: a TCP health check (ELB, HAProxy `check`), not an event. */
+function dropSilently(socket: PendingSocket, st: Pending): void {
+  stopReading(socket, st);
+  socket.on('error', noop);
+  socket.destroy();
+}
+
+function reject(socket: PendingSocket, st: Pending | undefined, layer: Layer, err: ProxyProtocolError): void {
+  // Read before the socket is gone (a reset socket no longer knows its peer; see received()).
+  const peer = st?.peer ?? socketPeer(socket);
   if (st) stopReading(socket, st);
-  err.peer = { address: peer.address, port: peer.port };
+  if (peer) err.peer = { address: peer.address, port: peer.port };
   // An error listener for good: a destroyed socket must never raise an unhandled 'error'.
   socket.on('error', noop);
   try {
@@ -85,7 +85,7 @@ function reject(
   }
 }
 
-function handOver(socket: PendingSocket, layer: Layer, info: ProxyInfo, override: boolean, rest: Buffer | undefined): void {
+function handOver(socket: PendingSocket, layer: Layer, info: ConnectionInfo, override: boolean, rest: Buffer | undefined): void {
   attachInfo(socket, info, override);
   if (rest === undefined || rest.length === 0) {
     layer.emit.call(layer.server, 'connection', socket);
@@ -130,34 +130,34 @@ function received(socket: PendingSocket, st: Pending, buffered: Buffer): void {
   const r = parseProxyHeader(buffered, o.parse);
   switch (r.status) {
     case 'incomplete':
+      // A header in several reads: learn the peer now, while the socket surely still knows it, so that a
+      // connection reset mid-header is reported with its peer.
+      st.peer ??= socketPeer(socket);
       return;
     case 'invalid':
-      reject(socket, st, layer, st.peer, r.error);
+      reject(socket, st, layer, r.error);
       return;
     case 'none':
       if (o.requireHeader) {
-        reject(
-          socket,
-          st,
-          layer,
-          st.peer,
-          new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'),
-        );
+        reject(socket, st, layer, new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'));
       } else {
+        const peer = st.peer ?? socketPeer(socket);
         stopReading(socket, st);
-        handOver(socket, layer, { header: undefined, peer: st.peer, client: st.peer }, false, buffered);
+        handOver(socket, layer, new ConnectionInfo(socket, undefined, undefined, peer), false, buffered);
       }
       return;
     case 'ok': {
       stopReading(socket, st);
       const header: ProxyHeader = r.header;
       const src = header.source;
-      const client =
-        header.command === 'proxy' && src !== undefined && (header.family === 'IPv4' || header.family === 'IPv6')
-          ? { address: src.address, port: src.port, family: header.family }
-          : st.peer;
+      // The client from the header; LOCAL, UNKNOWN and UNIX headers leave the peer as the client.
+      const proxied = header.command === 'proxy' && src !== undefined && (header.family === 'IPv4' || header.family === 'IPv6');
+      const info = proxied
+        ? new ConnectionInfo(socket, header, { address: src.address, port: src.port, family: header.family }, st.peer)
+        : new ConnectionInfo(socket, header, undefined, st.peer ?? socketPeer(socket));
+      stopReading(socket, st);
       const rest = r.length < buffered.length ? buffered.subarray(r.length) : undefined;
-      handOver(socket, layer, { header, peer: st.peer, client }, o.overrideRemoteAddress, rest);
+      handOver(socket, layer, info, o.overrideRemoteAddress, rest);
     }
   }
 }
@@ -165,29 +165,25 @@ function received(socket: PendingSocket, st: Pending, buffered: Buffer): void {
 function onError(this: PendingSocket, err: Error): void {
   const st = pendingOf(this);
   if (!st) return;
+  if (st.buffered === undefined) {
+    // Reset before a byte arrived: like a close without a byte (onEnd), a probe, not an event.
+    dropSilently(this, st);
+    return;
+  }
   const e = new ProxyProtocolError(ErrorCodes.INCOMPLETE, `connection failed before a complete PROXY header: ${err.message}`, {
     cause: err,
   });
-  reject(this, st, st.layer, st.peer, e);
+  reject(this, st, st.layer, e);
 }
 
 function onEnd(this: PendingSocket): void {
   const st = pendingOf(this);
   if (!st) return;
   if (st.buffered === undefined) {
-    // Opened and closed without a byte: a TCP health check (ELB, HAProxy `check`). Not an attack, not an event.
-    stopReading(this, st);
-    this.on('error', noop);
-    this.destroy();
+    dropSilently(this, st);
     return;
   }
-  reject(
-    this,
-    st,
-    st.layer,
-    st.peer,
-    new ProxyProtocolError(ErrorCodes.INCOMPLETE, 'connection closed before a complete PROXY header'),
-  );
+  reject(this, st, st.layer, new ProxyProtocolError(ErrorCodes.INCOMPLETE, 'connection closed before a complete PROXY header'));
 }
 
 /**
@@ -203,13 +199,7 @@ function sweep(layer: Layer): void {
     const next = st.next;
     if (st.socket.destroyed) stopReading(st.socket, st);
     else if (st.deadline <= now)
-      reject(
-        st.socket,
-        st,
-        layer,
-        st.peer,
-        new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`),
-      );
+      reject(st.socket, st, layer, new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`));
     st = next;
   }
   if (layer.pending.head === undefined && layer.sweeper) {
@@ -220,26 +210,32 @@ function sweep(layer: Layer): void {
 
 /** Reads the header off one accepted socket, then hands the socket on, or rejects it. */
 function accept(layer: Layer, socket: PendingSocket): void {
-  const address = socket.remoteAddress;
-  if (address === undefined) {
-    // Already gone (reset before we ran): nothing to serve, nobody to blame.
+  if (socket.destroyed) {
+    // Gone before we ran: nothing to serve, nobody to blame.
     socket.on('error', noop);
-    socket.destroy();
     return;
   }
-  const peer = { address, port: socket.remotePort ?? 0, family: socket.remoteFamily ?? familyOf(address) };
   const o = layer.options;
-  if (o.isTrusted !== undefined && !o.isTrusted(address)) {
-    if (o.requireHeader)
-      reject(
-        socket,
-        undefined,
-        layer,
-        peer,
-        new ProxyProtocolError(ErrorCodes.UNTRUSTED, `connection from untrusted peer ${address}`),
-      );
-    else handOver(socket, layer, { header: undefined, peer, client: peer }, false, undefined);
-    return;
+  let peer: Endpoint | undefined;
+  if (o.isTrusted !== undefined) {
+    peer = socketPeer(socket);
+    if (peer === undefined) {
+      // Reset before we ran: the socket no longer knows its peer.
+      socket.on('error', noop);
+      socket.destroy();
+      return;
+    }
+    if (!o.isTrusted(peer.address)) {
+      if (o.requireHeader)
+        reject(
+          socket,
+          undefined,
+          layer,
+          new ProxyProtocolError(ErrorCodes.UNTRUSTED, `connection from untrusted peer ${peer.address}`),
+        );
+      else handOver(socket, layer, new ConnectionInfo(socket, undefined, undefined, peer), false, undefined);
+      return;
+    }
   }
   const st: Pending = {
     reading: true,

@@ -132,6 +132,9 @@ describe('Express auditLog', () => {
     assert.equal(e?.event.outcome, 'failure');
     assert.equal(e?.error.type, 'client_aborted');
     assert.equal(e?.client.ip, '198.51.100.1');
+    // The balancer's address is read when the request starts: the socket is gone when the entry is written.
+    assert.equal(e?.network.peer.address, '127.0.0.1');
+    assert.ok(e?.network.peer.port > 0);
     assert.equal(e?.http.response, undefined);
   });
 

@@ -341,19 +341,47 @@ describe('wrapping an existing server', () => {
 
 it('socket errors during the header phase never escape as unhandled errors', async () => {
   const server = createHttpServer({ proxyProtocol: { headerTimeout: 1000 } }, echo);
-  const errs: string[] = [];
-  server.on('proxyError', (e: ProxyProtocolError) => errs.push(e.code));
+  const errs: ProxyProtocolError[] = [];
+  server.on('proxyError', (e: ProxyProtocolError) => errs.push(e));
   const port = await listen(server);
   for (let i = 0; i < 20; i++) {
     const s = net.connect(port, '127.0.0.1');
     await once(s, 'connect');
-    s.write('PROXY TCP4 ');
+    if (i % 2 === 0) s.write('PROXY TCP4 '); // reset mid-header; else reset before a byte: a probe, no event
     await sleep(5);
     s.resetAndDestroy();
   }
   await sleep(100);
-  assert.equal(errs.length, 20);
-  assert.ok(errs.every((c) => c === ErrorCodes.INCOMPLETE));
+  assert.equal(errs.length, 10);
+  assert.ok(errs.every((e) => e.code === ErrorCodes.INCOMPLETE));
+  // The peer of a connection reset mid-header is still known (read when the header took a second read).
+  assert.ok(errs.every((e) => e.peer?.address === '127.0.0.1' && e.peer.port > 0));
+  const conns = await new Promise<number>((res, rej) => server.getConnections((e, n) => (e ? rej(e) : res(n))));
+  assert.equal(conns, 0, 'no socket left open');
+  await close(server);
+});
+
+it('getProxyInfo().peer is read when first asked for: while the connection is open it is the balancer', async () => {
+  const infos: ReturnType<typeof getProxyInfo>[] = [];
+  const server = createHttpServer({}, (req, res) => {
+    infos.push(getProxyInfo(req.socket));
+    if (req.url === '/read') void getProxyInfo(req.socket)?.peer;
+    res.end('ok');
+  });
+  const port = await listen(server);
+  for (const path of ['/read', '/unread']) {
+    const { data } = await raw(port, [`${V1}${GET(path, 'Connection: close\r\n')}`], { until: 'ok', timeout: 2000 });
+    assert.match(data.toString(), /ok$/);
+  }
+  await sleep(50);
+  const [read, unread] = infos;
+  assert.equal(read?.peer.address, '127.0.0.1');
+  assert.ok((read?.peer.port ?? 0) > 0);
+  assert.equal(read?.client.address, '203.0.113.7');
+  // First asked after the connection closed: unknown, as socket.remoteAddress would be.
+  assert.deepEqual({ ...unread?.peer }, { address: '', port: 0, family: '' });
+  assert.equal(unread?.client.address, '203.0.113.7');
+  assert.deepEqual(JSON.parse(JSON.stringify(read)).peer, { ...read?.peer });
   await close(server);
 });
 

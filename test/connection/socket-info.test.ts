@@ -24,14 +24,18 @@ it('rawSocketOf(tlsSocket) is the accepted TCP socket (Node private field `_pare
   await close(server);
 });
 
-// The fast way to report the client (reportClient): replace net.Socket's cached peer. If this fails after a
-// Node upgrade, the public fallback still reports the client, only slower: update reportClient().
-it('reportClient() uses the cached peer of net.Socket (Node private field `_peername`)', async () => {
-  const { reportClient } = await import('../../src/connection/socket-info.js');
-  const seen: { own: boolean; address?: string; port?: number; family?: string }[] = [];
+// The fast way to report the client (reportClient): fill net.Socket's peer cache with the client; the real
+// peer is then read with the cache set aside (ConnectionInfo.peer). If this fails after a Node upgrade, the
+// public fallback still reports the client, only slower: update reportClient().
+it('reportClient() uses the cached peer of net.Socket (Node private field `_peername`); the peer stays readable', async () => {
+  const { ConnectionInfo, reportClient } = await import('../../src/connection/socket-info.js');
+  const seen: { own: boolean; address?: string; port?: number; family?: string; peer: string; peerPort: boolean }[] = [];
   const server = net.createServer((s) => {
-    reportClient(s, { address: '203.0.113.5', port: 4444, family: 'IPv4' });
-    seen.push({ own: Object.hasOwn(s, 'remoteAddress'), address: s.remoteAddress, port: s.remotePort, family: s.remoteFamily });
+    const info = new ConnectionInfo(s, undefined, { address: '203.0.113.5', port: 4444, family: 'IPv4' }, undefined);
+    reportClient(s, info);
+    const own = Object.hasOwn(s, 'remoteAddress');
+    const { address, port } = info.peer;
+    seen.push({ own, address: s.remoteAddress, port: s.remotePort, family: s.remoteFamily, peer: address, peerPort: port > 0 });
     s.destroy();
   });
   const port = await listen(server);
@@ -41,7 +45,7 @@ it('reportClient() uses the cached peer of net.Socket (Node private field `_peer
   await close(server);
   assert.deepEqual(
     seen,
-    [{ own: false, address: '203.0.113.5', port: 4444, family: 'IPv4' }],
+    [{ own: false, address: '203.0.113.5', port: 4444, family: 'IPv4', peer: '127.0.0.1', peerPort: true }],
     `Node ${process.version}: no _peername cache`,
   );
 });
