@@ -1,7 +1,7 @@
 // The one client-address function the Express and Koa adapters share.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import { connectionClient } from './connection/socket-info.js';
+import { clientIpOf, clientPortOf } from './connection/socket-info.js';
 import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
@@ -30,6 +30,8 @@ export interface ClientAddress {
   ip: string;
   /** Undefined when the address came from `X-Forwarded-For`, which carries no port. */
   port: number | undefined;
+  /** True when the address came from `X-Forwarded-For` (else it is the connection's client). */
+  forwarded: boolean;
 }
 
 const SPOOFABLE = ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'forwarded'];
@@ -85,9 +87,9 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     trustForwardedFrom === undefined ? undefined : compileTrust(trustForwardedFrom, 'clientIp.trustForwardedFrom');
 
   return function resolveClientAddress(req: IncomingMessage): ClientAddress {
-    const { ip: connectionIp, port: clientPort } = connectionClient(req.socket);
+    const connectionIp = clientIpOf(req.socket);
     let ip = connectionIp;
-    let port = clientPort;
+    let port = clientPortOf(req.socket);
     if (trusted?.(ip)) {
       const hops = forwardedList(req.headers);
       for (let i = hops.length - 1; i >= 0; i--) {
@@ -114,6 +116,6 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
       const list = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${connectionIp}` : connectionIp;
       req.headers['x-forwarded-for'] = list;
     }
-    return { ip, port };
+    return { ip, port, forwarded: ip !== connectionIp };
   };
 }

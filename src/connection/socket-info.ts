@@ -57,11 +57,16 @@ function infoOf(socket: Socket | object | null | undefined): ConnectionInfo | un
   return v !== undefined && 'client' in v ? v : undefined;
 }
 
-/** The client of a connection as an app sees it (from the PROXY header, else the TCP peer), IPv4-mapped IPv6 unmapped. */
-export function connectionClient(socket: Socket | null | undefined): { ip: string; port: number | undefined } {
+/** The client IP of a connection as an app sees it (from the PROXY header, else the TCP peer), IPv4-mapped IPv6 unmapped. */
+export function clientIpOf(socket: Socket | null | undefined): string {
   const info = infoOf(socket);
-  if (info) return { ip: unmapIPv4(info.client.address), port: info.client.port };
-  return { ip: unmapIPv4(socket?.remoteAddress ?? ''), port: socket?.remotePort };
+  return unmapIPv4(info ? info.client.address : (socket?.remoteAddress ?? ''));
+}
+
+/** The client port of a connection, the companion of {@link clientIpOf}. */
+export function clientPortOf(socket: Socket | null | undefined): number | undefined {
+  const info = infoOf(socket);
+  return info ? info.client.port : socket?.remotePort;
 }
 
 /** The two ends of a connection as an audit sees them: IPv4-mapped IPv6 unmapped. */

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {} from 'express-serve-static-core';
 import { type AuditMiddlewareOptions, compileRequestAudit } from '../audit/http-entry.js';
 import { type ClientIpOptions, compileClientIp } from '../client-ip.js';
+import { clientIpOf, clientPortOf } from '../connection/socket-info.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
 
@@ -19,6 +20,52 @@ declare module 'express-serve-static-core' {
 }
 
 type Next = (err?: unknown) => void;
+
+type Decided = { ip: string; port: number | undefined };
+type Store = WeakMap<object, Decided>;
+
+// Where the address lives. Express gives every request its app's `request` object as prototype
+// (Object.setPrototypeOf); after that, every property added to a request makes V8 build a new hidden class for
+// that one object (transitions from such maps are not shared), which measured several microseconds for the two
+// properties. So on an Express app's `request` prototype — Express's own extension point — `clientIp` and
+// `clientPort` are accessors: they read the connection's client (what the PROXY header said), unless the
+// middleware took the address from X-Forwarded-For or someone assigned it, which a WeakMap then holds. A
+// registry symbol names the map, so that two copies of this package share it.
+const kStore = Symbol.for('proxy-protocol-audit.express.clientIp');
+
+type Req = IncomingMessage & { [kStore]?: Store };
+
+function storeOf(req: Req): Store | undefined {
+  const store = req[kStore];
+  if (store !== undefined) return store;
+  const proto = Object.getPrototypeOf(req) as object | null;
+  const app = (req as { app?: { request?: unknown } }).app;
+  if (proto === null || app === undefined || app === null || app.request !== proto) return undefined; // not Express
+  const map: Store = new WeakMap();
+  Object.defineProperties(proto, {
+    [kStore]: { value: map, configurable: true },
+    clientIp: {
+      configurable: true,
+      get(this: IncomingMessage): string {
+        return map.get(this)?.ip ?? clientIpOf(this.socket);
+      },
+      set(this: IncomingMessage, ip: string) {
+        map.set(this, { ip, port: map.get(this)?.port ?? clientPortOf(this.socket) });
+      },
+    },
+    clientPort: {
+      configurable: true,
+      get(this: IncomingMessage): number | undefined {
+        const d = map.get(this);
+        return d !== undefined ? d.port : clientPortOf(this.socket);
+      },
+      set(this: IncomingMessage, port: number | undefined) {
+        map.set(this, { ip: map.get(this)?.ip ?? clientIpOf(this.socket), port });
+      },
+    },
+  });
+  return map;
+}
 
 /**
  * Sets `req.clientIp` and `req.clientPort` from the PROXY header of the connection (or the socket peer) and
@@ -36,10 +83,24 @@ type Next = (err?: unknown) => void;
 export function clientIp(options: ClientIpOptions = {}) {
   const resolve = compileClientIp(options);
   return function clientIp(req: IncomingMessage, _res: ServerResponse, next: Next): void {
-    const { ip, port } = resolve(req);
-    const r = req as IncomingMessage & { clientIp: string; clientPort: number | undefined };
-    r.clientIp = ip;
-    r.clientPort = port;
+    const decided = resolve(req);
+    const store = storeOf(req);
+    if (store !== undefined) {
+      // Set before the accessors existed (the app's first requests): own properties would hide them.
+      if (Object.hasOwn(req, 'clientIp') || Object.hasOwn(req, 'clientPort')) {
+        const r = req as { clientIp?: unknown; clientPort?: unknown };
+        delete r.clientIp;
+        delete r.clientPort;
+      }
+      // The accessors read the connection's client; only an address from X-Forwarded-For is stored (and one
+      // assigned before this middleware ran is dropped, as an assignment would have overwritten it).
+      if (decided.forwarded) store.set(req, decided);
+      else store.delete(req);
+    } else {
+      const r = req as IncomingMessage & { clientIp: string; clientPort: number | undefined };
+      r.clientIp = decided.ip;
+      r.clientPort = decided.port;
+    }
     next();
   };
 }

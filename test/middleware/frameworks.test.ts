@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import { after, describe, it } from 'node:test';
 import Router from '@koa/router';
 import express from 'express';
@@ -61,6 +61,76 @@ describe('Express', () => {
     const { data } = await raw(port, [get('/', SPOOF)]);
     assert.equal(json(data).clientIp, '127.0.0.1');
     await close(s);
+  });
+});
+
+describe('Express: where req.clientIp lives', () => {
+  const servers: Server[] = [];
+  after(async () => {
+    for (const s of servers) await close(s);
+  });
+  async function serve(app: express.Express): Promise<number> {
+    const s = withProxyProtocol(app.listen(0, '127.0.0.1'));
+    servers.push(s);
+    await once(s, 'listening');
+    return (s.address() as { port: number }).port;
+  }
+  const HDR = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+
+  it('adds no own property to the request (accessors on the app prototype); plain handlers get own properties', async () => {
+    const app = express();
+    app.use(expressClientIp());
+    app.get('/', (req, res) => res.json({ ip: req.clientIp, port: req.clientPort, own: Object.hasOwn(req, 'clientIp') }));
+    const { data } = await raw(await serve(app), [`${HDR}${get('/')}`]);
+    assert.deepEqual(json(data), { ip: '203.0.113.7', port: 51000, own: false });
+
+    // The same middleware outside Express: plain properties, Node's prototypes untouched.
+    const mw = expressClientIp();
+    const { createServer } = await import('node:http');
+    const plain = withProxyProtocol(
+      createServer((req, res) => {
+        mw(req, res, () => {
+          const r = req as typeof req & { clientIp?: string };
+          res.end(JSON.stringify({ ip: r.clientIp, own: Object.hasOwn(req, 'clientIp') }));
+        });
+      }),
+    );
+    servers.push(plain.listen(0, '127.0.0.1'));
+    await once(plain, 'listening');
+    const { data: d2 } = await raw((plain.address() as { port: number }).port, [`${HDR}${get('/')}`]);
+    assert.deepEqual(json(d2), { ip: '203.0.113.7', own: true });
+    assert.equal(Object.getOwnPropertyDescriptor(http.IncomingMessage.prototype, 'clientIp'), undefined);
+  });
+
+  it('a value assigned before clientIp() is overwritten; one assigned after it wins; X-Forwarded-For hops are kept per request', async () => {
+    const app = express();
+    app.use((req, _res, next) => {
+      req.clientIp = '6.6.6.6'; // e.g. a naive middleware trusting X-Forwarded-For
+      next();
+    });
+    app.use(expressClientIp({ trustForwardedFrom: ['203.0.113.0/24'] }));
+    app.get('/', (req, res) => res.json({ ip: req.clientIp, port: req.clientPort ?? null }));
+    app.get('/assign', (req, res) => {
+      req.clientIp = '192.0.2.99';
+      res.json({ ip: req.clientIp, port: req.clientPort ?? null });
+    });
+    const port = await serve(app);
+    const plainReq = await raw(port, [`${HDR}${get('/')}`]);
+    assert.deepEqual(json(plainReq.data), { ip: '203.0.113.7', port: 51000 });
+    const viaHop = await raw(port, [`${HDR}${get('/', 'X-Forwarded-For: 198.51.100.20\r\n')}`]);
+    assert.deepEqual(json(viaHop.data), { ip: '198.51.100.20', port: null });
+    const assigned = await raw(port, [`${HDR}${get('/assign')}`]);
+    assert.deepEqual(json(assigned.data), { ip: '192.0.2.99', port: 51000 });
+  });
+
+  it('a mounted sub-app sees the clientIp of its parent', async () => {
+    const app = express();
+    const sub = express();
+    sub.get('/x', (req, res) => res.json({ ip: req.clientIp }));
+    app.use(expressClientIp());
+    app.use('/sub', sub);
+    const { data } = await raw(await serve(app), [`${HDR}${get('/sub/x')}`]);
+    assert.deepEqual(json(data), { ip: '203.0.113.7' });
   });
 });
 
