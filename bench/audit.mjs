@@ -4,27 +4,25 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { comparePairs, startLoad, startServer, table } from './lib.mjs';
+import { compareRounds, ROUNDS, startLoad, table } from './lib.mjs';
 
 const PAIRS = Number(process.env.PAIRS ?? 11);
 const MS = Number(process.env.MS ?? 800);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-'));
 
 const load = startLoad();
-const audit = await startServer('express-audit', dir);
-const morgan = await startServer('express-morgan', dir);
-const bare = await startServer('express', dir);
 const params = { mode: 'keepalive', ms: MS, concurrency: 32, header: '', path: '/patients/12', marker: '"id":"12"}' };
+const run = (a, b) => compareRounds(load, a, b, { dir, pairs: PAIRS, params });
 
-const vsMorgan = await comparePairs(load, audit, morgan, { pairs: PAIRS, params });
-const vsBare = await comparePairs(load, audit, bare, { pairs: PAIRS, params });
+const vsMorgan = await run('express-audit', 'express-morgan');
+const vsBare = await run('express-audit', 'express');
+const aa = await run('express', 'express');
 load.kill();
-for (const s of [audit, morgan, bare]) await s.close();
 const lines = fs.readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').split('\n').length - 1;
 fs.rmSync(dir, { recursive: true, force: true });
 
 console.log(
-  `\nAudit log cost (keep-alive, 32 connections; each app alone in its own process, load from another; median of ${PAIRS} alternating pairs of ${MS} ms)\n`,
+  `\nAudit log cost (keep-alive, 32 connections; each app alone in its own process, load from another; ${ROUNDS} rounds of fresh processes × ${PAIRS} alternating pairs of ${MS} ms, median of all pairs)\n`,
 );
 const row = (name, r) => [
   name,
@@ -32,12 +30,14 @@ const row = (name, r) => [
   Math.round(r.b),
   `${r.ratio.toFixed(3)}x`,
   `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)}`,
+  r.perRound.map((x) => x.toFixed(2)).join(' '),
   `${r.capacity.toFixed(3)}x`,
 ];
 table([
-  ['comparison', 'auditLog req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'ratio (server CPU per op)'],
+  ['comparison', 'ours req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
   row('Express + clientIp + auditLog vs Express + morgan combined (file)', vsMorgan),
   row('Express + clientIp + auditLog vs bare Express', vsBare),
+  row('method check (A/A): bare Express vs bare Express', aa),
 ]);
 console.log(`\n${lines} chained audit entries written during the run.`);
-export default { vsMorgan, vsBare };
+export default { vsMorgan, vsBare, aa };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import selfsigned from 'selfsigned';
-import { comparePairs, startLoad, startServer, table } from './lib.mjs';
+import { compareRounds, ROUNDS, startLoad, table } from './lib.mjs';
 
 const PAIRS = Number(process.env.PAIRS ?? 15);
 const MS = Number(process.env.MS ?? 600);
@@ -16,11 +16,6 @@ const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost'
 fs.writeFileSync(path.join(dir, 'tls.json'), JSON.stringify({ key: pems.private, cert: pems.cert }));
 
 const load = startLoad();
-const servers = new Map();
-async function server(kind) {
-  if (!servers.has(kind)) servers.set(kind, await startServer(kind, dir));
-  return servers.get(kind);
-}
 const params = (mode, header, concurrency) => ({ mode, ms: MS, concurrency, header, path: '/', marker: '\r\n\r\nok' });
 
 const rows = [
@@ -34,13 +29,15 @@ const rows = [
     '',
     32,
   ],
+  ['new connections/s, method check (A/A): plain http vs plain http', 'http', 'http', 'conn', '', '', 32],
   ['new connections/s, v1 header vs findhit-proxywrap', 'ppa-http', 'proxywrap', 'conn', HEADER, HEADER, 32],
   ['TLS handshakes/s, v1 header vs plain https.createServer', 'ppa-https', 'https', 'tls', HEADER, '', 16],
   ['keep-alive requests/s vs plain http', 'ppa-http', 'http', 'keepalive', HEADER, '', 32],
 ];
 const results = [];
 for (const [name, a, b, mode, headerA, headerB, concurrency] of rows) {
-  const r = await comparePairs(load, await server(a), await server(b), {
+  const r = await compareRounds(load, a, b, {
+    dir,
     pairs: PAIRS,
     params: params(mode, headerA, concurrency),
     paramsB: params(mode, headerB, concurrency),
@@ -48,20 +45,20 @@ for (const [name, a, b, mode, headerA, headerB, concurrency] of rows) {
   results.push({ name, a_label: a, b_label: b, ...r });
 }
 load.kill();
-for (const s of servers.values()) await s.close();
 fs.rmSync(dir, { recursive: true, force: true });
 
 console.log(
-  `\nConnection layer (each server alone in its own process; load from another; median of ${PAIRS} alternating pairs of ${MS} ms)\n`,
+  `\nConnection layer (each server alone in its own process; load from another; ${ROUNDS} rounds of fresh processes × ${PAIRS} alternating pairs of ${MS} ms, median of all pairs)\n`,
 );
 table([
-  ['measure', 'ours', 'baseline', 'ratio (rate)', 'pairs Q1–Q3', 'ratio (server CPU per op)'],
+  ['measure', 'ours', 'baseline', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
   ...results.map((r) => [
     r.name,
     `${Math.round(r.a)}/s`,
     `${Math.round(r.b)}/s (${r.b_label})`,
     `${r.ratio.toFixed(3)}x`,
     `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)}`,
+    r.perRound.map((x) => x.toFixed(2)).join(' '),
     `${r.capacity.toFixed(3)}x`,
   ]),
 ]);

@@ -106,7 +106,54 @@ export async function comparePairs(load, a, b, { pairs, params, paramsB = params
     rates.push(x.rate / y.rate);
     caps.push(x.capacity / y.capacity);
   }
-  return { a: median(ra), b: median(rb), ratio: median(rates), capacity: median(caps), spread: quartiles(rates) };
+  return {
+    a: median(ra),
+    b: median(rb),
+    ratio: median(rates),
+    capacity: median(caps),
+    spread: quartiles(rates),
+    ra,
+    rb,
+    rates,
+    caps,
+  };
+}
+
+/** Rounds of a comparison (env ROUNDS): fresh server processes each round. */
+export const ROUNDS = Number(process.env.ROUNDS ?? 3);
+
+/**
+ * `rounds` comparisons of kinds A and B, each between freshly started server processes (started in
+ * alternating order): one process's JIT and heap layout can make it several percent faster or slower than the
+ * next one of the same code, so a single pair of processes is not enough. Returns the medians and quartiles
+ * over every pair of every round.
+ */
+export async function compareRounds(load, kindA, kindB, { rounds = ROUNDS, dir = '', ...options }) {
+  const all = { ra: [], rb: [], rates: [], caps: [], perRound: [] };
+  for (let r = 0; r < rounds; r++) {
+    let a;
+    let b;
+    if (r % 2 === 0) {
+      a = await startServer(kindA, dir);
+      b = await startServer(kindB, dir);
+    } else {
+      b = await startServer(kindB, dir);
+      a = await startServer(kindA, dir);
+    }
+    const res = await comparePairs(load, a, b, options);
+    await a.close();
+    await b.close();
+    for (const k of ['ra', 'rb', 'rates', 'caps']) all[k].push(...res[k]);
+    all.perRound.push(res.ratio);
+  }
+  return {
+    a: median(all.ra),
+    b: median(all.rb),
+    ratio: median(all.rates),
+    capacity: median(all.caps),
+    spread: quartiles(all.rates),
+    perRound: all.perRound,
+  };
 }
 
 /** The first and third quartiles, to show how much the pairs of one comparison disagreed. */
