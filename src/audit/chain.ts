@@ -63,7 +63,9 @@ export class Chain {
     const h = this.hashKey ? createHmac('sha256', this.hashKey).update(covered).digest('hex') : hash('sha256', covered, 'hex');
     this.lastHash = h;
     this.sinceCheckpoint++;
-    return `${body},"hash":"${h}"}}`;
+    // Built from `covered`, which hashing flattened into one piece, not from `body`, a tree of the pieces it
+    // was concatenated from that every later copy (the batch's join) would walk again.
+    return `${covered.slice(0, -2)},"hash":"${h}"}}`;
   }
 
   /** Whether checkpoints are signed at all. */

@@ -102,19 +102,25 @@ export class AuditFileTransport extends TransportStream {
       }
     }
     const count = this.queue.length;
-    const batch = Buffer.from(count === 1 ? (this.queue[0] as string) : this.queue.join(''));
-    const buf = this.carry ? Buffer.concat([this.carry, batch]) : batch;
+    const text = count === 1 ? (this.queue[0] as string) : this.queue.join('');
     const lines = count + this.carryLines;
+    // The tail of a batch a failed write cut short goes first, as bytes; otherwise the text is written as is
+    // (no Buffer object per batch), and only a short write falls back to bytes.
+    let buf = this.carry === undefined ? undefined : Buffer.concat([this.carry, Buffer.from(text)]);
     this.carry = undefined;
     this.carryLines = 0;
-    this.queue.splice(0, count);
+    this.queue = [];
     // One synchronous append per batch (per turn of the event loop), as pino's file destination does: the
     // bytes go to the page cache in microseconds, where a thread-pool round trip costs more than the write.
     let off = 0;
     try {
-      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+      if (buf === undefined) {
+        off = fs.writeSync(this.fd, text);
+        if (off < Buffer.byteLength(text)) buf = Buffer.from(text);
+      }
+      if (buf !== undefined) while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
     } catch (err) {
-      this.carry = buf.subarray(off);
+      this.carry = (buf ?? Buffer.from(text)).subarray(off);
       let n = 0;
       for (let i = this.carry.indexOf(10); i >= 0; i = this.carry.indexOf(10, i + 1)) n++;
       this.carryLines = Math.min(n, lines);

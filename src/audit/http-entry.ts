@@ -1,7 +1,8 @@
 // The request-level audit both framework adapters share: one entry per request, written when the response
 // finishes or the connection closes first.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
+import { IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import type { AuditLog } from './audit-log.js';
@@ -36,6 +37,42 @@ export interface FrameworkBinding<T> {
   client(target: T): { ip: string; port: number | undefined } | undefined;
 }
 
+// Express gives every request and response a hidden class of its own (Object.setPrototypeOf, then properties
+// added per request): each property looked up on them misses V8's caches, and one found on a prototype walks
+// the chain first. So the accessors and methods of Node's own prototypes are looked up once, here, and called
+// directly; other objects (HTTP/2 compatibility requests and responses) take the plain path.
+function accessor(proto: object, name: string): ((this: unknown) => unknown) | undefined {
+  const get = Object.getOwnPropertyDescriptor(proto, name)?.get;
+  return typeof get === 'function' ? get : undefined;
+}
+const outgoingFinished = accessor(OutgoingMessage.prototype, 'writableFinished');
+const outgoingHeadersSent = accessor(OutgoingMessage.prototype, 'headersSent');
+const incomingHeaders = accessor(IncomingMessage.prototype, 'headers');
+const outgoingGetHeader = OutgoingMessage.prototype.getHeader;
+const addListener = EventEmitter.prototype.on;
+
+function writableFinished(res: ServerResponse): boolean {
+  return outgoingFinished !== undefined && res instanceof OutgoingMessage
+    ? (outgoingFinished.call(res) as boolean)
+    : res.writableFinished;
+}
+
+function headersSent(res: ServerResponse): boolean {
+  return outgoingHeadersSent !== undefined && res instanceof OutgoingMessage
+    ? (outgoingHeadersSent.call(res) as boolean)
+    : res.headersSent;
+}
+
+function headersOf(req: IncomingMessage): IncomingMessage['headers'] {
+  return incomingHeaders !== undefined && req instanceof IncomingMessage
+    ? (incomingHeaders.call(req) as IncomingMessage['headers'])
+    : req.headers;
+}
+
+function responseHeader(res: ServerResponse, name: string): ReturnType<ServerResponse['getHeader']> {
+  return res instanceof OutgoingMessage ? outgoingGetHeader.call(res, name) : (res as ServerResponse).getHeader(name);
+}
+
 const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const MAX_PATH = 2048;
 const MAX_UA = 512;
@@ -54,8 +91,8 @@ function queryNames(url: string, q: number): string | undefined {
   return names.size === 0 ? undefined : [...names].sort().join('&');
 }
 
-function tlsVersion(req: IncomingMessage): string | undefined {
-  const p = (req.socket as TLSSocket).getProtocol?.();
+function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
+  const p = (socket as TLSSocket | null)?.getProtocol?.();
   return typeof p === 'string' && p.startsWith('TLSv') ? p.slice(4) : undefined;
 }
 
@@ -64,7 +101,8 @@ let lastHost = '';
 let lastDomain: string | undefined;
 
 function domainOf(req: IncomingMessage): string | undefined {
-  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+  const headers = headersOf(req);
+  const host = headers.host ?? (headers[':authority'] as string | undefined);
   if (!host) return undefined;
   if (host === lastHost) return lastDomain;
   const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
@@ -119,6 +157,7 @@ export interface OpenEntry {
   t0: number;
   url: string;
   requestId: string;
+  socket: IncomingMessage['socket'];
   /** Read when the request starts: the balancer's address is asked of the socket while it is open. */
   ends: ConnectionEnds;
   accepting: boolean;
@@ -130,7 +169,7 @@ export interface OpenEntry {
 
 /** The response ended or the connection went away first. */
 function closed(e: OpenEntry): void {
-  if (e.res.writableFinished) finish(e, 'finished');
+  if (writableFinished(e.res)) finish(e, 'finished');
   else finish(e, timedOut(e.req) ? 'timeout' : 'aborted');
 }
 
@@ -151,9 +190,9 @@ export function finish(e: OpenEntry, kind: Kind): void {
     if (typeof path === 'function') logged = attempt(() => path(target));
     else logged = (path === 'route' ? route : undefined) ?? (q < 0 ? url : url.slice(0, q));
     const uid = user ? attempt(() => user(target)) : undefined;
-    const status = res.headersSent || kind === 'finished' ? res.statusCode : undefined;
-    const length = res.getHeader('content-length');
-    const ua = req.headers['user-agent'];
+    const status = kind === 'finished' || headersSent(res) ? res.statusCode : undefined;
+    const length = responseHeader(res, 'content-length');
+    const ua = headersOf(req)['user-agent'];
     const fields: AuditFields = {
       timestamp: e.timestamp,
       category: 'web',
@@ -175,7 +214,7 @@ export function finish(e: OpenEntry, kind: Kind): void {
       bytes: length === undefined ? undefined : Number(length),
       userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
       userId: uid === undefined || uid === null ? undefined : String(uid),
-      tlsVersion: tlsVersion(req),
+      tlsVersion: tlsVersion(e.socket),
     };
     if (!e.accepting) {
       fields.errorType = 'audit_unavailable';
@@ -221,10 +260,11 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     if (skip?.(target)) return 'skip';
     const timestamp = Date.now();
     const t0 = performance.now();
-    const incoming = idHeader ? req.headers[idHeader] : undefined;
+    const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
     const requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
     if (echoRequestId && !res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
     const accepting = log.accepting;
+    const socket = req.socket;
     log.begin();
     const e: OpenEntry = {
       compiled: compiled as Compiled<unknown>,
@@ -235,7 +275,8 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       t0,
       url: req.url ?? '/',
       requestId,
-      ends: connectionEnds(req.socket),
+      socket,
+      ends: connectionEnds(socket),
       accepting,
       done: false,
       prev: undefined,
@@ -244,7 +285,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     log.track(e);
     // ServerResponse (and Http2ServerResponse) emit 'close' once, when the response completed or the
     // connection went away first: one listener instead of on-finished's several.
-    res.on('close', () => closed(e));
+    addListener.call(res, 'close', () => closed(e));
     return accepting || !log.failClosed ? 'serve' : 'unavailable';
   };
 }

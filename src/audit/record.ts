@@ -53,8 +53,10 @@ function iso(ms: number): string {
   return lastIso;
 }
 
-function obj(members: string): string {
-  return members === '' ? '' : `{${members.slice(1)}}`;
+/** Appends one member to a comma-separated list (no leading comma to slice off later: slicing a string
+ * built by concatenation copies it first). */
+function more(members: string, member: string): string {
+  return members === '' ? member : `${members},${member}`;
 }
 
 /**
@@ -73,29 +75,29 @@ export function serializeFields(f: AuditFields, sequence: number): string {
     s += `,"network":{"peer":{"address":${str(f.peerAddress)}${f.peerPort !== undefined ? `,"port":${f.peerPort}` : ''}}}`;
   }
   let request = '';
-  if (f.method !== undefined) request += `,"method":${str(f.method)}`;
-  if (f.requestId !== undefined) request += `,"id":${str(f.requestId)}`;
+  if (f.method !== undefined) request = `"method":${str(f.method)}`;
+  if (f.requestId !== undefined) request = more(request, `"id":${str(f.requestId)}`);
   let response = '';
-  if (f.status !== undefined) response += `,"status_code":${f.status}`;
-  if (f.bytes !== undefined) response += `,"body":{"bytes":${f.bytes}}`;
+  if (f.status !== undefined) response = `"status_code":${f.status}`;
+  if (f.bytes !== undefined) response = more(response, `"body":{"bytes":${f.bytes}}`);
   let http = '';
-  if (request !== '') http += `,"request":${obj(request)}`;
-  if (response !== '') http += `,"response":${obj(response)}`;
-  if (f.route !== undefined) http += `,"route":${str(f.route)}`;
-  if (f.httpVersion !== undefined) http += `,"version":${str(f.httpVersion)}`;
-  if (http !== '') s += `,"http":${obj(http)}`;
+  if (request !== '') http = `"request":{${request}}`;
+  if (response !== '') http = more(http, `"response":{${response}}`);
+  if (f.route !== undefined) http = more(http, `"route":${str(f.route)}`);
+  if (f.httpVersion !== undefined) http = more(http, `"version":${str(f.httpVersion)}`);
+  if (http !== '') s += `,"http":{${http}}`;
   let url = '';
-  if (f.domain !== undefined) url += `,"domain":${str(f.domain)}`;
-  if (f.path !== undefined) url += `,"path":${str(f.path)}`;
-  if (f.query !== undefined) url += `,"query":${str(f.query)}`;
-  if (url !== '') s += `,"url":${obj(url)}`;
+  if (f.domain !== undefined) url = `"domain":${str(f.domain)}`;
+  if (f.path !== undefined) url = more(url, `"path":${str(f.path)}`);
+  if (f.query !== undefined) url = more(url, `"query":${str(f.query)}`);
+  if (url !== '') s += `,"url":{${url}}`;
   if (f.userAgent !== undefined) s += `,"user_agent":{"original":${str(f.userAgent)}}`;
   if (f.userId !== undefined) s += `,"user":{"id":${str(f.userId)}}`;
   if (f.tlsVersion !== undefined) s += `,"tls":{"version":${str(f.tlsVersion)},"version_protocol":"tls"}`;
   let error = '';
-  if (f.errorType !== undefined) error += `,"type":${str(f.errorType)}`;
-  if (f.errorCode !== undefined) error += `,"code":${str(f.errorCode)}`;
-  if (f.errorMessage !== undefined) error += `,"message":${str(f.errorMessage)}`;
-  if (error !== '') s += `,"error":${obj(error)}`;
+  if (f.errorType !== undefined) error = `"type":${str(f.errorType)}`;
+  if (f.errorCode !== undefined) error = more(error, `"code":${str(f.errorCode)}`);
+  if (f.errorMessage !== undefined) error = more(error, `"message":${str(f.errorMessage)}`);
+  if (error !== '') s += `,"error":{${error}}`;
   return s;
 }
