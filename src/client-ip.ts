@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { clientIpOf, clientPortOf } from './connection/socket-info.js';
+import { headersOf } from './http-objects.js';
 import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
@@ -91,7 +92,7 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     let ip = connectionIp;
     let port = clientPortOf(req.socket);
     if (trusted?.(ip)) {
-      const hops = forwardedList(req.headers);
+      const hops = forwardedList(headersOf(req));
       for (let i = hops.length - 1; i >= 0; i--) {
         const hop = hops[i] as string;
         if (isIP(hop) === 0) break; // garbage ends the walk: never trust past it
@@ -104,7 +105,7 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     if (forwardedFor === 'replace') {
       const raw = req.rawHeaders;
       const rewritten = rewriteRaw(raw, ip);
-      const h = req.headers;
+      const h = headersOf(req);
       h['x-forwarded-for'] = ip;
       h['x-real-ip'] = ip;
       if (rewritten !== raw) {
@@ -112,9 +113,9 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
         req.rawHeaders = rewritten;
       }
     } else if (forwardedFor === 'append') {
-      const prior = req.headers['x-forwarded-for'];
-      const list = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${connectionIp}` : connectionIp;
-      req.headers['x-forwarded-for'] = list;
+      const h = headersOf(req);
+      const prior = h['x-forwarded-for'];
+      h['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${connectionIp}` : connectionIp;
     }
     return { ip, port, forwarded: ip !== connectionIp };
   };

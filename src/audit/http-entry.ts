@@ -1,10 +1,10 @@
 // The request-level audit both framework adapters share: one entry per request, written when the response
 // finishes or the connection closes first.
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
+import { addListener, headersOf, headersSent, responseHeader, writableFinished } from '../http-objects.js';
 import type { AuditLog } from './audit-log.js';
 import type { AuditFields } from './record.js';
 
@@ -35,42 +35,6 @@ export interface FrameworkBinding<T> {
   route(target: T): string | undefined;
   /** The client decided by `clientIp()`, when it ran. */
   client(target: T): { ip: string; port: number | undefined } | undefined;
-}
-
-// Express gives every request and response a hidden class of its own (Object.setPrototypeOf, then properties
-// added per request): each property looked up on them misses V8's caches, and one found on a prototype walks
-// the chain first. So the accessors and methods of Node's own prototypes are looked up once, here, and called
-// directly; other objects (HTTP/2 compatibility requests and responses) take the plain path.
-function accessor(proto: object, name: string): ((this: unknown) => unknown) | undefined {
-  const get = Object.getOwnPropertyDescriptor(proto, name)?.get;
-  return typeof get === 'function' ? get : undefined;
-}
-const outgoingFinished = accessor(OutgoingMessage.prototype, 'writableFinished');
-const outgoingHeadersSent = accessor(OutgoingMessage.prototype, 'headersSent');
-const incomingHeaders = accessor(IncomingMessage.prototype, 'headers');
-const outgoingGetHeader = OutgoingMessage.prototype.getHeader;
-const addListener = EventEmitter.prototype.on;
-
-function writableFinished(res: ServerResponse): boolean {
-  return outgoingFinished !== undefined && res instanceof OutgoingMessage
-    ? (outgoingFinished.call(res) as boolean)
-    : res.writableFinished;
-}
-
-function headersSent(res: ServerResponse): boolean {
-  return outgoingHeadersSent !== undefined && res instanceof OutgoingMessage
-    ? (outgoingHeadersSent.call(res) as boolean)
-    : res.headersSent;
-}
-
-function headersOf(req: IncomingMessage): IncomingMessage['headers'] {
-  return incomingHeaders !== undefined && req instanceof IncomingMessage
-    ? (incomingHeaders.call(req) as IncomingMessage['headers'])
-    : req.headers;
-}
-
-function responseHeader(res: ServerResponse, name: string): ReturnType<ServerResponse['getHeader']> {
-  return res instanceof OutgoingMessage ? outgoingGetHeader.call(res, name) : (res as ServerResponse).getHeader(name);
 }
 
 const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;

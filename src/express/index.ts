@@ -35,13 +35,29 @@ const kStore = Symbol.for('proxy-protocol-audit.express.clientIp');
 
 type Req = IncomingMessage & { [kStore]?: Store };
 
+/** The stores by prototype, found without a property lookup on the request (see above). */
+const stores = new WeakMap<object, Store>();
+
+/** The store behind the accessors of this request's app, if `clientIp()` installed them. */
+function findStore(req: Req, proto: object | null): Store | undefined {
+  if (proto !== null) {
+    const known = stores.get(proto);
+    if (known !== undefined) return known;
+  }
+  const store = req[kStore]; // a sub-app's prototype, or installed by another copy of this package
+  if (store !== undefined && proto !== null) stores.set(proto, store);
+  return store;
+}
+
+/** The store of this request's app, installing the accessors on its first request; undefined outside Express. */
 function storeOf(req: Req): Store | undefined {
-  const store = req[kStore];
-  if (store !== undefined) return store;
   const proto = Object.getPrototypeOf(req) as object | null;
+  const store = findStore(req, proto);
+  if (store !== undefined) return store;
   const app = (req as { app?: { request?: unknown } }).app;
   if (proto === null || app === undefined || app === null || app.request !== proto) return undefined; // not Express
   const map: Store = new WeakMap();
+  stores.set(proto, map);
   Object.defineProperties(proto, {
     [kStore]: { value: map, configurable: true },
     clientIp: {
@@ -139,6 +155,9 @@ export function auditLog(options: ExpressAuditOptions) {
       return typeof p === 'string' ? `${req.baseUrl ?? ''}${p}` : undefined;
     },
     client(req) {
+      const store = findStore(req, Object.getPrototypeOf(req));
+      // With the accessors, the address is the stored one or else the connection's (which the audit has).
+      if (store !== undefined) return store.get(req);
       return req.clientIp === undefined ? undefined : { ip: req.clientIp, port: req.clientPort };
     },
   });

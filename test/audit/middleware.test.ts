@@ -138,6 +138,29 @@ describe('Express auditLog', () => {
     assert.equal(e?.http.response, undefined);
   });
 
+  it('the entry records the address clientIp() decided: an X-Forwarded-For hop behind a trusted layer-7 proxy', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.use(expressClientIp({ trustForwardedFrom: ['203.0.113.0/24'] }));
+    a.use(expressAudit({ log: l }));
+    a.get('/', (req, res) => res.end(req.clientIp));
+    const s = withProxyProtocol(a.listen(0, '127.0.0.1'));
+    const port = await listening(s);
+    const hdr = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+    const get = (xff: string) => `GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${xff}\r\n`;
+    await raw(port, [`${hdr}${get('X-Forwarded-For: 198.51.100.20\r\n')}`]);
+    await raw(port, [`${hdr}${get('')}`]);
+    await close(s);
+    await l.close();
+    const [viaHop, direct] = requests(f);
+    assert.equal(viaHop?.client.ip, '198.51.100.20');
+    assert.equal(viaHop?.client.port, undefined);
+    assert.equal(direct?.client.ip, '203.0.113.7');
+    assert.equal(direct?.client.port, 51000);
+    assert.equal(direct?.network.peer.address, '127.0.0.1');
+  });
+
   it('echoRequestId sets the id on the response; by default no header is added', async () => {
     const f = tmpFile();
     const l = createAuditLog({ filename: f });

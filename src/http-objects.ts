@@ -1,0 +1,40 @@
+// Reading Node's request and response objects cheaply.
+//
+// Express gives every request and response a hidden class of its own (Object.setPrototypeOf, then properties
+// added per request): each property looked up on them misses V8's caches, and one found on a prototype walks
+// the chain first. So the accessors and methods of Node's own prototypes are looked up once, here, and called
+// directly; other objects (HTTP/2 compatibility requests and responses) take the plain path.
+import { EventEmitter } from 'node:events';
+import { IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
+
+function accessor(proto: object, name: string): ((this: unknown) => unknown) | undefined {
+  const get = Object.getOwnPropertyDescriptor(proto, name)?.get;
+  return typeof get === 'function' ? get : undefined;
+}
+const outgoingFinished = accessor(OutgoingMessage.prototype, 'writableFinished');
+const outgoingHeadersSent = accessor(OutgoingMessage.prototype, 'headersSent');
+const incomingHeaders = accessor(IncomingMessage.prototype, 'headers');
+const outgoingGetHeader = OutgoingMessage.prototype.getHeader;
+export const addListener = EventEmitter.prototype.on;
+
+export function writableFinished(res: ServerResponse): boolean {
+  return outgoingFinished !== undefined && res instanceof OutgoingMessage
+    ? (outgoingFinished.call(res) as boolean)
+    : res.writableFinished;
+}
+
+export function headersSent(res: ServerResponse): boolean {
+  return outgoingHeadersSent !== undefined && res instanceof OutgoingMessage
+    ? (outgoingHeadersSent.call(res) as boolean)
+    : res.headersSent;
+}
+
+export function headersOf(req: IncomingMessage): IncomingMessage['headers'] {
+  return incomingHeaders !== undefined && req instanceof IncomingMessage
+    ? (incomingHeaders.call(req) as IncomingMessage['headers'])
+    : req.headers;
+}
+
+export function responseHeader(res: ServerResponse, name: string): ReturnType<ServerResponse['getHeader']> {
+  return res instanceof OutgoingMessage ? outgoingGetHeader.call(res, name) : (res as ServerResponse).getHeader(name);
+}
