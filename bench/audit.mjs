@@ -1,6 +1,6 @@
 // Audit log cost, side by side, keep-alive load from a separate process. Each app runs alone in its own
 // process (bench/server.mjs): Express + clientIp + auditLog (hash-chained entries to a file) vs Express +
-// morgan 'combined' to a file, and vs bare Express.
+// morgan 'combined' to a file, and vs bare Express; also the one-layer form, auditLog({ clientIp: true }).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ const run = (a, b) => compareRounds(load, a, b, { dir, pairs: PAIRS, params });
 
 const vsMorgan = await run('express-audit', 'express-morgan');
 const vsBare = await run('express-audit', 'express');
+const oneLayer = await run('express-audit-one-layer', 'express');
 const aa = await run('express', 'express');
 load.kill();
 const lines = fs.readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').split('\n').length - 1;
@@ -37,7 +38,8 @@ table([
   ['comparison', 'ours req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
   row('Express + clientIp + auditLog vs Express + morgan combined (file)', vsMorgan),
   row('Express + clientIp + auditLog vs bare Express', vsBare),
+  row('the same in one layer, auditLog({ clientIp: true }), vs bare Express', oneLayer),
   row('method check (A/A): bare Express vs bare Express', aa),
 ]);
 console.log(`\n${lines} chained audit entries written during the run.`);
-export default { vsMorgan, vsBare, aa };
+export default { vsMorgan, vsBare, oneLayer, aa };

@@ -80,6 +80,11 @@ function make() {
         }),
       );
     }
+    case 'express-audit-one-layer': {
+      const { auditLog } = require('../dist/cjs/express/index.js');
+      log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
+      return http.createServer(expressApp((a) => a.use(auditLog({ log, clientIp: true }))));
+    }
     default:
       throw new Error(`unknown server kind ${kind}`);
   }

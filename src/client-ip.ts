@@ -120,3 +120,14 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     return { ip, port, forwarded: ip !== connectionIp };
   };
 }
+
+/** The `clientIp` option of the `auditLog` middleware: `true`, `clientIp()`'s options, or off. */
+export function compileClientIpOption(
+  option: boolean | ClientIpOptions | undefined,
+): ((req: IncomingMessage) => ClientAddress) | undefined {
+  if (option === undefined || option === false) return undefined;
+  if (option === true) return compileClientIp({});
+  if (typeof option !== 'object' || option === null)
+    throw new TypeError('auditLog: clientIp must be a boolean or clientIp options');
+  return compileClientIp(option);
+}

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {} from 'express-serve-static-core';
 import { type AuditMiddlewareOptions, compileRequestAudit } from '../audit/http-entry.js';
-import { type ClientIpOptions, compileClientIp } from '../client-ip.js';
+import { type ClientAddress, type ClientIpOptions, compileClientIp, compileClientIpOption } from '../client-ip.js';
 import { clientIpOf, clientPortOf } from '../connection/socket-info.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
@@ -99,26 +99,31 @@ function storeOf(req: Req): Store | undefined {
 export function clientIp(options: ClientIpOptions = {}) {
   const resolve = compileClientIp(options);
   return function clientIp(req: IncomingMessage, _res: ServerResponse, next: Next): void {
-    const decided = resolve(req);
-    const store = storeOf(req);
-    if (store !== undefined) {
-      // Set before the accessors existed (the app's first requests): own properties would hide them.
-      if (Object.hasOwn(req, 'clientIp') || Object.hasOwn(req, 'clientPort')) {
-        const r = req as { clientIp?: unknown; clientPort?: unknown };
-        delete r.clientIp;
-        delete r.clientPort;
-      }
-      // The accessors read the connection's client; only an address from X-Forwarded-For is stored (and one
-      // assigned before this middleware ran is dropped, as an assignment would have overwritten it).
-      if (decided.forwarded) store.set(req, decided);
-      else store.delete(req);
-    } else {
-      const r = req as IncomingMessage & { clientIp: string; clientPort: number | undefined };
-      r.clientIp = decided.ip;
-      r.clientPort = decided.port;
-    }
+    setClientIp(resolve, req);
     next();
   };
+}
+
+/** What `clientIp()` does to one request (also run by `auditLog({ clientIp })`). */
+function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, req: IncomingMessage): void {
+  const decided = resolve(req);
+  const store = storeOf(req);
+  if (store !== undefined) {
+    // Set before the accessors existed (the app's first requests): own properties would hide them.
+    if (Object.hasOwn(req, 'clientIp') || Object.hasOwn(req, 'clientPort')) {
+      const r = req as { clientIp?: unknown; clientPort?: unknown };
+      delete r.clientIp;
+      delete r.clientPort;
+    }
+    // The accessors read the connection's client; only an address from X-Forwarded-For is stored (and one
+    // assigned before this middleware ran is dropped, as an assignment would have overwritten it).
+    if (decided.forwarded) store.set(req, decided);
+    else store.delete(req);
+  } else {
+    const r = req as IncomingMessage & { clientIp: string; clientPort: number | undefined };
+    r.clientIp = decided.ip;
+    r.clientPort = decided.port;
+  }
 }
 
 type ExpressLikeRequest = IncomingMessage & {
@@ -129,11 +134,19 @@ type ExpressLikeRequest = IncomingMessage & {
 };
 
 /** Options of the Express `auditLog` middleware. */
-export type ExpressAuditOptions = AuditMiddlewareOptions<ExpressLikeRequest & import('express-serve-static-core').Request>;
+export type ExpressAuditOptions = AuditMiddlewareOptions<ExpressLikeRequest & import('express-serve-static-core').Request> & {
+  /**
+   * Also do what `clientIp()` does, first, in the same middleware: `true`, or the options of `clientIp()`.
+   * Default false. Every Express middleware layer costs a small request a few percent (two no-op layers
+   * measured ~6%), so one layer doing both is cheaper than `app.use(clientIp())` + `app.use(auditLog())`.
+   */
+  clientIp?: boolean | ClientIpOptions;
+};
 
 /**
  * One audit entry per request, written when the response finishes or the connection closes first. Put it
- * first, after `clientIp()`. While the log fails closed, requests are answered 503.
+ * first, after `clientIp()` — or give it `clientIp: true` and use it alone: one Express layer instead of two.
+ * While the log fails closed, requests are answered 503.
  *
  * @param options.log the log from `createAuditLog` (required)
  * @param options.user `(req) => id`: opaque user id for `user.id`
@@ -142,13 +155,17 @@ export type ExpressAuditOptions = AuditMiddlewareOptions<ExpressLikeRequest & im
  * @param options.queryKeys record query parameter names, never values (default false)
  * @param options.requestIdHeader default `x-request-id`
  * @param options.echoRequestId set the id on the response too (default false)
+ * @param options.clientIp `true` or `clientIp()`'s options: set the client address in this same middleware
  * @example
  * ```ts
+ * app.use(auditLog({ log, clientIp: true, user: (req) => req.user?.id, skip: (req) => req.path === '/health' }));
+ * // the same, in two layers:
  * app.use(clientIp());
- * app.use(auditLog({ log, user: (req) => req.user?.id, skip: (req) => req.path === '/health' }));
+ * app.use(auditLog({ log, user: (req) => req.user?.id }));
  * ```
  */
 export function auditLog(options: ExpressAuditOptions) {
+  const resolve = compileClientIpOption(options?.clientIp);
   const begin = compileRequestAudit<ExpressLikeRequest>(options as AuditMiddlewareOptions<ExpressLikeRequest>, {
     route(req) {
       const p = req.route?.path;
@@ -162,6 +179,7 @@ export function auditLog(options: ExpressAuditOptions) {
     },
   });
   return function auditLog(req: IncomingMessage, res: ServerResponse, next: Next): void {
+    if (resolve !== undefined) setClientIp(resolve, req);
     if (begin(req as ExpressLikeRequest, req, res) === 'unavailable') {
       res.statusCode = 503;
       res.setHeader('retry-after', '5');

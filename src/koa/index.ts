@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {} from 'koa';
 import { type AuditMiddlewareOptions, compileRequestAudit } from '../audit/http-entry.js';
-import { type ClientIpOptions, compileClientIp } from '../client-ip.js';
+import { type ClientAddress, type ClientIpOptions, compileClientIp, compileClientIpOption } from '../client-ip.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
 
@@ -51,21 +51,30 @@ interface KoaLikeContext {
 export function clientIp(options: ClientIpOptions = {}) {
   const resolve = compileClientIp(options);
   return function clientIp(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<unknown> {
-    const { ip, port } = resolve(ctx.req);
-    const c = ctx as KoaLikeContext & { clientIp: string; clientPort: number | undefined; request: { clientIp: string } };
-    c.clientIp = ip;
-    c.clientPort = port;
-    c.request.clientIp = ip;
+    setClientIp(resolve, ctx);
     return next();
   };
 }
 
+/** What `clientIp()` does to one context (also run by `auditLog({ clientIp })`). */
+function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, ctx: KoaLikeContext): void {
+  const { ip, port } = resolve(ctx.req);
+  const c = ctx as KoaLikeContext & { clientIp: string; clientPort: number | undefined; request: { clientIp: string } };
+  c.clientIp = ip;
+  c.clientPort = port;
+  c.request.clientIp = ip;
+}
+
 /** Options of the Koa `auditLog` middleware (`T` is your Koa context type). */
-export type KoaAuditOptions<T = import('koa').Context> = AuditMiddlewareOptions<T>;
+export type KoaAuditOptions<T = import('koa').Context> = AuditMiddlewareOptions<T> & {
+  /** Also do what `clientIp()` does, first, in the same middleware: `true`, or the options of `clientIp()`. Default false. */
+  clientIp?: boolean | ClientIpOptions;
+};
 
 /**
  * One audit entry per request, written when the response finishes or the connection closes first. Use it
- * first, after `clientIp()`. While the log fails closed, requests are answered 503.
+ * first, after `clientIp()` — or give it `clientIp: true` and use it alone. While the log fails closed,
+ * requests are answered 503.
  *
  * @param options.log the log from `createAuditLog` (required)
  * @param options.user `(ctx) => id`: opaque user id for `user.id`
@@ -74,6 +83,7 @@ export type KoaAuditOptions<T = import('koa').Context> = AuditMiddlewareOptions<
  * @param options.queryKeys record query parameter names, never values (default false)
  * @param options.requestIdHeader default `x-request-id`
  * @param options.echoRequestId set the id on the response too (default false)
+ * @param options.clientIp `true` or `clientIp()`'s options: set the client address in this same middleware
  * @example
  * ```ts
  * app.use(clientIp());
@@ -81,6 +91,7 @@ export type KoaAuditOptions<T = import('koa').Context> = AuditMiddlewareOptions<
  * ```
  */
 export function auditLog<T = import('koa').Context>(options: KoaAuditOptions<T>) {
+  const resolve = compileClientIpOption(options?.clientIp);
   const begin = compileRequestAudit<KoaLikeContext>(options as unknown as AuditMiddlewareOptions<KoaLikeContext>, {
     route(ctx) {
       return typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : undefined;
@@ -90,6 +101,7 @@ export function auditLog<T = import('koa').Context>(options: KoaAuditOptions<T>)
     },
   });
   return function auditLog(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<unknown> {
+    if (resolve !== undefined) setClientIp(resolve, ctx);
     if (begin(ctx, ctx.req, ctx.res) === 'unavailable') {
       ctx.status = 503;
       ctx.set?.('retry-after', '5');

@@ -161,6 +161,30 @@ describe('Express auditLog', () => {
     assert.equal(direct?.network.peer.address, '127.0.0.1');
   });
 
+  it('auditLog({ clientIp }) does what clientIp() does, in the same middleware', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.use(expressAudit({ log: l, clientIp: { trustForwardedFrom: ['203.0.113.0/24'] } }));
+    a.get('/', (req, res) => res.json({ ip: req.clientIp, port: req.clientPort ?? null, xff: req.get('x-forwarded-for') }));
+    const s = withProxyProtocol(a.listen(0, '127.0.0.1'));
+    const port = await listening(s);
+    const hdr = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+    const get = (xff: string) => `GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${xff}\r\n`;
+    const hop = await raw(port, [`${hdr}${get('X-Forwarded-For: 198.51.100.20\r\n')}`]);
+    const direct = await raw(port, [`${hdr}${get('X-Real-IP: 6.6.6.6\r\n')}`]);
+    await close(s);
+    await l.close();
+    const body = (d: Buffer) => JSON.parse(d.toString().split('\r\n\r\n')[1] ?? 'null');
+    assert.deepEqual(body(hop.data), { ip: '198.51.100.20', port: null, xff: '198.51.100.20' });
+    assert.deepEqual(body(direct.data), { ip: '203.0.113.7', port: 51000, xff: '203.0.113.7' });
+    const [e1, e2] = requests(f);
+    assert.equal(e1?.client.ip, '198.51.100.20');
+    assert.equal(e2?.client.ip, '203.0.113.7');
+    assert.equal(e2?.client.port, 51000);
+    assert.throws(() => expressAudit({ log: l, clientIp: 'yes' as never }), TypeError);
+  });
+
   it('echoRequestId sets the id on the response; by default no header is added', async () => {
     const f = tmpFile();
     const l = createAuditLog({ filename: f });
@@ -212,6 +236,33 @@ describe('Express auditLog', () => {
     assert.throws(() => createAuditLog({} as never), TypeError);
     assert.throws(() => createAuditLog({ filename: tmpFile(), onSinkError: 'maybe' as never }), TypeError);
     void l.close();
+  });
+});
+
+describe('Koa auditLog({ clientIp: true })', () => {
+  it('sets ctx.clientIp in the same middleware and records it', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = new Koa();
+    app.use(koaAudit({ log, clientIp: true }));
+    app.use((ctx) => {
+      ctx.body = { ip: ctx.clientIp, request: ctx.request.clientIp, xff: ctx.get('x-forwarded-for') };
+    });
+    const server = withProxyProtocol(app.listen(0, '127.0.0.1'));
+    const port = await listening(server);
+    const { data } = await raw(port, [
+      'PROXY TCP4 192.0.2.44 10.0.0.5 40001 80\r\nGET /x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n',
+    ]);
+    await close(server);
+    await log.close();
+    assert.deepEqual(JSON.parse(data.toString().split('\r\n\r\n')[1] ?? 'null'), {
+      ip: '192.0.2.44',
+      request: '192.0.2.44',
+      xff: '192.0.2.44',
+    });
+    const [e] = requests(file);
+    assert.equal(e?.client.ip, '192.0.2.44');
+    assert.equal(e?.client.port, 40001);
   });
 });
 

@@ -36,6 +36,10 @@ koa.use((ctx) => {
 const log = createAuditLog({ filename: 'audit.jsonl' });
 app.use(expressAudit({ log, user: (req) => req.get('x-user') }));
 koa.use(koaAudit({ log, user: (ctx) => ctx.state.user as string | undefined }));
+app.use(expressAudit({ log, clientIp: { trustForwardedFrom: ['10.0.0.0/8'] } }));
+koa.use(koaAudit({ log, clientIp: true }));
+// @ts-expect-error clientIp takes true or clientIp()'s options
+app.use(expressAudit({ log, clientIp: 'yes' }));
 
 const server = withProxyProtocol(app.listen(0), { trustedProxies: ['10.0.0.0/8'] });
 const info: ProxyInfo | undefined = getProxyInfo(server);
