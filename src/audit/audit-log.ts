@@ -223,9 +223,12 @@ export class AuditLog extends EventEmitter {
   get accepting(): boolean {
     if (this.closed) return false;
     if (!this.failClosed) return true;
-    return (
-      this.unhealthy === undefined && (this.file === undefined || this.queued.length + this.file.pending < this.file.maxQueue)
-    );
+    return this.unhealthy === undefined && !this.full;
+  }
+
+  /** Whether the file holds as many entries (queued to be sealed or to be written) as it may. */
+  private get full(): boolean {
+    return this.file !== undefined && this.queued.length + this.file.pending >= this.file.maxQueue;
   }
 
   private sinkFailed(err: Error): void {
@@ -306,7 +309,7 @@ export class AuditLog extends EventEmitter {
    * and recorded as soon as the sink recovers.
    */
   write(fields: AuditFields): boolean {
-    if (this.closed || (this.file !== undefined && this.queued.length + this.file.pending >= this.file.maxQueue)) {
+    if (this.closed || this.full) {
       this.dropped++;
       if (!this.closed) this.droppedUnreported++;
       return false;

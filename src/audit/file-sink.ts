@@ -31,7 +31,8 @@ export class AuditFileTransport extends TransportStream {
   /** The unwritten tail of a batch a failed write cut short: written first, so no line is torn or doubled. */
   private carry: Buffer | undefined;
   private carryLines = 0;
-  private scheduled = false;
+  /** The flush scheduled for the end of this turn of the event loop, if any. */
+  private scheduled: NodeJS.Immediate | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -72,20 +73,25 @@ export class AuditFileTransport extends TransportStream {
    */
   append(line: string): void {
     this.queue.push(`${line}\n`);
-    if (!this.scheduled && this.retryTimer === undefined) {
-      this.scheduled = true;
-      setImmediate(this.flushSoon);
+    if (this.scheduled === undefined && this.retryTimer === undefined) {
+      this.scheduled = setImmediate(this.flushSoon);
     }
   }
 
   private readonly flushSoon = (): void => {
-    this.scheduled = false;
+    this.scheduled = undefined;
     this.flush();
   };
 
   /** Writes what is queued now, in this call, instead of at the end of this turn of the event loop. */
   flushNow(): void {
-    if (this.retryTimer === undefined) this.flush();
+    if (this.retryTimer !== undefined) return;
+    if (this.scheduled !== undefined) {
+      // The scheduled flush would find nothing left to write.
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
+    this.flush();
   }
 
   private flush(): void {
