@@ -12,6 +12,7 @@ import { Chain, toPrivateKey } from './chain.js';
 import { AccessLogTransport } from './elb-format.js';
 import { AuditFileTransport } from './file-sink.js';
 import { finish as finishEntry, type OpenEntry } from './http-entry.js';
+import { LineBuffer } from './line-buffer.js';
 import type { AuditFields } from './record.js';
 
 const MESSAGE = Symbol.for('message');
@@ -107,6 +108,8 @@ export class AuditLog extends EventEmitter {
   /** Entries written this turn of the event loop, sealed together at its end (see sealQueued). */
   private queued: AuditFields[] = [];
   private sealScheduled = false;
+  /** Where lines for winston's transports are sealed (the file sink's own buffer takes them in direct mode). */
+  private readonly scratch = new LineBuffer();
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
@@ -292,10 +295,22 @@ export class AuditLog extends EventEmitter {
   }
 
   private seal(fields: AuditFields): void {
-    const line = this.chain.seal(fields);
-    if (this.direct) (this.file as AuditFileTransport).append(line);
-    else
-      this.logger.log({ level: 'info', message: line, [LEVEL]: 'info', [MESSAGE]: line, fields } as unknown as winston.LogEntry);
+    if (this.direct) {
+      // Sealed straight into the file's buffer: the bytes that are hashed are the bytes that are written.
+      const file = this.file as AuditFileTransport;
+      const start = file.out.pos;
+      this.chain.seal(fields, file.out);
+      const end = file.out.pos;
+      file.out.byte(0x0a);
+      file.wrote(1);
+      if (this.listenerCount('entry') > 0) this.emit('entry', file.out.text(start, end), fields);
+      return;
+    }
+    const out = this.scratch;
+    out.clear();
+    this.chain.seal(fields, out);
+    const line = out.text(0);
+    this.logger.log({ level: 'info', message: line, [LEVEL]: 'info', [MESSAGE]: line, fields } as unknown as winston.LogEntry);
     if (this.listenerCount('entry') > 0) this.emit('entry', line, fields);
   }
 

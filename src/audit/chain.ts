@@ -1,6 +1,12 @@
 // The tamper-evidence of the audit log: a per-writer hash chain and Ed25519-signed checkpoints.
 import { createHash, createHmac, createPrivateKey, createPublicKey, hash, type KeyObject, randomUUID, sign } from 'node:crypto';
+import { ascii, type LineBuffer } from './line-buffer.js';
 import { type AuditFields, serializeFields } from './record.js';
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const END = ascii('}}');
+const HASH = ascii(',"hash":"');
 
 /** 64 zeros: the `prev` of the first entry of every chain. */
 export const GENESIS = '0'.repeat(64);
@@ -38,7 +44,8 @@ export class Chain {
   /** Last assigned sequence number. */
   sequence = 0;
   lastHash = GENESIS;
-  private readonly tail: string;
+  /** The members every line repeats: service, host, chain id, algorithm, up to `"prev":"`. */
+  private readonly tail: Uint8Array;
   private readonly hashKey: Buffer | undefined;
   private readonly signingKey: KeyObject | undefined;
   readonly fingerprint: string | undefined;
@@ -51,21 +58,37 @@ export class Chain {
     this.signingKey = options.signingKey;
     this.fingerprint = this.signingKey ? keyFingerprint(this.signingKey) : undefined;
     const alg = this.hashKey ? 'hmac-sha256' : 'sha256';
-    this.tail = `,"service":{"name":${JSON.stringify(options.service)}},"host":{"name":${JSON.stringify(options.host)}},"audit":{"chain":"${this.id}","alg":"${alg}"`;
+    this.tail = Buffer.from(
+      `,"service":{"name":${JSON.stringify(options.service)}},"host":{"name":${JSON.stringify(options.host)}},"audit":{"chain":"${this.id}","alg":"${alg}","prev":"`,
+    );
   }
 
-  /** Seals an entry: the complete line, without newline. */
-  seal(fields: AuditFields): string {
+  /**
+   * Seals an entry: appends its complete line, without newline, to `out`. The hash is computed over the bytes
+   * in place: the line up to its `audit` members, then `"prev":"<previous hash>"` and any extra members,
+   * closed with `}}`; the line then ends with `,"hash":"<hash>"}}`.
+   */
+  seal(fields: AuditFields, out: LineBuffer): void {
     const seq = ++this.sequence;
-    const extra = fields.auditExtra === undefined ? '' : `,${fields.auditExtra}`;
-    const body = `${serializeFields(fields, seq)}${this.tail},"prev":"${this.lastHash}"${extra}`;
-    const covered = `${body}}}`;
+    const start = out.pos;
+    serializeFields(fields, seq, out);
+    out.raw(this.tail);
+    out.ascii(this.lastHash);
+    out.byte(QUOTE);
+    if (fields.auditExtra !== undefined) {
+      out.byte(COMMA);
+      out.utf8(fields.auditExtra);
+    }
+    out.raw(END);
+    const covered = out.buf.subarray(start, out.pos);
     const h = this.hashKey ? createHmac('sha256', this.hashKey).update(covered).digest('hex') : hash('sha256', covered, 'hex');
     this.lastHash = h;
     this.sinceCheckpoint++;
-    // Built from `covered`, which hashing flattened into one piece, not from `body`, a tree of the pieces it
-    // was concatenated from that every later copy (the batch's join) would walk again.
-    return `${covered.slice(0, -2)},"hash":"${h}"}}`;
+    out.pos -= END.length;
+    out.raw(HASH);
+    out.ascii(h);
+    out.byte(QUOTE);
+    out.raw(END);
   }
 
   /** Whether checkpoints are signed at all. */

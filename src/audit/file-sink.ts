@@ -1,6 +1,7 @@
 // The embedded default sink: JSON lines appended to one file, as a winston transport.
 import fs from 'node:fs';
 import TransportStream from 'winston-transport';
+import { LineBuffer } from './line-buffer.js';
 
 const MESSAGE = Symbol.for('message');
 
@@ -27,10 +28,14 @@ export class AuditFileTransport extends TransportStream {
   private readonly retryInterval: number;
   private readonly mode: number;
   private fd: number | undefined;
-  private queue: string[] = [];
-  /** The unwritten tail of a batch a failed write cut short: written first, so no line is torn or doubled. */
-  private carry: Buffer | undefined;
-  private carryLines = 0;
+  /**
+   * @internal The lines waiting for the disk, as bytes, oldest first: appended at the end, written from the
+   * start. After a failed or short write the unwritten bytes stay at the front, so no line is torn or doubled.
+   * The AuditLog seals entries straight into it while this sink is the logger's only transport.
+   */
+  readonly out = new LineBuffer();
+  /** Lines in `out` whose newline is not on disk yet. */
+  private lines = 0;
   /** The flush scheduled for the end of this turn of the event loop, if any. */
   private scheduled: NodeJS.Immediate | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -54,7 +59,7 @@ export class AuditFileTransport extends TransportStream {
 
   /** Lines waiting for the disk. */
   get pending(): number {
-    return this.queue.length + this.carryLines;
+    return this.lines;
   }
 
   /** The last write error, until a write succeeds again. */
@@ -72,7 +77,17 @@ export class AuditFileTransport extends TransportStream {
    * calls it directly while this sink is the logger's only transport.
    */
   append(line: string): void {
-    this.queue.push(`${line}\n`);
+    this.out.utf8(line);
+    this.out.byte(0x0a);
+    this.lines++;
+    if (this.scheduled === undefined && this.retryTimer === undefined) {
+      this.scheduled = setImmediate(this.flushSoon);
+    }
+  }
+
+  /** @internal The AuditLog wrote `n` complete lines (newline included) into `out` itself. */
+  wrote(n: number): void {
+    this.lines += n;
     if (this.scheduled === undefined && this.retryTimer === undefined) {
       this.scheduled = setImmediate(this.flushSoon);
     }
@@ -95,7 +110,8 @@ export class AuditFileTransport extends TransportStream {
   }
 
   private flush(): void {
-    if (this.queue.length === 0 && this.carry === undefined) {
+    const out = this.out;
+    if (this.lines === 0) {
       this.settle();
       return;
     }
@@ -107,38 +123,32 @@ export class AuditFileTransport extends TransportStream {
         return;
       }
     }
-    const count = this.queue.length;
-    const text = count === 1 ? (this.queue[0] as string) : this.queue.join('');
-    const lines = count + this.carryLines;
-    // The tail of a batch a failed write cut short goes first, as bytes; otherwise the text is written as is
-    // (no Buffer object per batch), and only a short write falls back to bytes.
-    let buf = this.carry === undefined ? undefined : Buffer.concat([this.carry, Buffer.from(text)]);
-    this.carry = undefined;
-    this.carryLines = 0;
-    this.queue = [];
+    const lines = this.lines;
     // One synchronous append per batch (per turn of the event loop), as pino's file destination does: the
     // bytes go to the page cache in microseconds, where a thread-pool round trip costs more than the write.
     let off = 0;
     try {
-      if (buf === undefined) {
-        off = fs.writeSync(this.fd, text);
-        if (off < Buffer.byteLength(text)) buf = Buffer.from(text);
-      }
-      if (buf !== undefined) while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+      while (off < out.pos) off += fs.writeSync(this.fd, out.buf, off, out.pos - off);
     } catch (err) {
-      this.carry = (buf ?? Buffer.from(text)).subarray(off);
-      let n = 0;
-      for (let i = this.carry.indexOf(10); i >= 0; i = this.carry.indexOf(10, i + 1)) n++;
-      this.carryLines = Math.min(n, lines);
+      // Keep what did not reach the file at the front: whole lines, and the rest of one the write cut short.
+      out.buf.copyWithin(0, off, out.pos);
+      out.pos -= off;
+      let left = 0;
+      const rest = out.buf.subarray(0, out.pos);
+      for (let i = rest.indexOf(0x0a); i >= 0; i = rest.indexOf(0x0a, i + 1)) left++;
+      this.lines = left;
+      this.written += lines - left;
       this.fail(err as Error);
       return;
     }
+    out.clear();
+    this.lines = 0;
     this.written += lines;
     if (this.failed) {
       this.failed = undefined;
       this.emit('recovered');
     }
-    this.emit('flushed', count);
+    this.emit('flushed', lines);
     this.settle();
   }
 
@@ -170,7 +180,7 @@ export class AuditFileTransport extends TransportStream {
   /** Resolves when every queued line is on disk (not fsync'ed). */
   drained(): Promise<void> {
     this.beforeFlush?.();
-    if (this.queue.length === 0 && this.carry === undefined) return Promise.resolve();
+    if (this.lines === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -187,7 +197,7 @@ export class AuditFileTransport extends TransportStream {
       if (fd === undefined) return callback();
       fs.fsync(fd, () => fs.close(fd, () => callback()));
     };
-    if (this.queue.length === 0 && this.carry === undefined) finish();
+    if (this.lines === 0) finish();
     else this.idleWaiters.push(finish);
   }
 
@@ -199,7 +209,7 @@ export class AuditFileTransport extends TransportStream {
   reopen(): void {
     this.beforeFlush?.();
     // What was written before this call still goes to the old file (the one the descriptor points at).
-    if (this.fd !== undefined && this.retryTimer === undefined && (this.queue.length > 0 || this.carry !== undefined)) {
+    if (this.fd !== undefined && this.retryTimer === undefined && this.lines > 0) {
       this.flush();
     }
     if (this.fd === undefined) return;
@@ -215,10 +225,9 @@ export class AuditFileTransport extends TransportStream {
    * lines are lost and lets `_final` complete.
    */
   abandon(): number {
-    const lost = this.queue.length + this.carryLines;
-    this.queue = [];
-    this.carry = undefined;
-    this.carryLines = 0;
+    const lost = this.lines;
+    this.out.clear();
+    this.lines = 0;
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
