@@ -1,9 +1,7 @@
 // The request-level audit both framework adapters share: one entry per request, written when the response
 // finishes or the connection closes first.
 import { randomUUID } from 'node:crypto';
-import { subscribe } from 'node:diagnostics_channel';
-import { type IncomingMessage, ServerResponse } from 'node:http';
-import { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, responseHeader, writableFinished } from '../http-objects.js';
@@ -131,56 +129,6 @@ export interface OpenEntry {
   /** Neighbours in the log's list of open entries (for the close deadline). */
   prev: OpenEntry | undefined;
   next: OpenEntry | undefined;
-  /** The requests in flight on this entry's connection, when its end is learnt from the connection. */
-  inFlight: OpenEntry[] | undefined;
-}
-
-// How the end of a request is learnt. A 'close' listener on every response costs an Express request about 1%
-// (the response's listener table is a dictionary that grows for it). For responses of Node's own HTTP/1
-// server, two signals that cost nothing per request are used instead: the `http.server.response.finish`
-// diagnostics channel, which Node publishes for every finished response (before its 'close'), and one
-// 'close' listener per connection, for requests whose connection goes away first. Other responses (HTTP/2
-// compatibility, mocks) get the listener.
-
-/** The requests in flight by connection, oldest first (HTTP/1.1 pipelining may queue several). */
-const inFlight = new WeakMap<Socket, OpenEntry[]>();
-let subscribed = false;
-
-function onResponseFinish(message: unknown): void {
-  const { socket, response } = message as { socket: Socket; response: ServerResponse };
-  const open = inFlight.get(socket);
-  if (open === undefined) return;
-  for (const e of open) {
-    if (e.res === response) {
-      finish(e, 'finished');
-      return;
-    }
-  }
-}
-
-function onConnectionClose(this: Socket): void {
-  const open = inFlight.get(this);
-  if (open === undefined) return;
-  inFlight.delete(this);
-  for (const e of [...open]) closed(e);
-}
-
-/** Registers the entry for the end of its request; returns false when the response needs a listener. */
-function watchConnection(e: OpenEntry, socket: IncomingMessage['socket']): boolean {
-  if (!(e.res instanceof ServerResponse) || !(socket instanceof Socket) || socket.destroyed) return false;
-  if (!subscribed) {
-    subscribed = true;
-    subscribe('http.server.response.finish', onResponseFinish);
-  }
-  let open = inFlight.get(socket);
-  if (open === undefined) {
-    open = [];
-    inFlight.set(socket, open);
-    addListener.call(socket, 'close', onConnectionClose);
-  }
-  open.push(e);
-  e.inFlight = open;
-  return true;
 }
 
 /** The response ended or the connection went away first. */
@@ -193,11 +141,6 @@ function closed(e: OpenEntry): void {
 export function finish(e: OpenEntry, kind: Kind): void {
   if (e.done) return;
   e.done = true;
-  const open = e.inFlight;
-  if (open !== undefined) {
-    const i = open.indexOf(e);
-    if (i >= 0) open.splice(i, 1);
-  }
   const c = e.compiled;
   const { log, binding, path, user } = c;
   const { req, res, target, url } = e;
@@ -220,8 +163,9 @@ export function finish(e: OpenEntry, kind: Kind): void {
       action: 'http-request',
       outcome: kind !== 'finished' || (status ?? 500) >= 400 ? 'failure' : 'success',
       duration: (performance.now() - e.t0) * 1e6,
-      clientIp: decided ? decided.ip : ends.clientIp,
-      clientPort: decided ? decided.port : ends.clientPort,
+      // ('' is what clientIp() reports for a connection gone before it asked: unknown, not an address)
+      clientIp: decided && decided.ip !== '' ? decided.ip : ends.clientIp,
+      clientPort: decided && decided.ip !== '' ? decided.port : ends.clientPort,
       peerAddress: ends.peerIp,
       peerPort: ends.peerPort,
       method: req.method,
@@ -302,20 +246,15 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       done: false,
       prev: undefined,
       next: undefined,
-      inFlight: undefined,
     };
     log.track(e);
-    if (!watchConnection(e, socket)) {
-      if (socket?.destroyed) {
-        // The connection went away before this middleware ran (after an earlier asynchronous one): its 'close'
-        // may have been emitted already, so the entry is written now that the handlers had their turn.
-        setImmediate(closed, e);
-      } else {
-        // ServerResponse (and Http2ServerResponse) emit 'close' once, when the response completed or the
-        // connection went away first: one listener instead of on-finished's several.
-        addListener.call(res, 'close', () => closed(e));
-      }
-    }
+    // ServerResponse (and Http2ServerResponse) emit 'close' once, when the response completed or the
+    // connection went away first: one listener instead of on-finished's several.
+    addListener.call(res, 'close', () => closed(e));
+    // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
+    // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
+    // aborted once this turn's handlers ran (after authentication, so that user() can still answer).
+    if (socket?.destroyed) setImmediate(finish, e, timedOut(req) ? 'timeout' : 'aborted');
     return accepting || !log.failClosed ? 'serve' : 'unavailable';
   };
 }

@@ -71,7 +71,8 @@ export function clientPortOf(socket: Socket | null | undefined): number | undefi
 
 /** The two ends of a connection as an audit sees them: IPv4-mapped IPv6 unmapped. */
 export interface ConnectionEnds {
-  clientIp: string;
+  /** Undefined when unknown (a socket without a PROXY header, first asked after it closed). */
+  clientIp: string | undefined;
   clientPort: number | undefined;
   /** Undefined when unknown (first asked after the connection closed). */
   peerIp: string | undefined;
@@ -93,7 +94,9 @@ export function connectionEnds(socket: Socket | null | undefined): ConnectionEnd
       peerPort: peer.address === '' ? undefined : peer.port,
     };
   }
-  const ip = unmapIPv4(socket?.remoteAddress ?? '');
+  const address = socket?.remoteAddress;
+  if (address === undefined) return { clientIp: undefined, clientPort: undefined, peerIp: undefined, peerPort: undefined };
+  const ip = unmapIPv4(address);
   const port = socket?.remotePort;
   return { clientIp: ip, clientPort: port, peerIp: ip, peerPort: port };
 }

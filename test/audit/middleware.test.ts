@@ -138,6 +138,39 @@ describe('Express auditLog', () => {
     assert.equal(e?.http.response, undefined);
   });
 
+  it('a request whose connection closed before auditLog ran (an async middleware first) is written at once, as aborted', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.use((_req, _res, next) => setTimeout(next, 150)); // e.g. an authentication lookup
+    a.use(expressAudit({ log: l }));
+    a.get('/', (_req, res) => res.end('x'));
+    const proxied = withProxyProtocol(a.listen(0, '127.0.0.1'));
+    const plain = a.listen(0, '127.0.0.1'); // no PROXY layer: the address is the socket's
+    // Both connections are gone long before the 150 ms.
+    await raw(await listening(proxied), ['PROXY TCP4 198.51.100.2 10.0.0.5 40000 443\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n'], {
+      timeout: 20,
+    });
+    await raw(await listening(plain), ['GET / HTTP/1.1\r\nHost: x\r\n\r\n'], { timeout: 20 });
+    const until = Date.now() + 2000;
+    while (l.stats.entries < 3 && Date.now() < until) await sleep(20);
+    assert.equal(l.stats.inFlight, 0, 'not left open until close()');
+    await close(proxied);
+    await close(plain);
+    await l.close({ timeout: 500 }); // a regression fails here fast instead of waiting 30 s
+    const [viaProxy, direct] = requests(f);
+    for (const e of [viaProxy, direct]) {
+      assert.equal(e?.error?.type, 'client_aborted', JSON.stringify(e));
+      assert.equal(e?.event.outcome, 'failure');
+    }
+    assert.equal(viaProxy?.client.ip, '198.51.100.2');
+    // The balancer's address is read from the socket when first asked for, here after it closed: unknown.
+    assert.equal(viaProxy?.network, undefined);
+    // Node forgets the address of a closed socket: unknown, so left out, never written as "".
+    assert.equal(direct?.client, undefined);
+    assert.equal(direct?.network, undefined);
+  });
+
   it('the entry records the address clientIp() decided: an X-Forwarded-For hop behind a trusted layer-7 proxy', async () => {
     const f = tmpFile();
     const l = createAuditLog({ filename: f });
