@@ -126,23 +126,26 @@ export const ROUNDS = Number(process.env.ROUNDS ?? 3);
  * `rounds` comparisons of kinds A and B, each between freshly started server processes (started in
  * alternating order): one process's JIT and heap layout can make it several percent faster or slower than the
  * next one of the same code, so a single pair of processes is not enough. Returns the medians and quartiles
- * over every pair of every round.
+ * over every pair of every round. `roundDir()` gives each round a directory of its own (else `dir`), and
+ * `afterRound(dir)` runs once its servers closed.
  */
-export async function compareRounds(load, kindA, kindB, { rounds = ROUNDS, dir = '', ...options }) {
+export async function compareRounds(load, kindA, kindB, { rounds = ROUNDS, dir = '', roundDir, afterRound, ...options }) {
   const all = { ra: [], rb: [], rates: [], caps: [], perRound: [] };
   for (let r = 0; r < rounds; r++) {
+    const d = roundDir ? roundDir() : dir;
     let a;
     let b;
     if (r % 2 === 0) {
-      a = await startServer(kindA, dir);
-      b = await startServer(kindB, dir);
+      a = await startServer(kindA, d);
+      b = await startServer(kindB, d);
     } else {
-      b = await startServer(kindB, dir);
-      a = await startServer(kindA, dir);
+      b = await startServer(kindB, d);
+      a = await startServer(kindA, d);
     }
     const res = await comparePairs(load, a, b, options);
     await a.close();
     await b.close();
+    afterRound?.(d);
     for (const k of ['ra', 'rb', 'rates', 'caps']) all[k].push(...res[k]);
     all.perRound.push(res.ratio);
   }
