@@ -31,9 +31,15 @@ export class LineBuffer {
   raw(bytes: Uint8Array): void {
     const n = bytes.length;
     this.room(n);
+    if (n > 24) {
+      // Long pieces (the members every line repeats) are copied by the engine; ~8% of a line's cost alone.
+      this.buf.set(bytes, this.pos);
+      this.pos += n;
+      return;
+    }
+    // Short ones (keys) in a loop: shorter than the call costs.
     const b = this.buf;
     let p = this.pos;
-    // A loop, not Uint8Array#set: the pieces are a few dozen bytes, shorter than the call costs.
     for (let i = 0; i < n; i++) b[p++] = bytes[i] as number;
     this.pos = p;
   }
