@@ -54,11 +54,18 @@ function storeOf(req: Req): Store | undefined {
   const proto = Object.getPrototypeOf(req) as object | null;
   const store = findStore(req, proto);
   if (store !== undefined) return store;
-  const app = (req as { app?: { request?: unknown } }).app;
+  type App = { request?: unknown; parent?: App };
+  const app = (req as { app?: App }).app;
   if (proto === null || app === undefined || app === null || app.request !== proto) return undefined; // not Express
+  // Installed on the outermost app's `request`: a mounted app's `request` inherits from its parent's, so every
+  // app of the tree sees them, also once the request has left the sub-app whose clientIp() installed them.
+  let top = app;
+  for (let up = top.parent; up && typeof up.request === 'object' && up.request !== null; up = up.parent) top = up;
+  const target = top.request as object;
   const map: Store = new WeakMap();
   stores.set(proto, map);
-  Object.defineProperties(proto, {
+  stores.set(target, map);
+  Object.defineProperties(target, {
     [kStore]: { value: map, configurable: true },
     clientIp: {
       configurable: true,

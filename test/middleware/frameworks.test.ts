@@ -132,6 +132,21 @@ describe('Express: where req.clientIp lives', () => {
     const { data } = await raw(await serve(app), [`${HDR}${get('/sub/x')}`]);
     assert.deepEqual(json(data), { ip: '203.0.113.7' });
   });
+
+  it('clientIp() in a mounted sub-app only: the parent still reads it once the request has left the sub-app', async () => {
+    const app = express();
+    const sub = express();
+    sub.use(expressClientIp({ trustForwardedFrom: ['203.0.113.0/24'] }));
+    sub.get('/x', (req, res) => res.json({ ip: req.clientIp, where: 'sub' }));
+    app.use('/sub', sub);
+    app.use((req, res) => res.json({ ip: req.clientIp ?? null, port: req.clientPort ?? null, where: 'parent' }));
+    const port = await serve(app);
+    const inside = await raw(port, [`${HDR}${get('/sub/x')}`]);
+    assert.deepEqual(json(inside.data), { ip: '203.0.113.7', where: 'sub' });
+    // Not handled by the sub-app: Express gives the request its parent's prototype back.
+    const after = await raw(port, [`${HDR}${get('/sub/none', 'X-Forwarded-For: 198.51.100.20\r\n')}`]);
+    assert.deepEqual(json(after.data), { ip: '198.51.100.20', port: null, where: 'parent' });
+  });
 });
 
 describe('Koa', () => {
