@@ -300,10 +300,9 @@ export class AuditLog extends EventEmitter {
       const file = this.file as AuditFileTransport;
       const start = file.out.pos;
       this.chain.seal(fields, file.out);
-      const end = file.out.pos;
-      file.out.byte(0x0a);
-      file.wrote(1);
-      if (this.listenerCount('entry') > 0) this.emit('entry', file.out.text(start, end), fields);
+      const line = this.listenerCount('entry') > 0 ? file.out.text(start) : undefined;
+      file.endLine(); // before any listener runs: the buffer holds whole lines whatever a listener does
+      if (line !== undefined) this.emit('entry', line, fields);
       return;
     }
     const out = this.scratch;

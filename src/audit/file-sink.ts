@@ -78,16 +78,13 @@ export class AuditFileTransport extends TransportStream {
    */
   append(line: string): void {
     this.out.utf8(line);
-    this.out.byte(0x0a);
-    this.lines++;
-    if (this.scheduled === undefined && this.retryTimer === undefined) {
-      this.scheduled = setImmediate(this.flushSoon);
-    }
+    this.endLine();
   }
 
-  /** @internal The AuditLog wrote `n` complete lines (newline included) into `out` itself. */
-  wrote(n: number): void {
-    this.lines += n;
+  /** @internal Ends the line just written into `out` (by `append`, or sealed there by the AuditLog). */
+  endLine(): void {
+    this.out.byte(0x0a);
+    this.lines++;
     if (this.scheduled === undefined && this.retryTimer === undefined) {
       this.scheduled = setImmediate(this.flushSoon);
     }

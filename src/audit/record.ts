@@ -86,6 +86,22 @@ function iso(ms: number): string {
   return lastIso;
 }
 
+/** Writes the key of the member that follows `n` others in the object being written (a comma before all but
+ * the first); returns the new count. */
+function key(out: LineBuffer, n: number, name: Uint8Array): number {
+  if (n > 0) out.byte(COMMA);
+  out.raw(name);
+  return n + 1;
+}
+
+/** A string member, when its value is known; returns the count of members written. */
+function strMember(out: LineBuffer, n: number, name: Uint8Array, value: string | undefined): number {
+  if (value === undefined) return n;
+  const count = key(out, n, name);
+  out.str(value);
+  return count;
+}
+
 /**
  * Serialises the fields up to, and not including, the closing of the `audit` object, which the chain
  * completes with its own members. The same fields and sequence always give the same bytes: they are what
@@ -128,76 +144,39 @@ export function serializeFields(f: AuditFields, sequence: number, out: LineBuffe
     out.byte(CLOSE);
     out.byte(CLOSE);
   }
-  // `n` counts the members written so far into the object being written: a comma goes before every one but the first.
-  let n = 0;
   const hasRequest = f.method !== undefined || f.requestId !== undefined;
   const hasResponse = f.status !== undefined || f.bytes !== undefined;
   if (hasRequest || hasResponse || f.route !== undefined || f.httpVersion !== undefined) {
     out.raw(K.http);
-    let h = 0;
+    let n = 0;
     if (hasRequest) {
-      h++;
-      out.raw(K.request);
-      n = 0;
-      if (f.method !== undefined) {
-        n++;
-        out.raw(K.method);
-        out.str(f.method);
-      }
-      if (f.requestId !== undefined) {
-        if (n++ > 0) out.byte(COMMA);
-        out.raw(K.id);
-        out.str(f.requestId);
-      }
+      n = key(out, n, K.request);
+      strMember(out, strMember(out, 0, K.method, f.method), K.id, f.requestId);
       out.byte(CLOSE);
     }
     if (hasResponse) {
-      if (h++ > 0) out.byte(COMMA);
-      out.raw(K.response);
-      n = 0;
+      n = key(out, n, K.response);
+      let m = 0;
       if (f.status !== undefined) {
-        n++;
-        out.raw(K.status);
+        m = key(out, m, K.status);
         out.num(f.status);
       }
       if (f.bytes !== undefined) {
-        if (n++ > 0) out.byte(COMMA);
-        out.raw(K.body);
+        key(out, m, K.body);
         out.num(f.bytes);
         out.byte(CLOSE);
       }
       out.byte(CLOSE);
     }
-    if (f.route !== undefined) {
-      if (h++ > 0) out.byte(COMMA);
-      out.raw(K.route);
-      out.str(f.route);
-    }
-    if (f.httpVersion !== undefined) {
-      if (h++ > 0) out.byte(COMMA);
-      out.raw(K.version);
-      out.str(f.httpVersion);
-    }
+    n = strMember(out, n, K.route, f.route);
+    strMember(out, n, K.version, f.httpVersion);
     out.byte(CLOSE);
   }
   if (f.domain !== undefined || f.path !== undefined || f.query !== undefined) {
     out.raw(K.url);
-    n = 0;
-    if (f.domain !== undefined) {
-      n++;
-      out.raw(K.domain);
-      out.str(f.domain);
-    }
-    if (f.path !== undefined) {
-      if (n++ > 0) out.byte(COMMA);
-      out.raw(K.path);
-      out.str(f.path);
-    }
-    if (f.query !== undefined) {
-      if (n++ > 0) out.byte(COMMA);
-      out.raw(K.query);
-      out.str(f.query);
-    }
+    let n = strMember(out, 0, K.domain, f.domain);
+    n = strMember(out, n, K.path, f.path);
+    strMember(out, n, K.query, f.query);
     out.byte(CLOSE);
   }
   if (f.userAgent !== undefined) {
@@ -217,22 +196,9 @@ export function serializeFields(f: AuditFields, sequence: number, out: LineBuffe
   }
   if (f.errorType !== undefined || f.errorCode !== undefined || f.errorMessage !== undefined) {
     out.raw(K.error);
-    n = 0;
-    if (f.errorType !== undefined) {
-      n++;
-      out.raw(K.type);
-      out.str(f.errorType);
-    }
-    if (f.errorCode !== undefined) {
-      if (n++ > 0) out.byte(COMMA);
-      out.raw(K.code);
-      out.str(f.errorCode);
-    }
-    if (f.errorMessage !== undefined) {
-      if (n++ > 0) out.byte(COMMA);
-      out.raw(K.message);
-      out.str(f.errorMessage);
-    }
+    let n = strMember(out, 0, K.type, f.errorType);
+    n = strMember(out, n, K.code, f.errorCode);
+    strMember(out, n, K.message, f.errorMessage);
     out.byte(CLOSE);
   }
 }
