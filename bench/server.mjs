@@ -9,7 +9,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
-const { withProxyProtocol, createServer, createAuditLog } = require('../dist/cjs/index.js');
+// BENCH_DIST: another build of the package (a copy of dist/cjs), for bench/ab.mjs.
+const dist = process.env.BENCH_DIST ?? '../dist/cjs';
+const { withProxyProtocol, createServer, createAuditLog } = require(`${dist}/index.js`);
 
 const [kind, dir] = process.argv.slice(2);
 
@@ -71,7 +73,7 @@ function make() {
       return http.createServer(expressApp((a) => a.use(morgan('combined', { stream }))));
     }
     case 'express-audit': {
-      const { clientIp, auditLog } = require('../dist/cjs/express/index.js');
+      const { clientIp, auditLog } = require(`${dist}/express/index.js`);
       log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
       return http.createServer(
         expressApp((a) => {
@@ -81,7 +83,7 @@ function make() {
       );
     }
     case 'express-audit-one-layer': {
-      const { auditLog } = require('../dist/cjs/express/index.js');
+      const { auditLog } = require(`${dist}/express/index.js`);
       log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
       return http.createServer(expressApp((a) => a.use(auditLog({ log, clientIp: true }))));
     }

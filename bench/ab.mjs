@@ -1,0 +1,83 @@
+// A/B of two builds (or two server kinds) at the same time: both servers run at once on the server core, each
+// under its own keep-alive load process on the other core, and the figure is the ratio of their capacities
+// (requests per second of server CPU time). Drift of the host then hits both alike, so a difference of a
+// percent or two shows, where the sequential method of `npm run bench` needs several runs. It measures CPU cost
+// per request, not throughput.
+//
+//   node bench/ab.mjs <kindA> <distA> <kindB> <distB>      e.g. after `cp -r dist/cjs /tmp/before`:
+//   node bench/ab.mjs express-audit-one-layer dist/cjs express-audit-one-layer /tmp/before
+// Env: ROUNDS (fresh process pairs, 4), WINDOWS (per round, 10), MS (per window, 1500).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { median, quartiles } from './lib.mjs';
+
+const [kindA, distA, kindB, distB] = process.argv.slice(2);
+if (!distB) {
+  console.error('usage: node bench/ab.mjs <kindA> <distA> <kindB> <distB>');
+  process.exit(2);
+}
+const ROUNDS = Number(process.env.ROUNDS ?? 4);
+const WINDOWS = Number(process.env.WINDOWS ?? 10);
+const MS = Number(process.env.MS ?? 1500);
+const here = (f) => fileURLToPath(new URL(f, import.meta.url));
+const pinned = (core, args) =>
+  spawn('taskset', ['-c', String(core), process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+
+async function server(kind, dist, dir) {
+  const child = spawn('taskset', ['-c', '0', process.execPath, here('./server.mjs'), kind, dir], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_DIST: path.resolve(dist) },
+  });
+  const [m] = await once(child, 'message');
+  const ask = async (msg) => {
+    child.send(msg);
+    const [a] = await once(child, 'message');
+    return a;
+  };
+  return {
+    port: m.port,
+    cpu: async () => {
+      const { cpu } = await ask('cpu');
+      return cpu.user + cpu.system;
+    },
+    close: () => ask('close'),
+  };
+}
+
+const loadA = pinned(1, [here('./load.mjs')]);
+const loadB = pinned(1, [here('./load.mjs')]);
+const params = { mode: 'keepalive', ms: MS, concurrency: 32, header: '', path: '/patients/12', marker: '"id":"12"}' };
+const all = [];
+const perRound = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-ab-'));
+  const a = await server(kindA, distA, dir);
+  const b = await server(kindB, distB, dir);
+  const window = async () => {
+    const [ca, cb] = [await a.cpu(), await b.cpu()];
+    loadA.send({ ...params, port: a.port });
+    loadB.send({ ...params, port: b.port });
+    const [[ra], [rb]] = await Promise.all([once(loadA, 'message'), once(loadB, 'message')]);
+    const [ca2, cb2] = [await a.cpu(), await b.cpu()];
+    return ra.n / (ca2 - ca) / (rb.n / (cb2 - cb));
+  };
+  for (let w = 0; w < 4; w++) await window(); // warm-up
+  const ratios = [];
+  for (let w = 0; w < WINDOWS; w++) ratios.push(await window());
+  all.push(...ratios);
+  perRound.push(median(ratios).toFixed(3));
+  await a.close();
+  await b.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+loadA.kill();
+loadB.kill();
+const [q1, q3] = quartiles(all);
+console.log(
+  `${kindA} (${distA}) vs ${kindB} (${distB}): capacity ratio ${median(all).toFixed(3)}, windows Q1–Q3 ${q1.toFixed(3)}–${q3.toFixed(3)}, rounds ${perRound.join(' ')}`,
+);
+process.exit(0);
