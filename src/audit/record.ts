@@ -94,6 +94,17 @@ function key(out: LineBuffer, n: number, name: Uint8Array): number {
   return n + 1;
 }
 
+/** An address and its port when known (`client`, `network.peer`), then the `depth` objects its key opened. */
+function endpoint(out: LineBuffer, open: Uint8Array, address: string, port: number | undefined, depth: number): void {
+  out.raw(open);
+  out.str(address);
+  if (port !== undefined) {
+    out.raw(K.port);
+    out.num(port);
+  }
+  for (let i = 0; i < depth; i++) out.byte(CLOSE);
+}
+
 /** A string member, when its value is known; returns the count of members written. */
 function strMember(out: LineBuffer, n: number, name: Uint8Array, value: string | undefined): number {
   if (value === undefined) return n;
@@ -125,25 +136,8 @@ export function serializeFields(f: AuditFields, sequence: number, out: LineBuffe
   } else out.raw(K.sequenceNoDuration);
   out.num(sequence);
   out.byte(CLOSE);
-  if (f.clientIp !== undefined) {
-    out.raw(K.client);
-    out.str(f.clientIp);
-    if (f.clientPort !== undefined) {
-      out.raw(K.port);
-      out.num(f.clientPort);
-    }
-    out.byte(CLOSE);
-  }
-  if (f.peerAddress !== undefined) {
-    out.raw(K.peer);
-    out.str(f.peerAddress);
-    if (f.peerPort !== undefined) {
-      out.raw(K.port);
-      out.num(f.peerPort);
-    }
-    out.byte(CLOSE);
-    out.byte(CLOSE);
-  }
+  if (f.clientIp !== undefined) endpoint(out, K.client, f.clientIp, f.clientPort, 1);
+  if (f.peerAddress !== undefined) endpoint(out, K.peer, f.peerAddress, f.peerPort, 2);
   const hasRequest = f.method !== undefined || f.requestId !== undefined;
   const hasResponse = f.status !== undefined || f.bytes !== undefined;
   if (hasRequest || hasResponse || f.route !== undefined || f.httpVersion !== undefined) {
