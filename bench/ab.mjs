@@ -7,13 +7,11 @@
 //   node bench/ab.mjs <kindA> <distA> <kindB> <distB>      e.g. after `cp -r dist/cjs /tmp/before`:
 //   node bench/ab.mjs express-audit-one-layer dist/cjs express-audit-one-layer /tmp/before
 // Env: ROUNDS (fresh process pairs, 4), WINDOWS (per round, 10), MS (per window, 1500).
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { median, quartiles } from './lib.mjs';
+import { median, quartiles, startLoad, startServer } from './lib.mjs';
 
 const [kindA, distA, kindB, distB] = process.argv.slice(2);
 if (!distB) {
@@ -23,40 +21,15 @@ if (!distB) {
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const WINDOWS = Number(process.env.WINDOWS ?? 10);
 const MS = Number(process.env.MS ?? 1500);
-const here = (f) => fileURLToPath(new URL(f, import.meta.url));
-const pinned = (core, args) =>
-  spawn('taskset', ['-c', String(core), process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-
-async function server(kind, dist, dir) {
-  const child = spawn('taskset', ['-c', '0', process.execPath, here('./server.mjs'), kind, dir], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_DIST: path.resolve(dist) },
-  });
-  const [m] = await once(child, 'message');
-  const ask = async (msg) => {
-    child.send(msg);
-    const [a] = await once(child, 'message');
-    return a;
-  };
-  return {
-    port: m.port,
-    cpu: async () => {
-      const { cpu } = await ask('cpu');
-      return cpu.user + cpu.system;
-    },
-    close: () => ask('close'),
-  };
-}
-
-const loadA = pinned(1, [here('./load.mjs')]);
-const loadB = pinned(1, [here('./load.mjs')]);
+const loadA = startLoad();
+const loadB = startLoad();
 const params = { mode: 'keepalive', ms: MS, concurrency: 32, header: '', path: '/patients/12', marker: '"id":"12"}' };
 const all = [];
 const perRound = [];
 for (let r = 0; r < ROUNDS; r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-ab-'));
-  const a = await server(kindA, distA, dir);
-  const b = await server(kindB, distB, dir);
+  const a = await startServer(kindA, dir, path.resolve(distA));
+  const b = await startServer(kindB, dir, path.resolve(distB));
   const window = async () => {
     const [ca, cb] = [await a.cpu(), await b.cpu()];
     loadA.send({ ...params, port: a.port });

@@ -17,11 +17,14 @@ function canPin() {
   return pinned;
 }
 
-function start(script, args, core) {
+function start(script, args, core, env = process.env) {
   const file = fileURLToPath(new URL(script, import.meta.url));
   return canPin()
-    ? spawn('taskset', ['-c', String(core), process.execPath, file, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : fork(file, args);
+    ? spawn('taskset', ['-c', String(core), process.execPath, file, ...args], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env,
+      })
+    : fork(file, args, { env });
 }
 
 /**
@@ -41,10 +44,11 @@ async function ask(child, message) {
 
 /**
  * Starts one server of bench/server.mjs in its own process on core 0. Returns its port, its CPU time so far
- * (microseconds) and a close function.
+ * (microseconds) and a close function. `dist`: another build of the package to run (default `dist/cjs`).
  */
-export async function startServer(kind, dir = '') {
-  const child = start('./server.mjs', [kind, dir], 0);
+export async function startServer(kind, dir = '', dist = undefined) {
+  const env = dist === undefined ? process.env : { ...process.env, BENCH_DIST: dist };
+  const child = start('./server.mjs', [kind, dir], 0, env);
   const [m] = await once(child, 'message');
   return {
     kind,
