@@ -299,8 +299,9 @@ export class AuditLog extends EventEmitter {
       // Sealed straight into the file's buffer: the bytes that are hashed are the bytes that are written.
       const file = this.file as AuditFileTransport;
       const start = file.out.pos;
-      this.chain.seal(fields, file.out);
-      const line = this.listenerCount('entry') > 0 ? file.out.text(start) : undefined;
+      const listened = this.listenerCount('entry') > 0;
+      this.chain.seal(fields, file.out, listened); // the fields are read back only by 'entry' listeners
+      const line = listened ? file.out.text(start) : undefined;
       file.endLine(); // before any listener runs: the buffer holds whole lines whatever a listener does
       if (line !== undefined) this.emit('entry', line, fields);
       return;

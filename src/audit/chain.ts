@@ -1,7 +1,7 @@
 // The tamper-evidence of the audit log: a per-writer hash chain and Ed25519-signed checkpoints.
 import { createHash, createHmac, createPrivateKey, createPublicKey, hash, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { ascii, type LineBuffer } from './line-buffer.js';
-import { type AuditFields, serializeFields } from './record.js';
+import { type AuditFields, type RequestFields, serializeFields } from './record.js';
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -66,12 +66,13 @@ export class Chain {
   /**
    * Seals an entry: appends its complete line, without newline, to `out`. The hash is computed over the bytes
    * in place: the line up to its `audit` members, then `"prev":"<previous hash>"` and any extra members,
-   * closed with `}}`; the line then ends with `,"hash":"<hash>"}}`.
+   * closed with `}}`; the line then ends with `,"hash":"<hash>"}}`. `fill`: store a generated request id in
+   * `fields` (for whoever reads them after).
    */
-  seal(fields: AuditFields, out: LineBuffer): void {
+  seal(fields: RequestFields, out: LineBuffer, fill = true): void {
     const seq = ++this.sequence;
     const start = out.pos;
-    serializeFields(fields, seq, out);
+    serializeFields(fields, seq, out, fill);
     out.raw(this.tail);
     out.ascii(this.lastHash);
     out.byte(QUOTE);

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, responseHeader, writableFinished } from '../http-objects.js';
 import type { AuditLog } from './audit-log.js';
-import type { AuditFields } from './record.js';
+import type { RequestFields } from './record.js';
 
 /** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
 export interface AuditMiddlewareOptions<T> {
@@ -120,7 +120,8 @@ export interface OpenEntry {
   timestamp: number;
   t0: number;
   url: string;
-  requestId: string;
+  /** The incoming (or echoed) id; undefined: the log generates one as it writes the line. */
+  requestId: string | undefined;
   socket: IncomingMessage['socket'];
   /** Read when the request starts: the balancer's address is asked of the socket while it is open. */
   ends: ConnectionEnds;
@@ -157,7 +158,7 @@ export function finish(e: OpenEntry, kind: Kind): void {
     const status = kind === 'finished' || headersSent(res) ? res.statusCode : undefined;
     const length = Number(responseHeader(res, 'content-length') ?? Number.NaN);
     const ua = headersOf(req)['user-agent'];
-    const fields: AuditFields = {
+    const fields: RequestFields = {
       timestamp: e.timestamp,
       category: 'web',
       action: 'http-request',
@@ -170,6 +171,7 @@ export function finish(e: OpenEntry, kind: Kind): void {
       peerPort: ends.peerPort,
       method: req.method,
       requestId: e.requestId,
+      generateRequestId: true,
       httpVersion: req.httpVersion,
       domain: domainOf(req),
       path: logged === undefined ? undefined : logged.slice(0, MAX_PATH),
@@ -226,8 +228,12 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     const timestamp = Date.now();
     const t0 = performance.now();
     const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
-    const requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
-    if (echoRequestId && !res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
+    let requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : undefined;
+    if (echoRequestId) {
+      // Needed now, as a string; otherwise the log writes a new one into the line (same kind: random UUID v4).
+      requestId ??= randomUUID();
+      if (!res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
+    }
     const accepting = log.accepting;
     const socket = req.socket;
     log.begin();

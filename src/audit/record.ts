@@ -2,6 +2,7 @@
 // Written by hand, as bytes, in a fixed field order: the exact bytes are what the hash chain covers, and
 // hand-writing is several times cheaper than JSON.stringify of a nested object on the request path.
 import { ascii, type LineBuffer } from './line-buffer.js';
+import { writeRandomUuid } from './request-id.js';
 
 /** The facts of one audit entry. Absent fields are left out of the line. */
 export interface AuditFields {
@@ -34,6 +35,15 @@ export interface AuditFields {
   errorMessage?: string;
   /** Extra `audit.*` members (checkpoints, drop counts), already valid JSON members without braces. */
   auditExtra?: string;
+}
+
+/**
+ * @internal What the request middleware hands the log: with `generateRequestId` and no `requestId`, the line
+ * gets a new random UUID as `http.request.id`, written as bytes when the entry is sealed (no string is made
+ * unless someone reads `requestId` back: an `'entry'` listener or a winston transport).
+ */
+export interface RequestFields extends AuditFields {
+  generateRequestId?: boolean;
 }
 
 // The constant pieces of a line, as bytes.
@@ -73,6 +83,7 @@ const K = {
 };
 
 const COMMA = 0x2c;
+const QUOTE = 0x22;
 const CLOSE = 0x7d;
 
 // Entries written within the same millisecond share their timestamp text.
@@ -113,12 +124,25 @@ function strMember(out: LineBuffer, n: number, name: Uint8Array, value: string |
   return count;
 }
 
+/** `http.request.id`, given or generated; a generated one is also stored in `f` when `fill` is true. */
+function requestId(out: LineBuffer, n: number, f: RequestFields, fill: boolean): void {
+  if (f.requestId !== undefined || f.generateRequestId !== true) {
+    strMember(out, n, K.id, f.requestId);
+    return;
+  }
+  key(out, n, K.id);
+  out.byte(QUOTE);
+  const at = writeRandomUuid(out);
+  out.byte(QUOTE);
+  if (fill) f.requestId = out.text(at, at + 36);
+}
+
 /**
  * Serialises the fields up to, and not including, the closing of the `audit` object, which the chain
  * completes with its own members. The same fields and sequence always give the same bytes: they are what
- * the hash chain covers.
+ * the hash chain covers. `fill`: store a generated request id in `f.requestId` (for readers of `f`).
  */
-export function serializeFields(f: AuditFields, sequence: number, out: LineBuffer): void {
+export function serializeFields(f: RequestFields, sequence: number, out: LineBuffer, fill: boolean): void {
   out.raw(K.timestamp);
   out.ascii(iso(f.timestamp ?? Date.now()));
   out.raw(K.kind);
@@ -138,14 +162,14 @@ export function serializeFields(f: AuditFields, sequence: number, out: LineBuffe
   out.byte(CLOSE);
   if (f.clientIp !== undefined) endpoint(out, K.client, f.clientIp, f.clientPort, 1);
   if (f.peerAddress !== undefined) endpoint(out, K.peer, f.peerAddress, f.peerPort, 2);
-  const hasRequest = f.method !== undefined || f.requestId !== undefined;
+  const hasRequest = f.method !== undefined || f.requestId !== undefined || f.generateRequestId === true;
   const hasResponse = f.status !== undefined || f.bytes !== undefined;
   if (hasRequest || hasResponse || f.route !== undefined || f.httpVersion !== undefined) {
     out.raw(K.http);
     let n = 0;
     if (hasRequest) {
       n = key(out, n, K.request);
-      strMember(out, strMember(out, 0, K.method, f.method), K.id, f.requestId);
+      requestId(out, strMember(out, 0, K.method, f.method), f, fill);
       out.byte(CLOSE);
     }
     if (hasResponse) {

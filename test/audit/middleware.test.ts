@@ -9,8 +9,10 @@ import tls from 'node:tls';
 import Router from '@koa/router';
 import express from 'express';
 import Koa from 'koa';
+import TransportStream from 'winston-transport';
 import { auditLog as expressAudit, clientIp as expressClientIp } from '../../src/express/index.js';
 import {
+  type AuditFields,
   createAuditLog,
   createServer,
   encodeProxyHeader,
@@ -236,6 +238,70 @@ describe('Express auditLog', () => {
       requests(f).map((e) => e.http.request.id),
       ['abc-1', 'abc-2'],
     );
+  });
+
+  it('generated request ids: random UUIDs v4, never repeated, and the same id wherever it is read', async () => {
+    const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.get('/plain', expressAudit({ log: l }), (_req, res) => res.end('x'));
+    a.get('/echo', expressAudit({ log: l, echoRequestId: true }), (_req, res) => res.end('x'));
+    a.get('/no-header', expressAudit({ log: l, requestIdHeader: false }), (_req, res) => res.end('x'));
+    const s = a.listen(0, '127.0.0.1');
+    const port = await listening(s);
+    // 600 pipelined requests on one connection: more ids than one draw of random bytes holds (256).
+    const n = 600;
+    const pipelined = Array.from(
+      { length: n },
+      (_, i) => `GET /plain HTTP/1.1\r\nHost: x${i === n - 1 ? '\r\nConnection: close' : ''}\r\n\r\n`,
+    );
+    await raw(port, [pipelined.join('')], { timeout: 10_000 });
+    const echo = await raw(port, ['GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    await raw(port, ['GET /no-header HTTP/1.1\r\nHost: x\r\nX-Request-Id: client-chosen\r\nConnection: close\r\n\r\n']);
+    // With an 'entry' listener the fields are read back: they carry the id the line has.
+    const seen: [string, string | undefined][] = [];
+    l.on('entry', (line: string, fields: AuditFields) => seen.push([JSON.parse(line).http?.request?.id, fields.requestId]));
+    await raw(port, ['GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    await close(s);
+    await l.close();
+    const ids = requests(f).map((e) => e.http.request.id as string);
+    assert.equal(ids.length, n + 3);
+    for (const id of ids) assert.match(id, UUID4);
+    assert.equal(new Set(ids).size, ids.length, 'no id repeats');
+    const echoed = /x-request-id: (\S+)\r\n/i.exec(echo.data.toString())?.[1];
+    assert.equal(echoed, ids[n], 'the echoed id is the logged one');
+    assert.notEqual(ids[n + 1], 'client-chosen', 'requestIdHeader: false ignores the header');
+    const last = seen.find(([id]) => id !== undefined);
+    assert.ok(last);
+    assert.equal(last[1], last[0]);
+    assert.equal(last[0], ids[n + 2]);
+    assert.equal((await verifyAuditLog(f)).ok, true);
+  });
+
+  it('a generated request id reaches winston transports in the line and in the fields', async () => {
+    const f = tmpFile();
+    const got: { line: string; id: string | undefined }[] = [];
+    const memory = new (class extends TransportStream {
+      override log(info: Record<string | symbol, unknown>, callback: () => void): void {
+        got.push({ line: info[Symbol.for('message')] as string, id: (info.fields as AuditFields).requestId });
+        callback();
+      }
+    })();
+    const l = createAuditLog({ filename: f, transports: [memory] });
+    const a = express();
+    a.use(expressAudit({ log: l }));
+    a.get('/', (_req, res) => res.end('x'));
+    const s = a.listen(0, '127.0.0.1');
+    await raw(await listening(s), ['GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    await close(s);
+    await l.close();
+    const request = got.find((g) => g.line.includes('"http-request"'));
+    assert.ok(request);
+    const id = JSON.parse(request.line).http.request.id;
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.equal(request.id, id);
+    assert.equal(requests(f)[0]?.http.request.id, id);
   });
 
   it('a throwing user() costs a field, never the entry', async () => {
