@@ -90,6 +90,43 @@ describe('audit line bytes', () => {
     assert.equal((await verifyAuditLog(file)).ok, true);
   });
 
+  it('@timestamp is exactly what toISOString writes, at the edges of days, months, leap years and years', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const day = 86_400_000;
+    const fixed = [
+      0,
+      1,
+      999,
+      59_999,
+      day - 1,
+      day,
+      Date.UTC(2000, 1, 29, 23, 59, 59, 999), // a leap day (divisible by 400)
+      Date.UTC(2100, 2, 1), // no leap day in 2100
+      Date.UTC(2026, 11, 31, 23, 59, 59, 999),
+      Date.UTC(2027, 0, 1),
+      1_700_000_000_123.7, // a fraction of a millisecond is cut, as Date does
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      Date.UTC(10000, 0, 1), // six-digit year: the engine's text
+      -1, // before 1970: likewise
+    ];
+    let r = 7;
+    const random = Array.from({ length: 300 }, () => {
+      r = (r * 48_271) % 2_147_483_647;
+      return Math.floor((r / 2_147_483_647) * Date.UTC(2200, 0, 1));
+    });
+    const all = [...fixed, ...random];
+    for (const ms of all) log.write({ category: 'web', action: 'http-request', outcome: 'success', timestamp: ms });
+    await log.close();
+    assert.deepEqual(
+      entries(file)
+        .filter((e) => e.event.action === 'http-request')
+        .map((e) => e['@timestamp']),
+      all.map((ms) => new Date(ms).toISOString()),
+    );
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
   it('a batch far larger than the sink buffer in one turn: every line, in order, and an HMAC chain that verifies', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file, hashKey: 'k' });
