@@ -159,7 +159,7 @@ describe('several processes, one file', () => {
 });
 
 describe('CLI', () => {
-  const cli = join(__dirname, '..', '..', 'src', 'cli.js');
+  const cli = join(__dirname, '..', '..', 'src', 'cli', 'index.js');
   it('exit 0 and a summary for an intact log; 1 for a tampered one; 2 for a missing file', async () => {
     const { file, lines } = await makeLog({ signingKey: keys.privateKey });
     const pub = tmpFile('audit.pub');
