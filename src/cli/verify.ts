@@ -49,16 +49,20 @@ function report(r: VerifyResult, signed: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
+const STATUS_WORDS = { closed: 'closed', witnessed: 'crashed and witnessed', unsealed: 'unsealed', open: 'open' } as const;
+
 function counts(r: VerifyResult, signed: boolean): string {
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  const parts = [`${plural(r.entries, 'entry').replace('entrys', 'entries')} in ${plural(r.chains, 'chain')}`];
-  if (signed) parts.push(`${plural(r.checkpoints, 'signed checkpoint')} verified`);
-  if (r.fragments > 0) parts.push(`${plural(r.fragments, 'torn fragment')} skipped`);
-  const sealed = r.chainSummaries.filter((c) => c.status === 'closed').length;
-  const witnessed = r.chainSummaries.filter((c) => c.status === 'witnessed').length;
-  parts.push(`${sealed} closed${witnessed > 0 ? `, ${witnessed} crashed and witnessed` : ''}`);
-  if (!signed) parts.push('hashes and links checked; pass --public-key to check signatures and cut tails');
-  return parts.join(', ');
+  const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+  const statuses = (Object.keys(STATUS_WORDS) as (keyof typeof STATUS_WORDS)[])
+    .map((s) => [r.chainSummaries.filter((c) => c.status === s).length, STATUS_WORDS[s]] as const)
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} ${word}`);
+  let text = `${plural(r.entries, 'entry', 'entries')} in ${plural(r.chains, 'chain')}`;
+  if (statuses.length > 0) text += ` (${statuses.join(', ')})`;
+  if (signed) text += `, ${plural(r.checkpoints, 'signed checkpoint')} verified`;
+  if (r.fragments > 0) text += `, ${plural(r.fragments, 'torn fragment')} skipped`;
+  if (!signed) text += '; hashes and links checked (pass --public-key to check signatures and cut tails)';
+  return text;
 }
 
 function at(f: VerifyFinding): string {
