@@ -54,7 +54,11 @@ const cases: { name: string; args: () => string[]; code: number; stdout: RegExp[
     name: 'tampered',
     args: () => ['verify', logFile(joined(new TestChain().life(5).filter((_, i) => i !== 3)))],
     code: 1,
-    stdout: [/^TAMPERED: \S+:4: sequence jumps from 3 to 5/, /\n {2}tampered sequence-gap/, /\n6 entries in 1 chain \(1 closed\)/],
+    stdout: [
+      /^TAMPERED: \S+:4: sequence jumps from 3 to 5/,
+      /\n {2}tampered sequence-gap/,
+      /\n6 entries in 1 chain \(1 closed\)/,
+    ],
   },
   {
     name: 'cannot verify: an empty file',
