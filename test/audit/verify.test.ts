@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import {
   Verifier,
   VerifyCodes,
@@ -484,6 +485,7 @@ describe('verifyAuditLog: verdicts', () => {
     await assert.rejects(verifyAuditLog(42 as unknown as string), TypeError);
     await assert.rejects(verifyAuditLog('x', { maxFindings: 0 }), TypeError);
     await assert.rejects(verifyAuditLog('x', { publicKey: generateKeyPairSync('x25519').publicKey }), TypeError);
+    await assert.rejects(verifyAuditLog('x', { publicKey: 'not a key' }), TypeError);
   });
 });
 
@@ -578,5 +580,106 @@ describe('Verifier: one line at a time', () => {
     const values = Object.values(VerifyCodes);
     assert.equal(new Set(values).size, values.length);
     assert.deepEqual(Object.keys(VerifySeverities).sort(), [...values].sort());
+  });
+});
+
+describe('Verifier: properties', () => {
+  const a = new TestChain({ signingKey: keys.privateKey });
+  const b = new TestChain({ signingKey: keys.privateKey });
+  const aLines = a.life(6);
+  const bLines = b.life(6, 5, a.tip);
+  const text = joined([...aLines, ...bLines]);
+
+  it('a file cut at any byte is never tampered: intact without the key, unsealed with it unless only whole chains are left', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: Buffer.byteLength(text) }), (cut) => {
+        const v = new Verifier(withPub);
+        const w = new Verifier();
+        const lines = Buffer.from(text).subarray(0, cut).toString('utf8').split('\n');
+        lines.forEach((l, i) => {
+          v.line(l, { source: 'f', line: i + 1 });
+          w.line(l, { source: 'f', line: i + 1 });
+        });
+        const signedResult = v.end();
+        const plainResult = w.end();
+        const expected = signedResult.entries === 0 ? 'cannot-verify' : undefined;
+        assert.ok(['intact', 'unsealed', expected].includes(signedResult.verdict), JSON.stringify(signedResult.findings));
+        assert.ok(['intact', expected].includes(plainResult.verdict), JSON.stringify(plainResult.findings));
+        // Intact with the key only where the cut left nothing but whole chains (A alone, or all of it).
+        if (signedResult.verdict === 'intact') assert.ok(signedResult.chainSummaries.every((c) => c.status === 'closed'));
+        else if (signedResult.entries > 0) assert.ok(signedResult.chainSummaries.some((c) => c.status === 'unsealed'));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a cut near any line boundary is never tampered either', () => {
+    const bytes = Buffer.from(text);
+    const cuts = new Set<number>();
+    for (let at = 0; at >= 0 && at < bytes.length; at = bytes.indexOf(0x0a, at) + 1 || -1) {
+      for (let k = -3; k <= 20; k++) if (at + k >= 0 && at + k <= bytes.length) cuts.add(at + k);
+    }
+    for (const cut of cuts) {
+      const v = new Verifier(withPub);
+      bytes
+        .subarray(0, cut)
+        .toString('utf8')
+        .split('\n')
+        .forEach((l, i) => {
+          v.line(l, { source: 'f', line: i + 1 });
+        });
+      const r = v.end();
+      assert.ok(['intact', 'unsealed', 'cannot-verify'].includes(r.verdict), `cut at ${cut}: ${JSON.stringify(r.findings)}`);
+    }
+  });
+
+  it("a fragment of any length glued before another writer's line is never tampered", () => {
+    const x = new TestChain();
+    const y = new TestChain();
+    const x1 = x.start();
+    const y1 = y.start(x.tip);
+    const x2 = x.request('/x/ärzt€');
+    const y2 = y.request('/y');
+    const rest = [x2, ...x.stop(), ...y.stop()];
+    const piece = Buffer.from(x2);
+    for (let k = 0; k <= piece.length; k++) {
+      const v = new Verifier();
+      const physical = [
+        x1,
+        y1,
+        Buffer.concat([piece.subarray(0, k), Buffer.from(y2)]).toString('utf8'),
+        ...(k === piece.length ? rest.slice(1) : rest),
+      ];
+      physical.forEach((l, i) => {
+        v.line(l, { source: 'f', line: i + 1 });
+      });
+      const r = v.end();
+      assert.equal(r.verdict, 'intact', `cut at ${k}: ${JSON.stringify(r.findings)}`);
+      assert.equal(r.entries, 6);
+      assert.equal(r.fragments, k === 0 || k === piece.length ? 0 : 1);
+    }
+  });
+
+  it('never throws, whatever the text', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.string(),
+            fc.constantFrom(...aLines),
+            fc.string().map((s) => `{"@timestamp":"${s}`),
+          ),
+        ),
+        (lines) => {
+          const v = new Verifier({ hashKey: 'k' });
+          lines.forEach((l, i) => {
+            v.line(l, { source: 'f', line: i + 1 });
+          });
+          const r = v.end();
+          assert.ok(['intact', 'unsealed', 'tampered', 'cannot-verify'].includes(r.verdict));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
