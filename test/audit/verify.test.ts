@@ -36,6 +36,26 @@ function tipOfLine(line: string): Tip {
   return { chain: e.audit.chain, sequence: e.event.sequence, hash: e.audit.hash };
 }
 
+/**
+ * Writer A writes two entries and crashes while writing its third (a 70-byte fragment); writer B opens the
+ * file, terminates the fragment and names A's last whole line; `edit` may change B's lines.
+ */
+function tornThenNext(edit: (lines: string[]) => string[] = (l) => l): string {
+  const a = new TestChain();
+  const b = new TestChain();
+  const lines = [a.start(), a.request('/1')];
+  const tip = tipOf(a);
+  const torn = a.request('/2').slice(0, 70);
+  return `${joined(lines)}${torn}\n${joined(edit(b.life(3, 5, tip)))}`;
+}
+
+/** A clean chain's lines with `line` inserted as the third line. */
+function withLine(line: string): string {
+  const lines = new TestChain().life(2);
+  lines.splice(2, 0, line);
+  return joined(lines);
+}
+
 interface Case {
   name: string;
   /** The file's text. */
@@ -73,14 +93,7 @@ const cases: Case[] = [
   },
   {
     name: 'a torn fragment terminated by the next writer, which verification reads past',
-    text: () => {
-      const a = new TestChain();
-      const b = new TestChain();
-      const lines = [a.start(), a.request('/1')];
-      const tip = tipOf(a);
-      const torn = a.request('/2').slice(0, 70);
-      return `${joined(lines)}${torn}\n${joined(b.life(3, 5, tip))}`;
-    },
+    text: () => tornThenNext(),
     verdict: 'intact',
     exitCode: 0,
     findings: [
@@ -92,16 +105,7 @@ const cases: Case[] = [
   },
   {
     name: 'an edit after a torn fragment is still found',
-    text: () => {
-      const a = new TestChain();
-      const b = new TestChain();
-      const lines = [a.start(), a.request('/1')];
-      const tip = tipOf(a);
-      const torn = a.request('/2').slice(0, 70);
-      const rest = b.life(3, 5, tip);
-      rest[2] = (rest[2] as string).replace('/r/1', '/r/9');
-      return `${joined(lines)}${torn}\n${joined(rest)}`;
-    },
+    text: () => tornThenNext((rest) => rest.map((l, i) => (i === 2 ? l.replace('/r/1', '/r/9') : l))),
     verdict: 'tampered',
     exitCode: 1,
     findings: [
@@ -317,22 +321,14 @@ const cases: Case[] = [
   },
   {
     name: 'a foreign line',
-    text: () => {
-      const lines = new TestChain().life(2);
-      lines.splice(2, 0, 'hello world');
-      return joined(lines);
-    },
+    text: () => withLine('hello world'),
     verdict: 'tampered',
     exitCode: 1,
     findings: [['not-an-entry', 3]],
   },
   {
     name: 'a JSON line that is not an entry',
-    text: () => {
-      const lines = new TestChain().life(2);
-      lines.splice(2, 0, '{"@timestamp":"2026-03-01T10:00:00.000Z","message":"hi"}');
-      return joined(lines);
-    },
+    text: () => withLine('{"@timestamp":"2026-03-01T10:00:00.000Z","message":"hi"}'),
     verdict: 'tampered',
     exitCode: 1,
     findings: [['not-an-entry', 3]],
