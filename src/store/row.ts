@@ -28,38 +28,55 @@ export interface Row {
   line: string;
 }
 
-/** The table's columns the shipper fills, with their PostgreSQL array types (for `unnest`). */
-export const COLUMNS: readonly (readonly [column: string, type: string])[] = [
-  ['chain', 'text'],
-  ['sequence', 'bigint'],
-  ['ts', 'timestamptz'],
-  ['action', 'text'],
-  ['outcome', 'text'],
-  ['client_ip', 'inet'],
-  ['peer_ip', 'inet'],
-  ['user_id', 'text'],
-  ['method', 'text'],
-  ['path', 'text'],
-  ['route', 'text'],
-  ['status', 'integer'],
-  ['host', 'text'],
-  ['service', 'text'],
-  ['hash', 'text'],
-  ['line', 'text'],
+/** The table's columns the shipper fills from a row's members (`line` travels apart), with their types. */
+export const COLUMNS: readonly (readonly [column: keyof Row, sql: string, type: string])[] = [
+  ['chain', 'chain', 'text'],
+  ['sequence', 'sequence', 'bigint'],
+  ['ts', 'ts', 'timestamptz'],
+  ['action', 'action', 'text'],
+  ['outcome', 'outcome', 'text'],
+  ['clientIp', 'client_ip', 'inet'],
+  ['peerIp', 'peer_ip', 'inet'],
+  ['userId', 'user_id', 'text'],
+  ['method', 'method', 'text'],
+  ['path', 'path', 'text'],
+  ['route', 'route', 'text'],
+  ['status', 'status', 'integer'],
+  ['host', 'host', 'text'],
+  ['service', 'service', 'text'],
+  ['hash', 'hash', 'text'],
 ];
 
 /** What writers produce (Date#toISOString), for years 1000–9999 that PostgreSQL partitions by month. */
 const ISO = /^[1-9]\d{3}-(0[1-9]|1[0-2])-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
-const HASH = /,"hash":"([0-9a-f]{64})"\}\}$/;
+const HASH_KEY = ',"hash":"';
+const HEX64 = /^[0-9a-f]{64}$/;
+/** `,"hash":"<64 hex>"}}`. */
+const SUFFIX = HASH_KEY.length + 64 + 3;
+
+/** The hash at the end of a line, or undefined. (Sliced, not a `…$` regex: that one is tried at every offset.) */
+function hashOf(line: string): string | undefined {
+  const at = line.length - SUFFIX;
+  if (at < 0 || !line.endsWith('"}}') || !line.startsWith(HASH_KEY, at)) return undefined;
+  const h = line.slice(at + HASH_KEY.length, line.length - 3);
+  return HEX64.test(h) ? h : undefined;
+}
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | undefined =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
 
+/**
+ * Indexed text columns hold at most this many UTF-16 units: at 3 bytes each at most, a B-tree entry stays
+ * below PostgreSQL's limit of about 2700 bytes (a longer value would make the whole batch fail).
+ */
+const INDEXED = 512;
+
 /** A text column: strings only; NUL cannot be stored in PostgreSQL text (the exact value stays in `line`). */
-function text(v: unknown): string | null {
+function text(v: unknown, max = 4096): string | null {
   if (typeof v !== 'string') return null;
-  return v.includes('\0') ? v.replaceAll('\0', '\uFFFD') : v;
+  const s = v.length > max ? v.slice(0, max) : v;
+  return s.includes('\0') ? s.replaceAll('\0', '\uFFFD') : s;
 }
 
 /** An inet column: a literal address (zone index dropped: inet has none), else null. */
@@ -76,8 +93,8 @@ function inet(v: unknown): string | null {
  */
 export function toRow(line: string): Row | string {
   if (!line.startsWith(MARKER)) return 'not an audit entry';
-  const h = HASH.exec(line);
-  if (!h) return 'torn fragment (no hash at the end)';
+  const h = hashOf(line);
+  if (h === undefined) return 'torn fragment (no hash at the end)';
   let e: Json;
   try {
     e = JSON.parse(line);
@@ -88,7 +105,8 @@ export function toRow(line: string): Row | string {
   const audit = obj(e.audit);
   const chain = audit?.chain;
   const sequence = event?.sequence;
-  if (typeof chain !== 'string' || chain === '' || chain.includes('\0')) return 'no chain';
+  // Writers' chains are UUIDs; a long one could not be indexed (and is not a writer's).
+  if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return 'no chain';
   if (!Number.isSafeInteger(sequence) || (sequence as number) < 1) return 'no sequence';
   const at = e['@timestamp'];
   const iso = typeof at === 'string' && ISO.test(at);
@@ -103,14 +121,14 @@ export function toRow(line: string): Row | string {
     outcome: text(event?.outcome),
     clientIp: inet(obj(e.client)?.ip),
     peerIp: inet(obj(obj(e.network)?.peer)?.address),
-    userId: text(obj(e.user)?.id),
+    userId: text(obj(e.user)?.id, INDEXED),
     method: text(obj(http?.request)?.method),
-    path: text(obj(e.url)?.path),
+    path: text(obj(e.url)?.path, INDEXED),
     route: text(http?.route),
     status: Number.isInteger(status) && (status as number) >= 0 && (status as number) < 1000 ? (status as number) : null,
     host: text(obj(e.host)?.name),
     service: text(obj(e.service)?.name),
-    hash: h[1] as string,
+    hash: h,
     line,
   };
 }

@@ -34,8 +34,9 @@ export class SpoolFile {
   offset = 0;
   /** Last time the file was seen growing or was read with something new (ms). */
   lastGrowth = Date.now();
-  /** No whole line starts between `offset` and here (what the last read found: an unfinished tail at most). */
+  /** The last read from `scannedFrom` found no whole line before `scanned` (an unfinished tail at most). */
   scanned = 0;
+  scannedFrom = -1;
   private buf: Buffer;
 
   private constructor(
@@ -99,6 +100,7 @@ export class SpoolFile {
       if (more.bytesRead === 0) break;
       end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
     }
+    this.scannedFrom = from;
     this.scanned = end === 0 ? from + bytesRead : from;
     const rows: Row[] = [];
     const skipped: SkippedLine[] = [];
