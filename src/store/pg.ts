@@ -6,9 +6,17 @@ import { ErrorCodes } from '../protocol/errors.js';
 /** The part of a `pg.Pool` (or any compatible pool) the store uses. */
 export interface PgPool {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  /** A client of its own, for a transaction (verification reads through a cursor). */
+  connect(): Promise<PgClient>;
   end(): Promise<void>;
   on(event: 'error', listener: (err: Error) => void): unknown;
   removeListener?(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** One connection of a {@link PgPool}. */
+export interface PgClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  release(err?: Error | boolean): void;
 }
 
 /** Where the store lives: a connection string, or an existing pool, and the table name. */
