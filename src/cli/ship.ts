@@ -1,4 +1,5 @@
 // `proxy-protocol-audit ship FILE... --postgres URL [--follow]`: the sidecar that ships audit files.
+import { ErrorCodes } from '../protocol/errors.js';
 import { PostgresShipper } from '../store/shipper.js';
 import { type Command, last, parseArgs, UsageError } from './args.js';
 
@@ -21,7 +22,14 @@ export const ship: Command = {
     const say = (s: string) => process.stderr.write(`proxy-protocol-audit ship: ${s}\n`);
     const make = (filename: string) => {
       const s = new PostgresShipper({ filename, postgres, follow, ...(source === undefined ? {} : { source }) });
-      s.on('outage', (err: Error) => say(`${filename}: PostgreSQL unavailable, lines wait in the file: ${err.message}`));
+      s.on('outage', (err: Error & { code?: string }) => {
+        if (err.code === ErrorCodes.AUDIT_STORE_SCHEMA && !follow) {
+          // A one-off run cannot wait for someone to run pg-init; the file is untouched.
+          say(`${filename}: ${err.message}`);
+          process.exit(1);
+        }
+        say(`${filename}: PostgreSQL unavailable, lines wait in the file: ${err.message}`);
+      });
       s.on('recovered', () => say(`${filename}: PostgreSQL reachable again`));
       s.on('skipped', (l: { offset: number; reason: string }) => say(`${filename}: byte ${l.offset} not shipped: ${l.reason}`));
       s.on('warning', (err: Error) => say(`${filename}: ${err.message}`));
