@@ -36,6 +36,11 @@ export interface ShipperOptions {
    * appending to it until they notice the rotation). Default 10000.
    */
   rotationGrace?: number;
+  /**
+   * Let the process exit while the shipper only waits (for new lines, or to retry): what is not shipped stays
+   * in the file for the next shipper. Default false; the audit log's own shipper sets it.
+   */
+  unref?: boolean;
 }
 
 /** How far the store is behind the file. */
@@ -110,6 +115,7 @@ export class PostgresShipper extends EventEmitter {
   private readonly retryMin: number;
   private readonly retryMax: number;
   private readonly rotationGrace: number;
+  private readonly unref: boolean;
   private readonly pool: PgPool;
   private readonly ownsPool: boolean;
   private readonly names: TableNames;
@@ -150,6 +156,7 @@ export class PostgresShipper extends EventEmitter {
       retryMin = 200,
       retryMax = 5000,
       rotationGrace = 10_000,
+      unref = false,
     } = options ?? ({} as ShipperOptions);
     if (typeof filename !== 'string' || filename === '') throw new TypeError('PostgresShipper: filename must be a path');
     if (source !== undefined && (typeof source !== 'string' || source === '')) throw new TypeError('PostgresShipper: bad source');
@@ -170,6 +177,7 @@ export class PostgresShipper extends EventEmitter {
     this.retryMin = retryMin;
     this.retryMax = Math.max(retryMin, retryMax);
     this.rotationGrace = rotationGrace;
+    this.unref = unref === true;
     const { pool, owned, table } = openPool(postgres, 'PostgresShipper');
     this.names = tableNames(table, 'PostgresShipper');
     this.pool = pool;
@@ -271,6 +279,7 @@ INSERT INTO ${n.table} (${cols}, line, source) SELECT u.*, $1::text FROM unnest(
         this.wake = undefined;
         resolve();
       }, ms);
+      if (this.unref) t.unref();
       this.wake = () => {
         clearTimeout(t);
         resolve();
