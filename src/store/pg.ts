@@ -75,7 +75,8 @@ function makePool(config: Record<string, unknown>): PgPool {
   const { Pool } = loadPg();
   // An idle client whose server went away emits 'error' on the pool; without a listener that would be an
   // uncaught exception in the application. Failures surface on the next query instead.
-  const pool = new Pool({ max: 2, connectionTimeoutMillis: 10_000, ...config });
+  // allowExitOnIdle: an idle pool never keeps the application's process alive (the file keeps what is unshipped).
+  const pool = new Pool({ max: 2, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, ...config });
   pool.on('error', () => {});
   return pool;
 }
