@@ -274,7 +274,8 @@ export class AuditLog extends EventEmitter {
       this.file = file;
     }
     // Made (and its options checked) at construction; it reads the file the sink writes.
-    this.shipper = postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
+    this.shipper =
+      postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
       this.access.open('start');

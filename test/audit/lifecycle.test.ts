@@ -32,7 +32,7 @@ function connection(port: number, header = '') {
       buf = '';
       const until = Date.now() + 3000;
       while (Date.now() < until) {
-        const m = /^HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n/.exec(buf);
+        const m = /^HTTP\/1\.1 (\d{3})[\s\S]*?\r\n\r\n/.exec(buf);
         if (m) {
           const len = Number(/content-length: (\d+)/i.exec(m[0])?.[1] ?? 0);
           if (buf.length >= m[0].length + len) return { status: Number(m[1]), head: m[0] };
