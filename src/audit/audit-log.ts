@@ -398,7 +398,8 @@ export class AuditLog extends EventEmitter {
   }
 
   private reopened(o: Opened): void {
-    if (o.reason === 'start') return;
+    // (after the stop entry nothing more may join the chain: the lines left are written as they are)
+    if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);
     if (o.reason === 'rotated') this.emit('reopened', this.file?.filename);
