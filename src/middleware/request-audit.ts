@@ -103,11 +103,11 @@ function noteTimeouts(socket: IncomingMessage['socket'] | null): void {
 
 /** Why the connection of an unfinished request went away through a server timeout, if it did. */
 function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
-  const err =
-    (req as { errored?: (Error & { code?: string }) | null }).errored ??
-    (req.socket as { errored?: (Error & { code?: string }) | null } | null)?.errored;
-  if (err?.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request';
-  if (err?.code === 'ETIMEDOUT' || (req.socket && idleTimedOut.has(req.socket))) return 'idle';
+  type Errored = { errored?: (Error & { code?: string }) | null } | null;
+  // (the request itself then says ECONNRESET: the socket has the cause)
+  const codes = [(req.socket as Errored)?.errored?.code, (req as Errored)?.errored?.code];
+  if (codes.includes('ERR_HTTP_REQUEST_TIMEOUT')) return 'request';
+  if (codes.includes('ETIMEDOUT') || (req.socket && idleTimedOut.has(req.socket))) return 'idle';
   return undefined;
 }
 
