@@ -76,8 +76,10 @@ class Session {
   status: number | undefined = undefined;
   userId: string | undefined = undefined;
   userRead = false;
-  /** The app ended or destroyed the connection (else, if it closes unanswered, the client went away). */
-  appClosed = false;
+  /** The client ended its side (or reset the connection): an unanswered upgrade it left is `client_aborted`. */
+  clientLeft = false;
+  /** Read when the upgrade starts: a closed socket no longer tells. */
+  readonly tlsVersion: string | undefined;
   entry: OpenEntry | undefined = undefined;
   /** Socket calls of the app that wait for a line to be written, in order; undefined while none wait. */
   held: Held | undefined = undefined;
@@ -93,6 +95,7 @@ class Session {
     readonly requestId: string,
   ) {
     this.ends = connectionEnds(socket);
+    this.tlsVersion = tlsVersion(socket);
     this.readBase = socket.bytesRead - (head?.length ?? 0);
     this.own = { write: socket.write, end: socket.end, destroy: socket.destroy };
   }
@@ -150,7 +153,7 @@ class Session {
       status,
       userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
       userId: this.user(),
-      tlsVersion: tlsVersion(socket),
+      tlsVersion: this.tlsVersion,
     };
     if (end) {
       f.duration = (performance.now() - this.t0) * 1e6;
@@ -171,11 +174,17 @@ class Session {
     entry.write(this.fields('http-upgrade', errorType), whenWritten);
   }
 
-  /** The connection ended. */
+  /** The client's side ended. */
+  readonly ended = (): void => {
+    this.clientLeft = true;
+  };
+
+  /** The connection closed. */
   readonly closed = (): void => {
     if (this.hooked && this.held === undefined) this.unhook(); // never answered: nothing to restore later
     const unanswered = this.status === undefined && this.sentBase === undefined;
-    this.finish(unanswered && !this.appClosed ? 'client_aborted' : undefined);
+    const left = this.clientLeft || (this.socket as Socket & { errored?: unknown }).errored != null;
+    this.finish(unanswered && left ? 'client_aborted' : undefined);
   };
 
   /** `close()` reached its deadline with the session still open: recorded, and the connection ended. */
@@ -201,7 +210,6 @@ class Session {
       return Reflect.apply(self.own.write, s, args) as boolean;
     } as Socket['write'];
     s.end = function auditedEnd(this: Socket, ...args: unknown[]): Socket {
-      self.appClosed = true;
       if (self.held === undefined && args[0] !== undefined && typeof args[0] !== 'function') self.answer(args[0], args[1]);
       if (self.held !== undefined) {
         self.held.push(() => Reflect.apply(self.own.end, s, args));
@@ -210,7 +218,6 @@ class Session {
       return Reflect.apply(self.own.end, s, args) as Socket;
     } as Socket['end'];
     s.destroy = function auditedDestroy(this: Socket, ...args: unknown[]): Socket {
-      self.appClosed = true;
       if (self.held !== undefined) {
         self.held.push(() => Reflect.apply(self.own.destroy, s, args));
         return s;
@@ -258,8 +265,16 @@ class Session {
       this.unhook();
       for (const call of held) call();
     };
-    if (status === 101) log.write(this.fields('http-upgrade-started'), release);
-    else this.finish(undefined, release); // refused by the app: written at once, the refusal waits for it
+    if (status === 101) {
+      log.write(this.fields('http-upgrade-started'), release);
+      return;
+    }
+    // Refused by the app: written at once, the refusal waits for it. Its body is what this write carries.
+    const f = this.fields('http-upgrade');
+    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
+    f.bytes = headEnd < 0 ? 0 : size - (headEnd + 4);
+    if (this.entry === undefined || this.entry.done) release();
+    else this.entry.write(f, release);
   }
 }
 
@@ -355,6 +370,7 @@ export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditU
       }
       s.entry = log.open({ reserve: false, onShutdown: s.shutdown });
       s.hook();
+      socket.once('end', s.ended);
       socket.once('close', s.closed);
       return true;
     },
