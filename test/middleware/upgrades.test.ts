@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Server as SocketIoServer } from 'socket.io';
 import { io as ioClient } from 'socket.io-client';
@@ -95,7 +95,7 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     assert.equal(end?.http.request.body.bytes, 11 + 8);
     assert.equal(end?.http.response.body.bytes, 12 + 4);
     assert.equal(start?.http.request.body, undefined);
-    assert.doesNotMatch(readFileSync(file, "utf8"), /Jane|Doe|token=|hello/);
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /Jane|Doe|token=|hello/);
     assert.equal((await verifyAuditLog(file)).ok, true);
   });
 
@@ -268,7 +268,9 @@ describe('auditUpgrades on a plain http server', () => {
 describe('SIGKILL under load', () => {
   it('every upgrade a client saw answered (101 or refused) and every answered request has its entry', async () => {
     const file = tmpFile();
-    const child = fork(join(__dirname, 'fixtures', 'upgrade-server.js'), [file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(join(__dirname, 'fixtures', 'upgrade-server.js'), [file], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const [{ port }] = (await once(child, 'message')) as [{ port: number }];
     const connect = () => {
       const s = net.connect(port, '127.0.0.1');
@@ -317,7 +319,9 @@ describe('SIGKILL under load', () => {
     await once(child, 'exit');
     stop = true;
     await Promise.all(workers);
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     const written = new Map<string, Set<string>>();
     for (const l of lines) {
       const e = JSON.parse(l);
@@ -327,12 +331,14 @@ describe('SIGKILL under load', () => {
       written.get(e.event.action)?.add(id);
     }
     const missing = (ids: Set<string>, action: string) => [...ids].filter((id) => !written.get(action)?.has(id));
-    console.log(answered.started.size, answered.refused.size, answered.requests.size);
-    assert.ok(answered.started.size > 10 && answered.refused.size > 10 && answered.requests.size > 10, JSON.stringify({
-      started: answered.started.size,
-      refused: answered.refused.size,
-      requests: answered.requests.size,
-    }));
+    assert.ok(
+      answered.started.size > 10 && answered.refused.size > 10 && answered.requests.size > 10,
+      JSON.stringify({
+        started: answered.started.size,
+        refused: answered.refused.size,
+        requests: answered.requests.size,
+      }),
+    );
     assert.deepEqual(missing(answered.started, 'http-upgrade-started'), []);
     assert.deepEqual(missing(answered.refused, 'http-upgrade'), []);
     assert.deepEqual(missing(answered.requests, 'http-request'), []);
