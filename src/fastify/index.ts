@@ -25,7 +25,23 @@ const kSkipOverride = Symbol.for('skip-override');
 const kDisplayName = Symbol.for('fastify.display-name');
 const kMeta = Symbol.for('plugin-meta');
 
-function appWide<O extends FastifyPluginOptions>(name: string, plugin: FastifyPluginCallback<O>): FastifyPluginCallback<O> {
+/**
+ * A plugin from its setup function: bad options reach Fastify as the error of `register` (a throw inside a
+ * plugin escapes avvio as an uncaught exception).
+ */
+function appWide<O extends FastifyPluginOptions>(
+  name: string,
+  setup: (fastify: FastifyInstance, options: O) => void,
+): FastifyPluginCallback<O> {
+  const plugin: FastifyPluginCallback<O> = (fastify, options, done) => {
+    try {
+      setup(fastify, options);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
+  };
   return Object.assign(plugin, { [kSkipOverride]: true, [kDisplayName]: name, [kMeta]: { name } });
 }
 
@@ -94,14 +110,13 @@ function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, request: 
  */
 export const clientIp: FastifyPluginCallback<ClientIpOptions> = appWide(
   'proxy-protocol-audit-client-ip',
-  function clientIpPlugin(fastify, options, done) {
+  function clientIpPlugin(fastify, options: ClientIpOptions) {
     const resolve = compileClientIp(options);
     decorate(fastify);
     fastify.addHook('onRequest', function clientIp(request, _reply, next) {
       setClientIp(resolve, request);
       next();
     });
-    done();
   },
 );
 
@@ -137,7 +152,7 @@ function onRequestOf<R>(fn: ((request: FastifyRequest) => R) | undefined): ((rep
  */
 export const auditLog: FastifyPluginCallback<FastifyAuditOptions> = appWide(
   'proxy-protocol-audit-audit-log',
-  function auditLogPlugin(fastify, options, done) {
+  function auditLogPlugin(fastify, options: FastifyAuditOptions) {
     const resolve = compileClientIpOption(options?.clientIp);
     const path = options?.path;
     const begin = compileRequestAudit<FastifyReply>(
@@ -181,6 +196,5 @@ export const auditLog: FastifyPluginCallback<FastifyAuditOptions> = appWide(
         decision === 'closing' ? 'Service Unavailable: shutting down\n' : 'Service Unavailable: audit log unavailable\n',
       );
     });
-    done();
   },
 );
