@@ -1,4 +1,3 @@
-import cluster from 'node:cluster';
 import type { KeyObject } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import type { Server } from 'node:net';
@@ -175,7 +174,8 @@ export class AuditLog extends EventEmitter {
   private sealScheduled = false;
   /** Where lines are sealed when there is no file (the file's own buffer takes them otherwise). */
   private readonly scratch = new LineBuffer();
-  private readonly onDisconnect = () => void this.close().catch(() => {});
+  /** The last entries (stop, final checkpoint) are sealed. */
+  private stopped = false;
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
@@ -264,8 +264,8 @@ export class AuditLog extends EventEmitter {
       }, checkpointInterval);
       this.checkpointTimer.unref();
     }
-    // A cluster worker whose primary went away is about to be ended: close the chain while it can.
-    if (cluster.isWorker) process.once('disconnect', this.onDisconnect);
+    live.add(this);
+    if (live.size === 1) process.on('exit', closeAllAtExit);
     this.enqueue(ownEntry('audit-log-started', { pid: process.pid, ...this.keyInfo(), ...found(opened) }));
   }
 
@@ -373,7 +373,8 @@ export class AuditLog extends EventEmitter {
   }
 
   private reopened(o: Opened): void {
-    if (o.reason === 'start') return;
+    // (after the stop entry nothing more may join the chain: the lines left are written as they are)
+    if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);
     if (o.reason === 'rotated') this.emit('reopened', this.file?.filename);
@@ -591,9 +592,46 @@ export class AuditLog extends EventEmitter {
     return this.closing;
   }
 
+  /**
+   * Seals what is left and the last entries (`audit-log-stopped`, the final checkpoint): once, from
+   * `close()` or at process exit. Stops watching and checkpointing; the log is `closed` from here on.
+   */
+  private stop(reason: 'close' | 'exit'): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    live.delete(this);
+    if (live.size === 0) process.removeListener('exit', closeAllAtExit);
+    for (const u of this.unwatch) u();
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.sealQueued();
+    this.reportDropped();
+    this.sealQueued();
+    this.sealOne(ownEntry('audit-log-stopped', { dropped: this.dropped, reason }));
+    if (this.chain.signing) this.sealOne(this.chain.checkpoint(true));
+    this.lifecycle = 'closed';
+  }
+
+  /** @internal at process exit: writes open entries as `shutdown`, the last entries, and syncs the file. */
+  closeAtExit(): void {
+    for (let o = this.openHead.next; o !== undefined; o = this.openHead.next) this.shutdown(o);
+    this.stop('exit');
+    this.file?.closeSync();
+    this.access?.closeSync();
+  }
+
+  private shutdown(o: Open): void {
+    if (o.onShutdown) {
+      try {
+        o.onShutdown(o);
+      } catch (err) {
+        this.warn(err, 'an onShutdown callback threw');
+      }
+    }
+    if (!o.done) o.write({ category: 'web', action: 'open-entry-shutdown', outcome: 'unknown', errorType: 'shutdown' });
+  }
+
   private async doClose(timeout: number, flushTimeout: number): Promise<void> {
     this.lifecycle = 'closing';
-    process.removeListener('disconnect', this.onDisconnect);
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -603,25 +641,9 @@ export class AuditLog extends EventEmitter {
         }),
       ]);
       clearTimeout(timer);
-      for (let o = this.openHead.next; o !== undefined; o = this.openHead.next) {
-        if (o.onShutdown) {
-          try {
-            o.onShutdown(o);
-          } catch (err) {
-            this.warn(err, 'an onShutdown callback threw');
-          }
-        }
-        if (!o.done) o.write({ category: 'web', action: 'open-entry-shutdown', outcome: 'unknown', errorType: 'shutdown' });
-      }
+      for (let o = this.openHead.next; o !== undefined; o = this.openHead.next) this.shutdown(o);
     }
-    for (const u of this.unwatch) u();
-    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    this.sealQueued();
-    this.reportDropped();
-    this.sealQueued();
-    this.sealOne(ownEntry('audit-log-stopped', { dropped: this.dropped }));
-    if (this.chain.signing) this.sealOne(this.chain.checkpoint(true));
-    this.lifecycle = 'closed';
+    this.stop('close');
     const transports = [...this.logger.transports];
     const finished = transports.map((t) => (t.writableFinished ? Promise.resolve() : once(t, 'finish').then(() => undefined)));
     this.logger.end();
@@ -638,6 +660,16 @@ export class AuditLog extends EventEmitter {
     clearTimeout(timer);
     await fileClosed;
   }
+}
+
+/** Logs not closed yet: written to the end if the process exits without closing them. */
+const live = new Set<AuditLog>();
+
+// 'exit' runs synchronously, and the file sink writes synchronously: a process ended by process.exit() —
+// an app's own, or a cluster worker's whose primary went away, which Node ends at once — still closes its
+// chain. (A signal without a handler ends the process with no 'exit': install one that calls close().)
+function closeAllAtExit(): void {
+  for (const log of live) log.closeAtExit();
 }
 
 /** The `audit.*` members of a start or reopen entry: what the writer found at the end of the file. */

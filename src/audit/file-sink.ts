@@ -301,6 +301,20 @@ export class FileSink extends EventEmitter {
     this.releaseWaiting();
   }
 
+  /** Writes what is left, syncs and closes, synchronously (at process exit). Errors are given up on. */
+  closeSync(): void {
+    this.flush();
+    this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.fd !== undefined) {
+      try {
+        fs.fsyncSync(this.fd);
+      } catch {}
+    }
+    this.closeFd();
+  }
+
   private closeFd(): void {
     if (this.fd === undefined) return;
     try {
