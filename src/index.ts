@@ -45,4 +45,9 @@ export { type AuditRequestsOptions, auditRequests } from './middleware/audit-req
 export type { AuditMiddlewareOptions } from './middleware/request-audit.js';
 export { type AuditUpgradesOptions, auditUpgrades } from './middleware/upgrade-audit.js';
 export * from './protocol/index.js';
+export type { PgClient, PgPool, PostgresOption } from './store/pg.js';
+export { type PgInitOptions, type PgInitResult, pgInit } from './store/schema.js';
+export { PostgresShipper, type ShipperLag, type ShipperOptions, type ShipperStats } from './store/shipper.js';
+export type { SkippedLine } from './store/spool.js';
+export { type VerifyStoreOptions, verifyStore } from './store/verify-store.js';
 export { compileTrust, type TrustList, unmapIPv4 } from './trust.js';

@@ -5,6 +5,8 @@ import os from 'node:os';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
 import { ErrorCodes } from '../protocol/errors.js';
+import type { PostgresOption } from '../store/pg.js';
+import { PostgresShipper } from '../store/shipper.js';
 import { Chain, ownEntry, toPrivateKey } from './chain.js';
 import { formatElbLine } from './elb-format.js';
 import { type AuditFields, type Entry, toEntry } from './entry.js';
@@ -54,6 +56,14 @@ export interface AuditLogOptions {
   retryInterval?: number;
   /** An nginx `elb_format`-style access log (human-readable, no query values, not chained) in this file. */
   accessLog?: string;
+  /**
+   * Also ship the file to PostgreSQL, in this process (a {@link PostgresShipper} on `filename`, the durable
+   * spool): a connection string or `{ connectionString?, pool?, table? }` (table default `"audit_log"`, made
+   * by `proxy-protocol-audit pg-init`). Needs `filename` and the `pg` package. An outage of the database
+   * never stops the app: the lines wait in the file. `close()` then resolves once every entry is in
+   * PostgreSQL. Default: none.
+   */
+  postgres?: PostgresOption;
 }
 
 /** Counters of an {@link AuditLog}. */
@@ -76,6 +86,12 @@ export interface CloseOptions {
   timeout?: number;
   /** Then milliseconds to wait for the sink to take the last entries (a failing disk). Default 10000. */
   flushTimeout?: number;
+  /**
+   * With `postgres`: then milliseconds to wait for every line of the file to be in PostgreSQL; past it,
+   * close() rejects with `ERR_PROXY_AUDIT_SHIP_TIMEOUT` (the file holds the rest; the next shipper of the
+   * file sends it). Default 30000.
+   */
+  shipTimeout?: number;
 }
 
 /** Where a log is in its life: `open`, `closing` (close() called, open entries finishing), `closed`. */
@@ -176,6 +192,8 @@ export class AuditLog extends EventEmitter {
   private readonly scratch = new LineBuffer();
   /** The last entries (stop, final checkpoint) are sealed. */
   private stopped = false;
+  /** Ships the file to PostgreSQL (with `postgres`): its events (`'outage'`, `'recovered'`, …), `lag`, `stats`. */
+  readonly shipper: PostgresShipper | undefined;
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
@@ -194,6 +212,7 @@ export class AuditLog extends EventEmitter {
       maxQueue = 10_000,
       retryInterval = 1000,
       accessLog,
+      postgres,
     } = options ?? ({} as AuditLogOptions);
     if (filename === undefined && transports.length === 0) {
       throw new TypeError('createAuditLog: give a filename, transports, or both');
@@ -217,6 +236,9 @@ export class AuditLog extends EventEmitter {
       throw new TypeError('createAuditLog: service and host must be strings');
     if (accessLog !== undefined && (typeof accessLog !== 'string' || accessLog === ''))
       throw new TypeError('createAuditLog: bad accessLog');
+    if (postgres !== undefined && filename === undefined) {
+      throw new TypeError('createAuditLog: postgres ships the file: give a filename too');
+    }
     this.failClosed = onSinkError === 'fail-closed';
     this.checkpointEvery = checkpointEvery;
     this.maxQueue = maxQueue;
@@ -251,6 +273,9 @@ export class AuditLog extends EventEmitter {
       file.on('opened', (o: Opened) => this.reopened(o));
       this.file = file;
     }
+    // Made (and its options checked) at construction; it reads the file the sink writes.
+    this.shipper =
+      postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
       this.access.open('start');
@@ -578,8 +603,9 @@ export class AuditLog extends EventEmitter {
   /**
    * Stops taking new requests (`state` becomes `closing`: adapters answer late requests 503 and close their
    * connections), waits for open entries, writes the last entries (and a final signed checkpoint), then
-   * flushes and closes every sink. Resolves when every entry is on disk or handed to its transport; rejects
-   * with `ERR_PROXY_AUDIT_LOST` when the disk did not take them by `flushTimeout`. Open entries still open at
+   * flushes and closes every sink. Resolves when every entry is on disk or handed to its transport (and, with
+   * `postgres`, in PostgreSQL); rejects with `ERR_PROXY_AUDIT_LOST` when the disk did not take them by
+   * `flushTimeout`, or with `ERR_PROXY_AUDIT_SHIP_TIMEOUT` when PostgreSQL did not by `shipTimeout`. Open entries still open at
    * the deadline are written by their `onShutdown`. Safe to call more than once.
    *
    * @example
@@ -588,7 +614,14 @@ export class AuditLog extends EventEmitter {
    * ```
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closing ??= this.doClose(options.timeout ?? 30_000, options.flushTimeout ?? 10_000);
+    this.closing ??= this.doClose(options.timeout ?? 30_000, options.flushTimeout ?? 10_000).then(
+      () => this.shipper?.close(options.shipTimeout ?? 30_000),
+      async (err) => {
+        // The file did not take every entry; ship what it holds all the same, and report the loss.
+        await this.shipper?.close(options.shipTimeout ?? 30_000).catch(() => {});
+        throw err;
+      },
+    );
     return this.closing;
   }
 

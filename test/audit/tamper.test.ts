@@ -182,7 +182,7 @@ describe('CLI', () => {
     const pub = tmpFile('audit.pub');
     writeFileSync(pub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
     const ok = await run(process.execPath, [cli, 'verify', file, '--public-key', pub]);
-    assert.match(ok.stdout, /^INTACT: 23 entries in 1 chain, 1 signed checkpoint verified/);
+    assert.match(ok.stdout, /^INTACT: 23 entries in 1 chain \(1 closed\), 1 signed checkpoint verified/);
     const bad = rewrite(lines.filter((_, i) => i !== 4));
     await assert.rejects(run(process.execPath, [cli, 'verify', bad]), (e: { code: number; stdout: string }) => {
       assert.equal(e.code, 1);
