@@ -5,11 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import onFinished from 'on-finished';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
 import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
-import { headersOf, headersSent, responseHeader } from '../http-objects.js';
+import { addListener, headersOf, headersSent, responseHeader } from '../http-objects.js';
 
 /** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
 export interface AuditMiddlewareOptions<T> {
@@ -244,7 +243,7 @@ class RequestEntry<T> {
     this.entry?.write(this.fields(kind));
   }
 
-  /** The response ended or the connection went away (on-finished). */
+  /** The response ended or the connection went away ('close'). */
   readonly closed = (): void => {
     if (!this.done) this.finish(timeoutOf(this.req) !== undefined ? 'timeout' : 'aborted');
   };
@@ -333,7 +332,10 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     const r = new RequestEntry(compiled, target, req, res, requestId, refused);
     r.entry = log.open({ reserve: refused === undefined, generateRequestId: true, onShutdown: () => r.finish('shutdown') });
     holdEnd(r);
-    onFinished(res, r.closed);
+    // ServerResponse (and Http2ServerResponse) emit 'close' once: when the response completed or the
+    // connection went away first. One listener, where on-finished's attach several to the response and the
+    // socket: on-finished measured 8.5% of an audited Express request head to head (bench/ab.mjs, 0.915x).
+    addListener.call(res, 'close', r.closed);
     noteTimeouts(req.socket);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
