@@ -40,6 +40,11 @@ export interface FrameworkBinding<T> {
   route(target: T): string | undefined;
   /** The client decided by `clientIp()`, when it ran. */
   client(target: T): { ip: string; port: number | undefined } | undefined;
+  /**
+   * The response's body size, when the framework declared it where `res.getHeader()` cannot see it
+   * (`res.writeHead(status, headers)` with a headers object, as Fastify does).
+   */
+  bytes?(target: T): number | undefined;
 }
 
 /**
@@ -49,11 +54,11 @@ export interface FrameworkBinding<T> {
  */
 export type Begin = 'skip' | 'serve' | 'unavailable' | 'closing' | 'drop';
 
-const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-const MAX_PATH = 2048;
-const MAX_UA = 512;
+export const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+export const MAX_PATH = 2048;
+export const MAX_UA = 512;
 
-function queryNames(url: string, q: number): string | undefined {
+export function queryNames(url: string, q: number): string | undefined {
   const names = new Set<string>();
   for (const part of url.slice(q + 1).split('&')) {
     if (part === '') continue;
@@ -67,7 +72,7 @@ function queryNames(url: string, q: number): string | undefined {
   return names.size === 0 ? undefined : [...names].sort().join('&');
 }
 
-function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
+export function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
   const p = (socket as TLSSocket | null)?.getProtocol?.();
   return typeof p === 'string' && p.startsWith('TLSv') ? p.slice(4) : undefined;
 }
@@ -76,7 +81,7 @@ function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
 let lastHost = '';
 let lastDomain: string | undefined;
 
-function domainOf(req: IncomingMessage): string | undefined {
+export function domainOf(req: IncomingMessage): string | undefined {
   const headers = headersOf(req);
   const host = headers.host ?? (headers[':authority'] as string | undefined);
   if (!host) return undefined;
@@ -188,7 +193,11 @@ class RequestEntry<T> {
     let status = sent ? res.statusCode : undefined;
     // `requestTimeout` before the app answered: Node (or watch()) answers 408 on the connection.
     if (status === undefined && kind === 'timeout' && timeoutOf(req) === 'request') status = 408;
-    const declared = Number(responseHeader(res, 'content-length') ?? Number.NaN);
+    const declared = Number(
+      responseHeader(res, 'content-length') ??
+        (binding.bytes === undefined ? undefined : this.call(binding.bytes, 'the byte count of the adapter')) ??
+        Number.NaN,
+    );
     const bytes =
       Number.isSafeInteger(declared) && declared >= 0
         ? declared
