@@ -1,5 +1,5 @@
 // The load generator: a separate process that opens real connections (header first) and reports a rate.
-// Usage (fork): message { mode: 'conn' | 'keepalive' | 'tls', port, ms, concurrency, header, path }
+// Usage (fork): message { mode: 'conn' | 'keepalive' | 'tls' | 'tls-keepalive', port, ms, concurrency, header, path }
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -89,9 +89,47 @@ function keepAliveLoop(o, until, counter) {
   });
 }
 
+/** TLS keep-alive: header on the raw socket, one handshake, then request after request on it. */
+function tlsKeepAliveLoop(o, until, counter) {
+  return new Promise((resolve) => {
+    const raw = net.connect(o.port, '127.0.0.1');
+    raw.setNoDelay(true);
+    raw.on('error', () => {});
+    raw.on('connect', () => {
+      if (o.header) raw.write(o.header);
+      const s = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' });
+      const req = Buffer.from(request(o.path, true));
+      let buf = '';
+      s.on('secureConnect', () => s.write(req));
+      s.on('data', (d) => {
+        buf += d.toString('latin1');
+        let i = buf.indexOf(o.marker);
+        while (i >= 0) {
+          counter.n++;
+          buf = buf.slice(i + o.marker.length);
+          if (Date.now() >= until) {
+            s.destroy();
+            raw.destroy();
+            return resolve();
+          }
+          s.write(req);
+          i = buf.indexOf(o.marker);
+        }
+      });
+      s.on('error', () => {
+        counter.errors++;
+        resolve();
+      });
+      s.on('close', resolve);
+    });
+  });
+}
+
+const LOOPS = { tls: tlsLoop, keepalive: keepAliveLoop, 'tls-keepalive': tlsKeepAliveLoop, conn: connLoop };
+
 process.on('message', async (o) => {
   const counter = { n: 0, errors: 0 };
-  const loop = o.mode === 'tls' ? tlsLoop : o.mode === 'keepalive' ? keepAliveLoop : connLoop;
+  const loop = LOOPS[o.mode] ?? connLoop;
   const start = Date.now();
   const until = start + o.ms;
   await Promise.all(Array.from({ length: o.concurrency }, () => loop(o, until, counter)));
