@@ -22,4 +22,19 @@ export type { ProxyProtocolOptions } from './connection/options.js';
 export { getProxyInfo, type ProxyInfo } from './connection/socket-info.js';
 export { withProxyProtocol } from './connection/with-proxy-protocol.js';
 export * from './protocol/index.js';
+export { type AuditEntry, type EntryView, view as entryFields } from './query/entry.js';
+export { type CompiledFilter, compileFilter, type QueryFilters } from './query/filter.js';
+export { createCsvFormatter, csvField } from './query/format/csv.js';
+export {
+  createFhirBundleFormatter,
+  createFhirNdjsonFormatter,
+  type FhirResource,
+  toFhirAuditEvent,
+} from './query/format/fhir.js';
+export { formatReport } from './query/format/report-text.js';
+export { createTableFormatter, type Formatter, type TableOptions } from './query/format/table.js';
+export { type AuditQuery, type QueryMatch, type QueryOptions, type QueryResult, queryAuditLog } from './query/query.js';
+export { type AuditReport, auditReport, type Tally } from './query/report.js';
+export { orderFiles } from './query/sources.js';
+export { parseTime } from './query/time.js';
 export { compileTrust, type TrustList, unmapIPv4 } from './trust.js';

@@ -3,9 +3,11 @@
 // only dispatches.
 import { type Command, UsageError } from './args.js';
 import { keygen } from './keygen.js';
+import { query } from './query.js';
+import { report } from './report.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Command> = { verify, keygen };
+const COMMANDS: Record<string, Command> = { verify, query, report, keygen };
 
 function usage(): string {
   return `Usage:\n${Object.values(COMMANDS)

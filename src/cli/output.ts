@@ -1,0 +1,33 @@
+// Writing a long answer to stdout: waits when the pipe is full, stops quietly when the reader has gone
+// (`query … | head`).
+import { once } from 'node:events';
+
+/** Buffers small writes into larger ones; `write` resolves when stdout can take more. */
+export class Output {
+  private buf = '';
+  /** True once the reader closed the pipe (EPIPE): the caller may stop producing. */
+  closed = false;
+
+  constructor(private readonly stream: NodeJS.WritableStream = process.stdout) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') this.closed = true;
+      else throw err;
+    });
+  }
+
+  async write(s: string): Promise<void> {
+    this.buf += s;
+    // 64 KiB per write(2): one system call per few hundred lines instead of one per line.
+    if (this.buf.length >= 65536) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.buf === '' || this.closed) {
+      this.buf = '';
+      return;
+    }
+    const s = this.buf;
+    this.buf = '';
+    if (!this.stream.write(s)) await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close')]);
+  }
+}
