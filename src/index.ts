@@ -7,20 +7,24 @@
 export {
   AuditLog,
   type AuditLogOptions,
+  type AuditLogState,
   type AuditStats,
   type CloseOptions,
   createAuditLog,
+  type OpenEntry,
+  type OpenOptions,
   type WatchOptions,
 } from './audit/audit-log.js';
 export { AccessLogTransport, formatElbLine } from './audit/elb-format.js';
-export { type AuditFileOptions, AuditFileTransport } from './audit/file-sink.js';
-export type { AuditMiddlewareOptions } from './audit/http-entry.js';
-export type { AuditFields } from './audit/record.js';
+export type { AuditFields } from './audit/entry.js';
+export type { Durability } from './audit/file-sink.js';
+export { type AuditFileOptions, AuditFileTransport } from './audit/file-transport.js';
 export { type VerifyOptions, type VerifyResult, verifyAuditLog } from './audit/verify.js';
 export { createHttpServer, createServer, type HttpServerOptions, type ServerOptions } from './connection/create-server.js';
 export type { ProxyProtocolOptions } from './connection/options.js';
 export { getProxyInfo, type ProxyInfo } from './connection/socket-info.js';
 export { withProxyProtocol } from './connection/with-proxy-protocol.js';
+export type { AuditMiddlewareOptions } from './middleware/request-audit.js';
 export * from './protocol/index.js';
 export { type AuditEntry, type EntryView, view as entryFields } from './query/entry.js';
 export { type CompiledFilter, compileFilter, type QueryFilters } from './query/filter.js';

@@ -32,6 +32,12 @@ export const ErrorCodes = {
   UNTRUSTED: 'ERR_PROXY_UNTRUSTED',
   /** Connection: the peer closed or reset the connection before a complete header. */
   INCOMPLETE: 'ERR_PROXY_INCOMPLETE',
+  /** Audit log: a sink failed (a write error, a full disk); entries are kept and retried. */
+  AUDIT_SINK: 'ERR_PROXY_AUDIT_SINK',
+  /** Audit log: `close()` gave up on entries the sink never took (`lost` says how many). */
+  AUDIT_LOST: 'ERR_PROXY_AUDIT_LOST',
+  /** Audit log: a callback or listener of the app (`user`, `path`, `skip`, `'entry'`) threw or returned a bad value. */
+  AUDIT_CALLBACK: 'ERR_PROXY_AUDIT_CALLBACK',
 } as const;
 
 /** One of the `ERR_PROXY_…` codes in {@link ErrorCodes}. */

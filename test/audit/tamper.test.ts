@@ -195,13 +195,23 @@ describe('log rotation', () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
     for (let i = 0; i < 5; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}` });
-    await log.file?.drained();
+    await log.drained();
     renameSync(file, `${file}.1`);
-    log.file?.reopen();
+    log.reopen();
     for (let i = 0; i < 5; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/b/${i}` });
     await log.close();
     assert.equal(readFileSync(`${file}.1`, 'utf8').trimEnd().split('\n').length, 6);
-    assert.equal(readFileSync(file, 'utf8').trimEnd().split('\n').length, 6);
+    const fresh = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      fresh.map((e) => e.event.action),
+      ['audit-log-reopened', ...Array(5).fill('http-request'), 'audit-log-stopped'],
+      'the new file starts with the reopen entry, which continues the chain',
+    );
+    assert.equal(fresh[0].audit.reason, 'reopen');
+    assert.equal(fresh[0].audit.previous, undefined, 'the new file was empty');
     assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
     assert.equal((await verifyAuditLog(file)).ok, false, 'the new file alone lacks the head of the chain');
   });
@@ -210,10 +220,10 @@ describe('log rotation', () => {
     const { renameSync } = await import('node:fs');
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
-    await log.file?.drained(); // the start entry opened the file
+    await log.drained(); // the start entry opened the file
     for (let i = 0; i < 3; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}` });
     renameSync(file, `${file}.1`);
-    log.file?.reopen();
+    log.reopen();
     log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/b/0' });
     await log.close();
     const old = readFileSync(`${file}.1`, 'utf8').trimEnd().split('\n');
@@ -222,7 +232,8 @@ describe('log rotation', () => {
       [undefined, '/a/0', '/a/1', '/a/2'],
     );
     const fresh = readFileSync(file, 'utf8').trimEnd().split('\n');
-    assert.equal(JSON.parse(fresh[0] as string).url.path, '/b/0');
+    assert.equal(JSON.parse(fresh[0] as string).event.action, 'audit-log-reopened');
+    assert.equal(JSON.parse(fresh[1] as string).url.path, '/b/0');
     assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
   });
 });
