@@ -147,13 +147,15 @@ export async function recordAccess(
   },
 ): Promise<void> {
   const { command, sources, filters, result, error } = details;
-  const query = {
-    command,
-    sources,
-    filters,
-    matched: result?.matched,
-    verdict: result?.verdict,
-  };
+  // One URL-encoded text (url.query) that any reader parses with URLSearchParams: the command, each filter,
+  // the files read and what was found.
+  const q = new URLSearchParams({ command });
+  for (const [name, values] of Object.entries(filters)) for (const v of values) q.append(name, v);
+  for (const s of sources) q.append('source', s);
+  if (result) {
+    q.set('matched', String(result.matched));
+    q.set('verdict', result.verdict);
+  }
   const log = createAuditLog({ filename: file, service: 'proxy-protocol-audit' });
   log.write({
     kind: 'event',
@@ -161,8 +163,8 @@ export async function recordAccess(
     action: 'audit-query',
     outcome: error === undefined && result?.complete !== false ? 'success' : 'failure',
     userId: who(),
+    query: q.toString(),
     errorMessage: error?.message,
-    auditExtra: `"query":${JSON.stringify(query)}`,
   });
   await log.close();
 }

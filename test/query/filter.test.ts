@@ -45,12 +45,26 @@ describe('compileFilter', () => {
     { name: 'two status classes', filters: { status: ['4xx', '5xx'] }, expected: [REQ.kim3, REQ.anon4, REQ.lee26] },
     { name: 'outcome', filters: { outcome: 'failure' }, expected: [REQ.kim3, REQ.anon4, REQ.refused, REQ.lee26] },
     { name: 'action', filters: { action: 'connection-rejected' }, expected: [REQ.refused] },
-    { name: 'from (inclusive; the log’s own start and stop entries are written now)', filters: { from: '2024-03-02T10:00:00Z' }, expected: [1, REQ.lee26, REQ.lee27, 10] },
+    {
+      name: 'from (inclusive; the log’s own start and stop entries are written now)',
+      filters: { from: '2024-03-02T10:00:00Z' },
+      expected: [1, REQ.lee26, REQ.lee27, 10],
+    },
     { name: 'to (exclusive)', filters: { from: '2024-03-01', to: '2024-03-01T10:00:00Z' }, expected: [REQ.lee0, REQ.kim1] },
     { name: 'relative from', filters: { from: '3h', action: 'http-request' }, expected: [REQ.lee26, REQ.lee27] },
     {
       name: 'everything at once',
-      filters: { ip: '203.0.113.0/24', user: 'dr-lee', path: '/patients/', route: '/patients/:id', status: '2xx', outcome: 'success', action: 'http-request', from: '2024-03-02', to: '2024-03-03' },
+      filters: {
+        ip: '203.0.113.0/24',
+        user: 'dr-lee',
+        path: '/patients/',
+        route: '/patients/:id',
+        status: '2xx',
+        outcome: 'success',
+        action: 'http-request',
+        from: '2024-03-02',
+        to: '2024-03-03',
+      },
       expected: [REQ.lee27],
     },
     { name: 'filters combine: nothing matches both', filters: { user: 'nurse-kim', ip: '10.0.0.0/8' }, expected: [] },
@@ -69,7 +83,8 @@ describe('compileFilter', () => {
     { name: 'a number for a string filter', filters: { user: 42 } },
     { name: 'not an object', filters: 'ip=1.2.3.4' },
   ];
-  for (const c of bad) it(`TypeError: ${c.name}`, () => assert.throws(() => compileFilter(c.filters as QueryFilters, NOW), TypeError));
+  for (const c of bad)
+    it(`TypeError: ${c.name}`, () => assert.throws(() => compileFilter(c.filters as QueryFilters, NOW), TypeError));
 
   it('the filters are described as applied, times absolute', () => {
     assert.deepEqual(compileFilter({ ip: '10.0.0.0/8', from: '1d', status: '4xx' }, NOW).description, {

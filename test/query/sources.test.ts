@@ -25,14 +25,19 @@ describe('orderFiles', () => {
       expected: ['b.jsonl.1', 'b.jsonl', 'a.jsonl.1', 'a.jsonl'],
     },
     { name: 'a file named twice is read once', input: ['x.jsonl', 'x.jsonl'], expected: ['x.jsonl'] },
-    { name: 'the same name in two folders is two sets', input: ['p/x.jsonl', 'q/x.jsonl.1'], expected: ['p/x.jsonl', 'q/x.jsonl.1'] },
+    {
+      name: 'the same name in two folders is two sets',
+      input: ['p/x.jsonl', 'q/x.jsonl.1'],
+      expected: ['p/x.jsonl', 'q/x.jsonl.1'],
+    },
   ];
   for (const c of cases) it(c.name, () => assert.deepEqual(orderFiles(c.input), c.expected));
 });
 
 async function collect(files: string[]) {
   const out: unknown[] = [];
-  for await (const b of readLines(files)) out.push('error' in b ? { file: b.file, lines: b.lines, code: (b.error as NodeJS.ErrnoException).code } : b);
+  for await (const b of readLines(files))
+    out.push('error' in b ? { file: b.file, lines: b.lines, code: (b.error as NodeJS.ErrnoException).code } : b);
   return out;
 }
 
@@ -54,7 +59,10 @@ describe('readLines', () => {
   it('a gzip file is recognised by its bytes, whatever its name', async () => {
     const f = join(dir, 'compressed-without-suffix');
     writeFileSync(f, gzipSync('x\n'));
-    assert.deepEqual(await collect([f]), [{ file: f, first: 1, lines: ['x'] }, { file: f, endsWithNewline: true }]);
+    assert.deepEqual(await collect([f]), [
+      { file: f, first: 1, lines: ['x'] },
+      { file: f, endsWithNewline: true },
+    ]);
   });
   it('a missing file is reported and the next one still read', async () => {
     const ok = join(dir, 'ok.jsonl');

@@ -23,7 +23,18 @@ describe('parseTime', () => {
   for (const c of good) {
     it(c.name, () => assert.equal(new Date(parseTime(c.input, NOW)).toISOString(), c.expected));
   }
-  const bad = ['yesterday', '7', '7y', '-7d', '2024-02-30', '2024-13-01', '2024-03-01T25:00', '', '03/01/2024', '2024-03-01T08:00+2'];
+  const bad = [
+    'yesterday',
+    '7',
+    '7y',
+    '-7d',
+    '2024-02-30',
+    '2024-13-01',
+    '2024-03-01T25:00',
+    '',
+    '03/01/2024',
+    '2024-03-01T08:00+2',
+  ];
   for (const input of bad) {
     it(`rejects ${JSON.stringify(input)}`, () => assert.throws(() => parseTime(input, NOW, 'from'), TypeError));
   }

@@ -35,7 +35,14 @@ export function request(hours: number, f: Partial<AuditFields> = {}): AuditField
 export const DAY: AuditFields[] = [
   request(0),
   request(1, { clientIp: '203.0.113.8', userId: 'nurse-kim', path: '/patients/43' }),
-  request(2, { clientIp: '10.1.2.3', userId: 'dr-lee', path: '/patients/42/notes', route: '/patients/:id/notes', method: 'POST', status: 201 }),
+  request(2, {
+    clientIp: '10.1.2.3',
+    userId: 'dr-lee',
+    path: '/patients/42/notes',
+    route: '/patients/:id/notes',
+    method: 'POST',
+    status: 201,
+  }),
   request(3, { clientIp: '2001:db8::7', userId: 'nurse-kim', status: 403, path: '/admin/users', route: '/admin/users' }),
   request(4, { clientIp: '10.200.0.1', userId: undefined, status: 404, path: '/favicon.ico', route: undefined }),
   {
