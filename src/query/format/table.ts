@@ -6,13 +6,16 @@ interface Column {
   title: string;
   /** Widest a value may make the column. */
   max: number;
+  /** Narrowest it is. */
+  min?: number;
   value(m: QueryMatch): string;
   right?: boolean;
 }
 
 const COLUMNS: Column[] = [
   // '!' marks an entry that did not verify.
-  { title: '', max: 1, value: (m) => (m.verified ? '' : '!') },
+  // Always one wide, so rows keep their places when a damaged entry comes after the widths are fixed.
+  { title: '', max: 1, min: 1, value: (m) => (m.verified ? '' : '!') },
   { title: 'TIME', max: 30, value: (m) => m.fields.timestamp ?? '' },
   { title: 'CLIENT', max: 39, value: (m) => m.fields.clientIp ?? m.fields.peerIp ?? '' },
   { title: 'USER', max: 24, value: (m) => m.fields.userId ?? '' },
@@ -67,7 +70,9 @@ export function createTableFormatter(options: TableOptions = {}): Formatter {
   const flush = (): string => {
     const rows = pending ?? [];
     pending = undefined;
-    widths = COLUMNS.map((c, i) => Math.min(c.max, Math.max(c.title.length, ...rows.map((r) => (r[i] as string).length))));
+    widths = COLUMNS.map((c, i) =>
+      Math.min(c.max, Math.max(c.min ?? 0, c.title.length, ...rows.map((r) => (r[i] as string).length))),
+    );
     return render(COLUMNS.map((c) => c.title)) + rows.map(render).join('');
   };
 
