@@ -82,6 +82,7 @@ describe('table', () => {
     const [evil] = await matches([request(0, { userId: 'eve\u001b[2J\u202e', path: '/p\r\n' })]);
     const t = createTableFormatter();
     const out = t.row(evil as QueryMatch) + t.end();
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for control characters
     assert.doesNotMatch(out.replace(/\n/g, ''), /[\u0000-\u001f\u202e]/);
     assert.ok(out.includes('eve\\u001b[2J\\u202e'));
     assert.ok(out.includes('/p\\u000d\\u000a'));
