@@ -19,7 +19,23 @@ export { AccessLogTransport, formatElbLine } from './audit/elb-format.js';
 export type { AuditFields } from './audit/entry.js';
 export type { Durability } from './audit/file-sink.js';
 export { type AuditFileOptions, AuditFileTransport } from './audit/file-transport.js';
-export { type VerifyOptions, type VerifyResult, verifyAuditLog } from './audit/verify.js';
+export {
+  type ChainStatus,
+  type ChainSummary,
+  type LineSource,
+  type ParsedEntry,
+  type Verdict,
+  type VerifiedEntry,
+  Verifier,
+  type VerifyCode,
+  VerifyCodes,
+  type VerifyFinding,
+  type VerifyOptions,
+  type VerifyResult,
+  VerifySeverities,
+  type VerifySeverity,
+  verifyAuditLog,
+} from './audit/verify.js';
 export { createHttpServer, createServer, type HttpServerOptions, type ServerOptions } from './connection/create-server.js';
 export type { ProxyProtocolOptions } from './connection/options.js';
 export { getProxyInfo, type ProxyInfo } from './connection/socket-info.js';
