@@ -18,6 +18,20 @@ export interface FileEnd {
  * {@link MAX_LINE_BYTES} are cut to that length. Rejects with the I/O or gzip error.
  */
 export async function readLines(file: string, onLine: (text: string, line: number) => void): Promise<FileEnd> {
+  let n = 0;
+  for await (const batch of lineBatches(file)) {
+    if (!Array.isArray(batch)) return batch;
+    for (const text of batch) onLine(text, ++n);
+  }
+  throw new Error('unreachable: lineBatches ends with a FileEnd');
+}
+
+/**
+ * The physical lines of `file` as {@link readLines} reads them, one array per chunk read (so a consumer that
+ * awaits between batches holds back the reading: memory stays bounded), then how the file ended. Throws
+ * the I/O or gzip error.
+ */
+export async function* lineBatches(file: string): AsyncGenerator<string[] | FileEnd> {
   const fh = await open(file, 'r');
   let magic: Buffer;
   try {
@@ -37,21 +51,21 @@ export async function readLines(file: string, onLine: (text: string, line: numbe
     input = raw.pipe(gunzip);
   }
   try {
-    return await split(input, onLine);
+    yield* split(input);
   } finally {
     raw.destroy();
     input.destroy();
   }
 }
 
-async function split(input: Readable, onLine: (text: string, line: number) => void): Promise<FileEnd> {
-  let n = 0;
+async function* split(input: Readable): AsyncGenerator<string[] | FileEnd> {
   let held: Buffer[] = [];
   let heldBytes = 0;
   let last = 0x0a;
   for await (const chunk of input as AsyncIterable<Buffer>) {
     if (chunk.length === 0) continue;
     last = chunk[chunk.length - 1] as number;
+    const lines: string[] = [];
     let from = 0;
     for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
       let text: string;
@@ -62,13 +76,14 @@ async function split(input: Readable, onLine: (text: string, line: number) => vo
         held = [];
         heldBytes = 0;
       }
-      onLine(text, ++n);
+      lines.push(text);
       from = nl + 1;
     }
     if (from < chunk.length) hold(Buffer.from(chunk.subarray(from)));
+    if (lines.length > 0) yield lines;
   }
-  if (held.length > 0) onLine(Buffer.concat(held).toString('utf8'), ++n);
-  return { endsWithNewline: last === 0x0a };
+  if (held.length > 0) yield [Buffer.concat(held).toString('utf8')];
+  yield { endsWithNewline: last === 0x0a };
 
   function hold(b: Buffer): void {
     const room = MAX_LINE_BYTES - heldBytes;

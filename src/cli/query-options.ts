@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { createAuditLog } from '../audit/audit-log.js';
+import type { VerifyFinding } from '../audit/verify-codes.js';
 import type { QueryFilters } from '../query/filter.js';
 import type { QueryOptions, QueryResult } from '../query/query.js';
 import { last, UsageError } from './args.js';
@@ -73,24 +74,16 @@ export function usageOnTypeError<T>(fn: () => T): T {
   }
 }
 
-interface Finding {
-  code: string;
-  severity: string;
-  message: string;
-  source?: string;
-  line?: number;
-}
-
 /**
  * The verification summary for stderr: one line with the verdict, then every finding worse than a note,
  * consecutive lines of one kind joined into a range (`audit.jsonl:120-135`), then notes counted by code.
  */
 export function describeVerification(command: string, r: QueryResult): string {
-  const chains = 'chains' in r && typeof r.chains === 'number' ? ` in ${r.chains} chain${r.chains === 1 ? '' : 's'}` : '';
+  const chains = ` in ${r.chains} chain${r.chains === 1 ? '' : 's'}`;
   let out = `${command}: verified ${r.entries} entries${chains}: ${r.verdict.toUpperCase()}; ${r.matched} matched${r.complete ? '' : ' (stopped early: the verdict covers only what was read)'}\n`;
   if (r.unverifiedMatches > 0) out += `${command}: ${r.unverifiedMatches} of the matches did not verify (marked)\n`;
-  const findings = r.findings as Finding[];
-  const ranges: { f: Finding; from?: number; to?: number; n: number }[] = [];
+  const findings = r.findings;
+  const ranges: { f: VerifyFinding; from?: number; to?: number; n: number }[] = [];
   const notes = new Map<string, number>();
   for (const f of findings) {
     if (f.severity === 'note') {
@@ -115,8 +108,7 @@ export function describeVerification(command: string, r: QueryResult): string {
     out += `${where}${f.severity}: ${f.code}: ${f.message}${n > 1 ? ` (${n} lines)` : ''}\n`;
   }
   for (const [code, n] of notes) out += `note: ${n} × ${code}\n`;
-  const total = 'findingsTotal' in r && typeof r.findingsTotal === 'number' ? r.findingsTotal : findings.length;
-  if (total > findings.length) out += `(${total - findings.length} more findings not shown)\n`;
+  if (r.findingsTotal > findings.length) out += `(${r.findingsTotal - findings.length} more findings not shown)\n`;
   return out;
 }
 

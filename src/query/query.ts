@@ -1,9 +1,9 @@
 // queryAuditLog: files → lines → verify → filter, as an async iterable of matching entries.
 import type { KeyObject } from 'node:crypto';
+import { Verifier, type VerifyResult } from '../audit/verifier.js';
 import { type AuditEntry, type EntryView, view } from './entry.js';
 import { type CompiledFilter, compileFilter, type QueryFilters } from './filter.js';
 import { orderFiles, readLines } from './sources.js';
-import { createLineVerifier, type LineVerifier, type QueryVerifyResult } from './verification.js';
 
 /** Options of {@link queryAuditLog} and {@link auditReport}. */
 export interface QueryOptions {
@@ -36,7 +36,7 @@ export interface QueryMatch {
 }
 
 /** What a finished query found: the verification of everything read, and counts. */
-export interface QueryResult extends QueryVerifyResult {
+export interface QueryResult extends VerifyResult {
   /** Entries that matched the filters (also those past `limit`). */
   matched: number;
   /** Matches yielded (at most `limit`). */
@@ -90,11 +90,11 @@ export function queryAuditLog(
   }
   checkOptions(options);
   const filter = compileFilter(filters, options.now ?? Date.now());
-  const verifier = createLineVerifier({ hashKey: options.hashKey, publicKey: options.publicKey });
+  const verifier = new Verifier({ hashKey: options.hashKey, publicKey: options.publicKey });
   return runQuery(orderFiles(list), filter, verifier, options.limit ?? Number.POSITIVE_INFINITY);
 }
 
-function runQuery(files: string[], filter: CompiledFilter, verifier: LineVerifier, limit: number): AuditQuery {
+function runQuery(files: string[], filter: CompiledFilter, verifier: Verifier, limit: number): AuditQuery {
   let settle!: (r: QueryResult) => void;
   let fail!: (e: unknown) => void;
   const result = new Promise<QueryResult>((res, rej) => {
@@ -113,6 +113,7 @@ function runQuery(files: string[], filter: CompiledFilter, verifier: LineVerifie
     try {
       for await (const batch of readLines(files)) {
         if ('error' in batch) {
+          verifier.endSource(batch.file);
           verifier.unreadable(batch.file, batch.error);
           continue;
         }

@@ -1,9 +1,6 @@
 // Audit files → physical lines: rotated sets oldest first, gzip-compressed files decompressed on the way.
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
-import { createGunzip } from 'node:zlib';
+import { lineBatches } from '../audit/line-reader.js';
 
 /** Physical lines of one file, in order; `first` is the 1-based number of `lines[0]`. */
 export interface LineBatch {
@@ -69,52 +66,24 @@ export function orderFiles(files: readonly string[]): string[] {
   return out;
 }
 
-async function isGzip(file: string): Promise<boolean> {
-  const fh = await open(file, 'r');
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * The physical lines of each file, in the order given, one batch per chunk read (a line per `\n`; a last
- * line without `\n` is a line too), then a {@link SourceEnd}. A file that cannot be read yields a {@link ReadFailure} and reading goes
- * on with the next file. Gzip files (by their magic bytes) are decompressed.
+ * line without `\n` is a line too), then a {@link SourceEnd}. A file that cannot be read yields a
+ * {@link ReadFailure} and reading goes on with the next file. Gzip files (by their magic bytes) are
+ * decompressed.
  */
 export async function* readLines(files: readonly string[]): AsyncGenerator<LineBatch | SourceEnd | ReadFailure> {
   for (const file of files) {
     let n = 0;
     try {
-      const gzip = await isGzip(file);
-      const raw = createReadStream(file, { highWaterMark: 1 << 20 });
-      const input = gzip ? raw.pipe(createGunzip()) : raw;
-      // A gunzip error does not reach `raw`'s consumer: pass it on, and close the file.
-      if (input !== raw) raw.on('error', (err) => input.destroy(err));
-      const decoder = new StringDecoder('utf8');
-      let rest = '';
-      try {
-        for await (const chunk of input) {
-          const text = rest + decoder.write(chunk as Buffer);
-          const lines = text.split('\n');
-          rest = lines.pop() as string;
-          if (lines.length > 0) {
-            yield { file, first: n + 1, lines };
-            n += lines.length;
-          }
+      for await (const batch of lineBatches(file)) {
+        if (!Array.isArray(batch)) {
+          yield { file, endsWithNewline: batch.endsWithNewline };
+          break;
         }
-      } finally {
-        raw.destroy();
+        yield { file, first: n + 1, lines: batch };
+        n += batch.length;
       }
-      rest += decoder.end();
-      if (rest !== '') {
-        yield { file, first: n + 1, lines: [rest] };
-        n++;
-      }
-      yield { file, endsWithNewline: rest === '' };
     } catch (err) {
       yield { file, lines: n, error: err as Error };
     }
