@@ -7,11 +7,13 @@ export class Output {
   private buf = '';
   /** True once the reader closed the pipe (EPIPE): the caller may stop producing. */
   closed = false;
+  /** Any other write error, thrown by the next flush. */
+  private failed: Error | undefined;
 
   constructor(private readonly stream: NodeJS.WritableStream = process.stdout) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') this.closed = true;
-      else throw err;
+      else this.failed ??= err;
     });
   }
 
@@ -22,12 +24,20 @@ export class Output {
   }
 
   async flush(): Promise<void> {
+    if (this.failed) throw this.failed;
     if (this.buf === '' || this.closed) {
       this.buf = '';
       return;
     }
     const s = this.buf;
     this.buf = '';
-    if (!this.stream.write(s)) await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close')]);
+    if (this.stream.write(s)) return;
+    try {
+      await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close')]);
+    } catch (err) {
+      // once() rejects with the stream's 'error': a reader gone is the end of the answer, anything else is not.
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+      this.closed = true;
+    }
   }
 }
