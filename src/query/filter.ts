@@ -72,6 +72,42 @@ function statusTest(v: number | string): (s: number) => boolean {
   throw new TypeError(`status: ${JSON.stringify(v)} is neither a status code nor a pattern like 4xx`);
 }
 
+type TextFilter = 'ip' | 'peer' | 'user' | 'path' | 'route' | 'action' | 'outcome';
+interface TextSpec {
+  /** The field of the entry it tests. */
+  field: keyof EntryView;
+  /** Compiles the given values into a test of the field (a TypeError for a bad value). */
+  test(values: readonly string[], name: string): (v: string) => boolean;
+  /** The JSON text every line that matches the value holds (see mayMatch)… */
+  needle: (v: string) => string;
+  /** …when the value has that one spelling. Default: printable ASCII without quote or backslash. */
+  plain?: (v: string) => boolean;
+}
+
+const oneOf = (values: readonly string[]) => {
+  const set = new Set(values);
+  return (v: string) => set.has(v);
+};
+const within = (values: readonly string[], name: string) => compileTrust(values, name);
+// Dotted IPv4 has one spelling, the one the writer logs; IPv6 and CIDRs have many, so they are not looked for.
+const dotted = (v: string) => isIP(v) === 4;
+const outcomes = (values: readonly string[], name: string) => {
+  for (const o of values)
+    if (!OUTCOMES.includes(o)) throw new TypeError(`${name}: ${JSON.stringify(o)} is not one of ${OUTCOMES.join(', ')}`);
+  return oneOf(values);
+};
+
+/** The filters on text fields, as a table: the field, its test, and the text a matching line contains. */
+const TEXT_FILTERS: Record<TextFilter, TextSpec> = {
+  ip: { field: 'clientIp', test: within, needle: (v) => `"ip":"${v}"`, plain: dotted },
+  peer: { field: 'peerIp', test: within, needle: (v) => `"address":"${v}"`, plain: dotted },
+  user: { field: 'userId', test: oneOf, needle: (v) => `"id":"${v}"` },
+  path: { field: 'path', test: (values) => (v) => values.some((p) => v.startsWith(p)), needle: (v) => `"path":"${v}` },
+  route: { field: 'route', test: oneOf, needle: (v) => `"route":"${v}"` },
+  action: { field: 'action', test: oneOf, needle: (v) => `"action":"${v}"` },
+  outcome: { field: 'outcome', test: outcomes, needle: (v) => `"outcome":"${v}"` },
+};
+
 /**
  * Compiles filters once (a `TypeError` names a bad one). `now` anchors relative times.
  *
@@ -86,60 +122,18 @@ export function compileFilter(filters: QueryFilters = {}, now = Date.now()): Com
   const tests: ((e: EntryView) => boolean)[] = [];
   const needles: string[][] = [];
   const description: Record<string, string[]> = {};
-  const exact = (name: string, values: readonly string[], key: string) => {
-    if (values.every((v) => PLAIN.test(v))) needles.push(values.map((v) => `"${key}":"${v}"`));
-    description[name] = [...values];
-  };
 
-  // Dotted IPv4 has one spelling, the one the writer logs; IPv6 and CIDRs have many, so they are not looked for.
-  const addressNeedles = (values: readonly string[], key: string) => {
-    if (values.every((v) => isIP(v) === 4)) needles.push(values.map((v) => `"${key}":"${v}"`));
-  };
-  const ip = strings(filters.ip, 'ip');
-  if (ip) {
-    const inside = compileTrust(ip, 'ip');
-    tests.push((e) => e.clientIp !== undefined && inside(e.clientIp));
-    addressNeedles(ip, 'ip');
-    description.ip = [...ip];
-  }
-  const peer = strings(filters.peer, 'peer');
-  if (peer) {
-    const inside = compileTrust(peer, 'peer');
-    tests.push((e) => e.peerIp !== undefined && inside(e.peerIp));
-    addressNeedles(peer, 'address');
-    description.peer = [...peer];
-  }
-  const user = strings(filters.user, 'user');
-  if (user) {
-    const set = new Set(user);
-    tests.push((e) => e.userId !== undefined && set.has(e.userId));
-    exact('user', user, 'id');
-  }
-  const path = strings(filters.path, 'path');
-  if (path) {
-    tests.push((e) => e.path !== undefined && path.some((p) => (e.path as string).startsWith(p)));
-    if (path.every((v) => PLAIN.test(v))) needles.push(path.map((v) => `"path":"${v}`));
-    description.path = [...path];
-  }
-  const route = strings(filters.route, 'route');
-  if (route) {
-    const set = new Set(route);
-    tests.push((e) => e.route !== undefined && set.has(e.route));
-    exact('route', route, 'route');
-  }
-  const action = strings(filters.action, 'action');
-  if (action) {
-    const set = new Set(action);
-    tests.push((e) => e.action !== undefined && set.has(e.action));
-    exact('action', action, 'action');
-  }
-  const outcome = strings(filters.outcome, 'outcome');
-  if (outcome) {
-    for (const o of outcome)
-      if (!OUTCOMES.includes(o)) throw new TypeError(`outcome: ${JSON.stringify(o)} is not one of ${OUTCOMES.join(', ')}`);
-    const set = new Set(outcome);
-    tests.push((e) => e.outcome !== undefined && set.has(e.outcome));
-    exact('outcome', outcome, 'outcome');
+  for (const [name, spec] of Object.entries(TEXT_FILTERS) as [TextFilter, TextSpec][]) {
+    const values = strings(filters[name], name);
+    if (!values) continue;
+    const field = spec.field;
+    const test = spec.test(values, name);
+    tests.push((e) => {
+      const v = e[field];
+      return typeof v === 'string' && test(v);
+    });
+    if (values.every(spec.plain ?? ((v) => PLAIN.test(v)))) needles.push(values.map(spec.needle));
+    description[name] = [...values];
   }
   const status = list(filters.status, 'status');
   if (status) {

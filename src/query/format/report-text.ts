@@ -2,8 +2,10 @@
 import type { AuditReport } from '../report.js';
 import { printable } from './text.js';
 
-function table(title: string, head: string[], rows: (string | number)[][], total: number): string {
-  if (rows.length === 0) return `${title}: none\n`;
+function table(title: string, head: string[], allRows: (string | number)[][], top: number): string {
+  if (allRows.length === 0) return `${title}: none\n`;
+  const rows = allRows.slice(0, top);
+  const total = allRows.length;
   const all = [head, ...rows.map((r) => r.map((c) => printable(String(c))))];
   const widths = head.map((_, i) => Math.max(...all.map((r) => (r[i] as string).length)));
   // Text first (left), counts right-aligned.
@@ -42,55 +44,22 @@ export function formatReport(r: AuditReport, top = 20): string {
     }\n` +
     `Period: ${r.first ?? '-'} to ${r.last ?? '-'}\n` +
     `Requests: ${r.requests.requests} (${r.requests.failures} failed); without a user: ${r.anonymous.requests}; refused connections: ${r.refused.total}\n\n`;
-  const t = (xs: unknown[]) => xs.slice(0, top);
-  return (
-    head +
-    table(
-      'Per day',
-      ['DAY', 'REQUESTS', 'FAILURES'],
-      r.perDay.map((d) => [d.day, d.requests, d.failures]),
-      r.perDay.length,
-    ) +
-    '\n' +
-    table(
-      'Per user',
-      ['USER', 'REQUESTS', 'FAILURES', 'FIRST ACCESS', 'LAST ACCESS'],
-      (t(r.perUser) as AuditReport['perUser']).map((u) => [u.user, u.requests, u.failures, u.first, u.last]),
-      r.perUser.length,
-    ) +
-    '\n' +
-    table(
-      'Per client address',
-      ['CLIENT', 'REQUESTS', 'FAILURES'],
-      (t(r.perClient) as AuditReport['perClient']).map((c) => [c.ip, c.requests, c.failures]),
-      r.perClient.length,
-    ) +
-    '\n' +
-    table(
-      'Per route',
-      ['ROUTE', 'REQUESTS', 'FAILURES'],
-      (t(r.perRoute) as AuditReport['perRoute']).map((c) => [c.route, c.requests, c.failures]),
-      r.perRoute.length,
-    ) +
-    '\n' +
-    table(
-      'Failures',
-      ['STATUS', 'COUNT'],
-      (t(r.failures) as AuditReport['failures']).map((f) => [f.reason, f.count]),
-      r.failures.length,
-    ) +
-    '\n' +
-    table(
-      'Refused connections by reason',
-      ['CODE', 'COUNT'],
-      (t(r.refused.byCode) as AuditReport['refused']['byCode']).map((c) => [c.code, c.count]),
-      r.refused.byCode.length,
-    ) +
-    table(
-      'Refused connections by peer',
-      ['PEER', 'COUNT'],
-      (t(r.refused.byPeer) as AuditReport['refused']['byPeer']).map((c) => [c.peer, c.count]),
-      r.refused.byPeer.length,
-    )
-  );
+  return head + SECTIONS.map(([title, columns, rows]) => table(title, columns, rows(r), top)).join('\n');
 }
+
+type Row = (string | number)[];
+
+/** The sections after the summary: title, column heads, rows. */
+const SECTIONS: [string, string[], (r: AuditReport) => Row[]][] = [
+  ['Per day', ['DAY', 'REQUESTS', 'FAILURES'], (r) => r.perDay.map((d) => [d.day, d.requests, d.failures])],
+  [
+    'Per user',
+    ['USER', 'REQUESTS', 'FAILURES', 'FIRST ACCESS', 'LAST ACCESS'],
+    (r) => r.perUser.map((u) => [u.user, u.requests, u.failures, u.first, u.last]),
+  ],
+  ['Per client address', ['CLIENT', 'REQUESTS', 'FAILURES'], (r) => r.perClient.map((c) => [c.ip, c.requests, c.failures])],
+  ['Per route', ['ROUTE', 'REQUESTS', 'FAILURES'], (r) => r.perRoute.map((c) => [c.route, c.requests, c.failures])],
+  ['Failures', ['STATUS', 'COUNT'], (r) => r.failures.map((f) => [f.reason, f.count])],
+  ['Refused connections by reason', ['CODE', 'COUNT'], (r) => r.refused.byCode.map((c) => [c.code, c.count])],
+  ['Refused connections by peer', ['PEER', 'COUNT'], (r) => r.refused.byPeer.map((c) => [c.peer, c.count])],
+];
