@@ -24,7 +24,7 @@ export const FILTER_OPTIONS = [
 export const KEY_OPTIONS = ['--public-key', '--hash-key-file', '--hash-key-env', '--audit-to'];
 
 export const FILTER_USAGE = `      Filters (all must match; a filter given twice matches either value):
-        --ip ADDRESS|CIDR  --peer ADDRESS|CIDR  --user ID  --path PREFIX  --route TEMPLATE
+        --ip ADDRESS|CIDR  --not-ip ADDRESS|CIDR  --peer ADDRESS|CIDR  --user ID  --path PREFIX  --route TEMPLATE
         --from TIME  --to TIME (ISO-8601, UTC unless an offset is given, or 30m, 12h, 7d, 2w ago; --to is exclusive)
         --status 403|4xx  --outcome success|failure|unknown  --action ACTION
       Keys: --public-key PEM  --hash-key-file FILE | --hash-key-env VAR
@@ -35,6 +35,7 @@ export function filtersOf(options: Map<string, string[]>): QueryFilters {
   const f: QueryFilters = {};
   const many = (name: string) => options.get(name);
   if (many('--ip')) f.ip = many('--ip');
+  if (many('--not-ip')) f.notIp = many('--not-ip');
   if (many('--peer')) f.peer = many('--peer');
   if (many('--user')) f.user = many('--user');
   if (many('--path')) f.path = many('--path');

@@ -11,11 +11,13 @@ type OneOrMany<T> = T | readonly T[];
 export interface QueryFilters {
   /** Client address (`client.ip`): addresses, CIDRs, or `loopback`/`linklocal`/`uniquelocal`. */
   ip?: OneOrMany<string>;
+  /** Client address outside all of these (as `ip`): `notIp: 'uniquelocal'` is "from outside our network". */
+  notIp?: OneOrMany<string>;
   /** TCP peer (`network.peer.address`, the load balancer): as `ip`. */
   peer?: OneOrMany<string>;
   /** `user.id`, exactly. */
   user?: OneOrMany<string>;
-  /** `url.path` starts with this. */
+  /** `url.path` is this or below it, by whole segments (`/patients/42` holds `/patients/42/notes`, not `/patients/421`). */
   path?: OneOrMany<string>;
   /** `http.route` (the template, e.g. `/patients/:id`), exactly. */
   route?: OneOrMany<string>;
@@ -72,16 +74,22 @@ function statusTest(v: number | string): (s: number) => boolean {
   throw new TypeError(`status: ${JSON.stringify(v)} is neither a status code nor a pattern like 4xx`);
 }
 
-type TextFilter = 'ip' | 'peer' | 'user' | 'path' | 'route' | 'action' | 'outcome';
+type TextFilter = 'ip' | 'notIp' | 'peer' | 'user' | 'path' | 'route' | 'action' | 'outcome';
 interface TextSpec {
   /** The field of the entry it tests. */
   field: keyof EntryView;
   /** Compiles the given values into a test of the field (a TypeError for a bad value). */
   test(values: readonly string[], name: string): (v: string) => boolean;
   /** The JSON text every line that matches the value holds (see mayMatch)… */
-  needle: (v: string) => string;
+  needle?: (v: string) => string;
   /** …when the value has that one spelling. Default: printable ASCII without quote or backslash. */
   plain?: (v: string) => boolean;
+}
+
+/** `path` is `prefix` or below it, by whole segments: /patients/42 holds /patients/42/notes, not /patients/421. */
+export function underPath(path: string, prefix: string): boolean {
+  if (!path.startsWith(prefix)) return false;
+  return path.length === prefix.length || prefix.endsWith('/') || path.charCodeAt(prefix.length) === 0x2f;
 }
 
 const oneOf = (values: readonly string[]) => {
@@ -100,9 +108,16 @@ const outcomes = (values: readonly string[], name: string) => {
 /** The filters on text fields, as a table: the field, its test, and the text a matching line contains. */
 const TEXT_FILTERS: Record<TextFilter, TextSpec> = {
   ip: { field: 'clientIp', test: within, needle: (v) => `"ip":"${v}"`, plain: dotted },
+  notIp: {
+    field: 'clientIp',
+    test: (values, name) => {
+      const inside = within(values, name);
+      return (v) => !inside(v);
+    },
+  },
   peer: { field: 'peerIp', test: within, needle: (v) => `"address":"${v}"`, plain: dotted },
   user: { field: 'userId', test: oneOf, needle: (v) => `"id":"${v}"` },
-  path: { field: 'path', test: (values) => (v) => values.some((p) => v.startsWith(p)), needle: (v) => `"path":"${v}` },
+  path: { field: 'path', test: (values) => (v) => values.some((p) => underPath(v, p)), needle: (v) => `"path":"${v}` },
   route: { field: 'route', test: oneOf, needle: (v) => `"route":"${v}"` },
   action: { field: 'action', test: oneOf, needle: (v) => `"action":"${v}"` },
   outcome: { field: 'outcome', test: outcomes, needle: (v) => `"outcome":"${v}"` },
@@ -132,7 +147,8 @@ export function compileFilter(filters: QueryFilters = {}, now = Date.now()): Com
       const v = e[field];
       return typeof v === 'string' && test(v);
     });
-    if (values.every(spec.plain ?? ((v) => PLAIN.test(v)))) needles.push(values.map(spec.needle));
+    const { needle } = spec;
+    if (needle && values.every(spec.plain ?? ((v) => PLAIN.test(v)))) needles.push(values.map(needle));
     description[name] = [...values];
   }
   const status = list(filters.status, 'status');

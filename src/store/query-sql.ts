@@ -51,18 +51,26 @@ export function storeQuerySql(table: string, filters: QueryFilters = {}, options
   const any = (column: string, vs: string[] | undefined, type = 'text') => {
     if (vs) where.push(`${column} = ANY(${param(vs, `${type}[]`)})`);
   };
-  const addresses = (column: string, vs: string[] | undefined) => {
+  const addresses = (column: string, vs: string[] | undefined, not = false) => {
     if (!vs) return;
     const ranges = vs.flatMap((v) => (Object.hasOwn(PRESETS, v) ? (PRESETS[v] as readonly string[]) : [v]));
     // One comparison each, OR-ed: each is an index range scan (a bitmap OR), which `= ANY` of CIDRs is not.
     const terms = ranges.map((r) => (r.includes('/') ? `${column} <<= ${param(r, 'inet')}` : `${column} = ${param(r, 'inet')}`));
-    where.push(terms.length === 1 ? (terms[0] as string) : `(${terms.join(' OR ')})`);
+    const either = terms.length === 1 ? (terms[0] as string) : `(${terms.join(' OR ')})`;
+    // NOT over a NULL is NULL: a row without a client address matches neither `ip` nor `notIp`, as in files.
+    where.push(not ? `NOT ${terms.length === 1 ? `(${either})` : either}` : either);
   };
   addresses('client_ip', f.ip);
+  addresses('client_ip', f.notIp, true);
   addresses('peer_ip', f.peer);
   any('user_id', f.user);
   if (f.path) {
-    const terms = f.path.map((p) => `path LIKE ${param(likePrefix(p), 'text')}`);
+    // Whole segments, as underPath: the path itself, or below it (`p/…`).
+    const terms = f.path.map((p) =>
+      p.endsWith('/')
+        ? `path LIKE ${param(likePrefix(p), 'text')}`
+        : `(path = ${param(p, 'text')} OR path LIKE ${param(likePrefix(`${p}/`), 'text')})`,
+    );
     where.push(terms.length === 1 ? (terms[0] as string) : `(${terms.join(' OR ')})`);
   }
   any('route', f.route);

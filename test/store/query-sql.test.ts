@@ -19,18 +19,31 @@ describe('storeQuerySql', () => {
       values: ['203.0.113.7', '127.0.0.0/8', '::1/128'],
     },
     { name: 'peer', filters: { peer: '10.0.0.2' }, where: 'peer_ip = $1::inet', values: ['10.0.0.2'] },
+    { name: 'not an address', filters: { notIp: '10.0.0.0/8' }, where: 'NOT (client_ip <<= $1::inet)', values: ['10.0.0.0/8'] },
+    {
+      name: 'not in a named range',
+      filters: { notIp: 'loopback' },
+      where: 'NOT (client_ip <<= $1::inet OR client_ip <<= $2::inet)',
+      values: ['127.0.0.0/8', '::1/128'],
+    },
     {
       name: 'user',
       filters: { user: ['dr-lee', 'nurse-kim'] },
       where: 'user_id = ANY($1::text[])',
       values: [['dr-lee', 'nurse-kim']],
     },
-    { name: 'a path prefix', filters: { path: '/patients/42' }, where: 'path LIKE $1::text', values: ['/patients/42%'] },
     {
-      name: 'a path prefix with LIKE characters is literal',
-      filters: { path: ['/a_b%c\\d', '/x'] },
+      name: 'a path: itself or below it',
+      filters: { path: '/patients/42' },
+      where: '(path = $1::text OR path LIKE $2::text)',
+      values: ['/patients/42', '/patients/42/%'],
+    },
+    { name: 'a path ending in /', filters: { path: '/patients/' }, where: 'path LIKE $1::text', values: ['/patients/%'] },
+    {
+      name: 'a path with LIKE characters is literal',
+      filters: { path: ['/a_b%c\\d/', '/x/'] },
       where: '(path LIKE $1::text OR path LIKE $2::text)',
-      values: ['/a\\_b\\%c\\\\d%', '/x%'],
+      values: ['/a\\_b\\%c\\\\d/%', '/x/%'],
     },
     { name: 'route', filters: { route: '/patients/:id' }, where: 'route = ANY($1::text[])', values: [['/patients/:id']] },
     {
@@ -84,7 +97,7 @@ describe('storeQuerySql', () => {
     const evil = "x'; DROP TABLE audit_log; --";
     const q = storeQuerySql(T, { user: evil, path: evil, route: evil, action: evil });
     assert.ok(!q.text.includes('DROP'));
-    assert.equal(q.values.length, 4);
+    assert.equal(q.values.length, 5, 'user, path (itself and below), route, action');
   });
 
   const bad: { name: string; filters: unknown; limit?: number }[] = [
