@@ -3,7 +3,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { auditReport, createAuditLog, type QueryFilters, type QueryMatch, queryAuditLog, Verifier } from '../../src/index.js';
+import {
+  auditReport,
+  createAuditLog,
+  formatReport,
+  type QueryFilters,
+  type QueryMatch,
+  queryAuditLog,
+  Verifier,
+} from '../../src/index.js';
 import { DAY, request, tmpFile, writeLog } from './util.js';
 
 async function all(files: string | string[], filters: QueryFilters = {}, options = {}) {
@@ -237,5 +245,20 @@ describe('auditReport', () => {
 
   it('a bad filter throws at the call', () => {
     assert.throws(() => auditReport('x', { status: 'bad' }), TypeError);
+  });
+
+  it('text: long lists are cut at top rows, and say how many more there are', async () => {
+    const { file } = await writeLog();
+    const text = formatReport(await auditReport(file), 2);
+    const perClient = text.slice(text.indexOf('Per client address'), text.indexOf('Per route'));
+    assert.equal(perClient.split('\n').filter((l) => /^ {2}\S/.test(l)).length, 4, 'heading, 2 rows, the note');
+    assert.match(perClient, /… and 4 more \(--json lists all\)/);
+  });
+
+  it('text: values are shown escaped', async () => {
+    const { file } = await writeLog([request(0, { userId: 'x\u001b]0;owned\u0007' })]);
+    const text = formatReport(await auditReport(file));
+    assert.ok(text.includes('x\\u001b]0;owned\\u0007'));
+    assert.ok(!text.includes('\u001b'));
   });
 });
