@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import {
   auditReport,
   createAuditLog,
@@ -197,6 +198,36 @@ describe('the verifier’s fast path', () => {
       assert.deepEqual(got?.entry, JSON.parse(l));
     });
     assert.equal(v.end().verdict, 'intact');
+  });
+});
+
+describe('the verifier’s fast path does not change verdicts', () => {
+  it('any one character changed in any line but the last is never intact (property)', async () => {
+    const { lines } = await writeLog();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: lines.length - 2 }),
+        fc.nat(),
+        fc.integer({ min: 0x20, max: 0x7e }),
+        async (i, at, code) => {
+          const line = lines[i] as string;
+          const pos = at % line.length;
+          const c = String.fromCharCode(code);
+          fc.pre(line[pos] !== c);
+          const bad = [...lines];
+          bad[i] = line.slice(0, pos) + c + line.slice(pos + 1);
+          const v = new Verifier();
+          bad.forEach((l, n) => v.line(l, { source: 'f', line: n + 1 }));
+          // Tampered — or cannot-verify when the edit hits the algorithm's name (an unknown algorithm).
+          const { verdict } = v.end();
+          assert.ok(
+            verdict === 'tampered' || verdict === 'cannot-verify',
+            `line ${i + 1}, position ${pos}, ${JSON.stringify(c)}: ${verdict}`,
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
