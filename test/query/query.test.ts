@@ -217,7 +217,9 @@ describe('the verifier’s fast path does not change verdicts', () => {
           const bad = [...lines];
           bad[i] = line.slice(0, pos) + c + line.slice(pos + 1);
           const v = new Verifier();
-          bad.forEach((l, n) => v.line(l, { source: 'f', line: n + 1 }));
+          bad.forEach((l, n) => {
+            v.line(l, { source: 'f', line: n + 1 });
+          });
           // Tampered — or cannot-verify when the edit hits the algorithm's name (an unknown algorithm).
           const { verdict } = v.end();
           assert.ok(
