@@ -19,8 +19,9 @@ export class Output {
 
   async write(s: string): Promise<void> {
     this.buf += s;
-    // 64 KiB per write(2): one system call per few hundred lines instead of one per line.
-    if (this.buf.length >= 65536) await this.flush();
+    // 64 KiB per write(2): one system call per few hundred lines instead of one per line; a person at a
+    // terminal sees each row as it comes.
+    if (this.buf.length >= 65536 || (this.stream as { isTTY?: boolean }).isTTY) await this.flush();
   }
 
   async flush(): Promise<void> {
