@@ -125,7 +125,9 @@ function runQuery(files: string[], filter: CompiledFilter, verifier: Verifier, l
         for (let i = 0; i < lines.length; i++) {
           const text = lines[i] as string;
           const found = verifier.line(text, { source: file, line: first + i });
-          // Cheap test first: most lines of a large log are ruled out without reading their fields.
+          // Cheap test first: most lines of a large log are ruled out without parsing them whole (the verifier
+          // parses an entry in full only when `entry` is read; parsing every line was 60% of the time of
+          // bench/query.mjs).
           if (found.length === 0 || !filter.mayMatch(text)) continue;
           for (const { entry, text: line, ok } of found) {
             const fields = view(entry as AuditEntry);
