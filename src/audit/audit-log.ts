@@ -1,4 +1,3 @@
-import cluster from 'node:cluster';
 import type { KeyObject } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import type { Server } from 'node:net';
@@ -6,6 +5,8 @@ import os from 'node:os';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
 import { ErrorCodes } from '../protocol/errors.js';
+import type { PostgresOption } from '../store/pg.js';
+import { PostgresShipper } from '../store/shipper.js';
 import { Chain, ownEntry, toPrivateKey } from './chain.js';
 import { formatElbLine } from './elb-format.js';
 import { type AuditFields, type Entry, toEntry } from './entry.js';
@@ -55,6 +56,14 @@ export interface AuditLogOptions {
   retryInterval?: number;
   /** An nginx `elb_format`-style access log (human-readable, no query values, not chained) in this file. */
   accessLog?: string;
+  /**
+   * Also ship the file to PostgreSQL, in this process (a {@link PostgresShipper} on `filename`, the durable
+   * spool): a connection string or `{ connectionString?, pool?, table? }` (table default `"audit_log"`, made
+   * by `proxy-protocol-audit pg-init`). Needs `filename` and the `pg` package. An outage of the database
+   * never stops the app: the lines wait in the file. `close()` then resolves once every entry is in
+   * PostgreSQL. Default: none.
+   */
+  postgres?: PostgresOption;
 }
 
 /** Counters of an {@link AuditLog}. */
@@ -77,6 +86,12 @@ export interface CloseOptions {
   timeout?: number;
   /** Then milliseconds to wait for the sink to take the last entries (a failing disk). Default 10000. */
   flushTimeout?: number;
+  /**
+   * With `postgres`: then milliseconds to wait for every line of the file to be in PostgreSQL; past it,
+   * close() rejects with `ERR_PROXY_AUDIT_SHIP_TIMEOUT` (the file holds the rest; the next shipper of the
+   * file sends it). Default 30000.
+   */
+  shipTimeout?: number;
 }
 
 /** Where a log is in its life: `open`, `closing` (close() called, open entries finishing), `closed`. */
@@ -175,7 +190,10 @@ export class AuditLog extends EventEmitter {
   private sealScheduled = false;
   /** Where lines are sealed when there is no file (the file's own buffer takes them otherwise). */
   private readonly scratch = new LineBuffer();
-  private readonly onDisconnect = () => void this.close().catch(() => {});
+  /** The last entries (stop, final checkpoint) are sealed. */
+  private stopped = false;
+  /** Ships the file to PostgreSQL (with `postgres`): its events (`'outage'`, `'recovered'`, …), `lag`, `stats`. */
+  readonly shipper: PostgresShipper | undefined;
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
@@ -194,6 +212,7 @@ export class AuditLog extends EventEmitter {
       maxQueue = 10_000,
       retryInterval = 1000,
       accessLog,
+      postgres,
     } = options ?? ({} as AuditLogOptions);
     if (filename === undefined && transports.length === 0) {
       throw new TypeError('createAuditLog: give a filename, transports, or both');
@@ -217,6 +236,9 @@ export class AuditLog extends EventEmitter {
       throw new TypeError('createAuditLog: service and host must be strings');
     if (accessLog !== undefined && (typeof accessLog !== 'string' || accessLog === ''))
       throw new TypeError('createAuditLog: bad accessLog');
+    if (postgres !== undefined && filename === undefined) {
+      throw new TypeError('createAuditLog: postgres ships the file: give a filename too');
+    }
     this.failClosed = onSinkError === 'fail-closed';
     this.checkpointEvery = checkpointEvery;
     this.maxQueue = maxQueue;
@@ -251,6 +273,9 @@ export class AuditLog extends EventEmitter {
       file.on('opened', (o: Opened) => this.reopened(o));
       this.file = file;
     }
+    // Made (and its options checked) at construction; it reads the file the sink writes.
+    this.shipper =
+      postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
       this.access.open('start');
@@ -264,8 +289,8 @@ export class AuditLog extends EventEmitter {
       }, checkpointInterval);
       this.checkpointTimer.unref();
     }
-    // A cluster worker whose primary went away is about to be ended: close the chain while it can.
-    if (cluster.isWorker) process.once('disconnect', this.onDisconnect);
+    live.add(this);
+    if (live.size === 1) process.on('exit', closeAllAtExit);
     this.enqueue(ownEntry('audit-log-started', { pid: process.pid, ...this.keyInfo(), ...found(opened) }));
   }
 
@@ -373,7 +398,8 @@ export class AuditLog extends EventEmitter {
   }
 
   private reopened(o: Opened): void {
-    if (o.reason === 'start') return;
+    // (after the stop entry nothing more may join the chain: the lines left are written as they are)
+    if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);
     if (o.reason === 'rotated') this.emit('reopened', this.file?.filename);
@@ -577,8 +603,9 @@ export class AuditLog extends EventEmitter {
   /**
    * Stops taking new requests (`state` becomes `closing`: adapters answer late requests 503 and close their
    * connections), waits for open entries, writes the last entries (and a final signed checkpoint), then
-   * flushes and closes every sink. Resolves when every entry is on disk or handed to its transport; rejects
-   * with `ERR_PROXY_AUDIT_LOST` when the disk did not take them by `flushTimeout`. Open entries still open at
+   * flushes and closes every sink. Resolves when every entry is on disk or handed to its transport (and, with
+   * `postgres`, in PostgreSQL); rejects with `ERR_PROXY_AUDIT_LOST` when the disk did not take them by
+   * `flushTimeout`, or with `ERR_PROXY_AUDIT_SHIP_TIMEOUT` when PostgreSQL did not by `shipTimeout`. Open entries still open at
    * the deadline are written by their `onShutdown`. Safe to call more than once.
    *
    * @example
@@ -587,13 +614,57 @@ export class AuditLog extends EventEmitter {
    * ```
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closing ??= this.doClose(options.timeout ?? 30_000, options.flushTimeout ?? 10_000);
+    this.closing ??= this.doClose(options.timeout ?? 30_000, options.flushTimeout ?? 10_000).then(
+      () => this.shipper?.close(options.shipTimeout ?? 30_000),
+      async (err) => {
+        // The file did not take every entry; ship what it holds all the same, and report the loss.
+        await this.shipper?.close(options.shipTimeout ?? 30_000).catch(() => {});
+        throw err;
+      },
+    );
     return this.closing;
+  }
+
+  /**
+   * Seals what is left and the last entries (`audit-log-stopped`, the final checkpoint): once, from
+   * `close()` or at process exit. Stops watching and checkpointing; the log is `closed` from here on.
+   */
+  private stop(reason: 'close' | 'exit'): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    live.delete(this);
+    if (live.size === 0) process.removeListener('exit', closeAllAtExit);
+    for (const u of this.unwatch) u();
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.sealQueued();
+    this.reportDropped();
+    this.sealQueued();
+    this.sealOne(ownEntry('audit-log-stopped', { dropped: this.dropped, reason }));
+    if (this.chain.signing) this.sealOne(this.chain.checkpoint(true));
+    this.lifecycle = 'closed';
+  }
+
+  /** @internal at process exit: writes open entries as `shutdown`, the last entries, and syncs the file. */
+  closeAtExit(): void {
+    for (let o = this.openHead.next; o !== undefined; o = this.openHead.next) this.shutdown(o);
+    this.stop('exit');
+    this.file?.closeSync();
+    this.access?.closeSync();
+  }
+
+  private shutdown(o: Open): void {
+    if (o.onShutdown) {
+      try {
+        o.onShutdown(o);
+      } catch (err) {
+        this.warn(err, 'an onShutdown callback threw');
+      }
+    }
+    if (!o.done) o.write({ category: 'web', action: 'open-entry-shutdown', outcome: 'unknown', errorType: 'shutdown' });
   }
 
   private async doClose(timeout: number, flushTimeout: number): Promise<void> {
     this.lifecycle = 'closing';
-    process.removeListener('disconnect', this.onDisconnect);
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -603,25 +674,9 @@ export class AuditLog extends EventEmitter {
         }),
       ]);
       clearTimeout(timer);
-      for (let o = this.openHead.next; o !== undefined; o = this.openHead.next) {
-        if (o.onShutdown) {
-          try {
-            o.onShutdown(o);
-          } catch (err) {
-            this.warn(err, 'an onShutdown callback threw');
-          }
-        }
-        if (!o.done) o.write({ category: 'web', action: 'open-entry-shutdown', outcome: 'unknown', errorType: 'shutdown' });
-      }
+      for (let o = this.openHead.next; o !== undefined; o = this.openHead.next) this.shutdown(o);
     }
-    for (const u of this.unwatch) u();
-    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    this.sealQueued();
-    this.reportDropped();
-    this.sealQueued();
-    this.sealOne(ownEntry('audit-log-stopped', { dropped: this.dropped }));
-    if (this.chain.signing) this.sealOne(this.chain.checkpoint(true));
-    this.lifecycle = 'closed';
+    this.stop('close');
     const transports = [...this.logger.transports];
     const finished = transports.map((t) => (t.writableFinished ? Promise.resolve() : once(t, 'finish').then(() => undefined)));
     this.logger.end();
@@ -638,6 +693,16 @@ export class AuditLog extends EventEmitter {
     clearTimeout(timer);
     await fileClosed;
   }
+}
+
+/** Logs not closed yet: written to the end if the process exits without closing them. */
+const live = new Set<AuditLog>();
+
+// 'exit' runs synchronously, and the file sink writes synchronously: a process ended by process.exit() —
+// an app's own, or a cluster worker's whose primary went away, which Node ends at once — still closes its
+// chain. (A signal without a handler ends the process with no 'exit': install one that calls close().)
+function closeAllAtExit(): void {
+  for (const log of live) log.closeAtExit();
 }
 
 /** The `audit.*` members of a start or reopen entry: what the writer found at the end of the file. */

@@ -444,6 +444,7 @@ export class Verifier {
   private piece(text: string, where: LineSource): VerifiedEntry | undefined {
     this.lastWasEntry = false;
     if (!text.startsWith(MARKER)) {
+      if (MARKER.startsWith(text)) return this.fragment(text, where); // cut inside the marker itself
       this.add(VerifyCodes.NOT_AN_ENTRY, `not an audit entry: ${preview(text)}`, where);
       return undefined;
     }
@@ -458,9 +459,7 @@ export class Verifier {
       parsed = JSON.parse(text);
     } catch {
       // A proper prefix of a JSON object is never valid JSON, so an entry cut anywhere lands here.
-      this.fragments++;
-      this.add(VerifyCodes.TORN_FRAGMENT, `torn fragment of ${Buffer.byteLength(text)} bytes skipped (a write cut short)`, where);
-      return undefined;
+      return this.fragment(text, where);
     }
     const m = SUFFIX.exec(text);
     const entry = parsed as ParsedEntry;
@@ -471,6 +470,12 @@ export class Verifier {
     this.entries++;
     this.lastWasEntry = true;
     return { entry, text, ok: this.check(entry, text, m[1] as string, where) };
+  }
+
+  private fragment(text: string, where: LineSource): undefined {
+    this.fragments++;
+    this.add(VerifyCodes.TORN_FRAGMENT, `torn fragment of ${Buffer.byteLength(text)} bytes skipped (a write cut short)`, where);
+    return undefined;
   }
 
   /**
@@ -834,6 +839,7 @@ export class Verifier {
       return;
     }
     // Full: a worse finding takes the place of the last one of the lowest severity below it.
+    if (severity === 'note') return;
     let victim = -1;
     for (let i = this.findings.length - 1; i >= 0; i--) {
       const s = (this.findings[i] as VerifyFinding).severity;
@@ -857,8 +863,14 @@ function preview(text: string): string {
 
 /** A KeyObject for an Ed25519 public key given as KeyObject or PEM (a private key gives its public half). */
 export function toPublicKey(key: KeyObject | string | Buffer): KeyObject {
-  const k = typeof key === 'object' && 'asymmetricKeyType' in key ? key : createPublicKey(key as string | Buffer);
-  const pub = k.type === 'private' ? createPublicKey(k) : k;
+  let pub: KeyObject;
+  try {
+    const k =
+      typeof key === 'object' && key !== null && 'asymmetricKeyType' in key ? key : createPublicKey(key as string | Buffer);
+    pub = k.type === 'private' ? createPublicKey(k) : k;
+  } catch (err) {
+    throw new TypeError(`publicKey must be an Ed25519 public key (KeyObject or PEM): ${(err as Error).message}`);
+  }
   if (pub.asymmetricKeyType !== 'ed25519') throw new TypeError('publicKey must be an Ed25519 key');
   return pub;
 }

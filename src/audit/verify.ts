@@ -1,4 +1,5 @@
 // Verification of audit log files: the streaming core (verifier.ts) fed from files, oldest first.
+import { type VerifyStoreOptions, verifyStore } from '../store/verify-store.js';
 import { readLines } from './line-reader.js';
 import { Verifier, type VerifyOptions, type VerifyResult } from './verifier.js';
 
@@ -40,7 +41,21 @@ export {
  * process.exitCode = r.exitCode;
  * ```
  */
-export async function verifyAuditLog(files: string | string[], options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyAuditLog(files: string | string[], options?: VerifyOptions): Promise<VerifyResult>;
+/**
+ * Verifies every chain in a PostgreSQL audit table (see `verifyStore`): `{ postgres, …VerifyOptions }`.
+ *
+ * @example
+ * ```ts
+ * const r = await verifyAuditLog({ postgres: process.env.AUDIT_DB, publicKey: fs.readFileSync('audit.pub') });
+ * ```
+ */
+export async function verifyAuditLog(store: VerifyStoreOptions): Promise<VerifyResult>;
+export async function verifyAuditLog(
+  files: string | string[] | VerifyStoreOptions,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
+  if (files !== null && typeof files === 'object' && !Array.isArray(files)) return verifyStore(files);
   const list = typeof files === 'string' ? [files] : files;
   if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string')) {
     throw new TypeError('verifyAuditLog: give a file name or a non-empty array of file names');

@@ -8,8 +8,8 @@ const HEADLINE = { intact: 'INTACT', unsealed: 'UNSEALED', tampered: 'TAMPERED',
 const SHOWN = 50;
 
 export const verify: Command = {
-  usage: `verify FILE... [--public-key PEM] [--hash-key-file FILE | --hash-key-env VAR] [--json]
-      Checks audit log files (rotated files oldest first, .gz too). Exit 0: intact. 1: tampered.
+  usage: `verify FILE... | --postgres URL [--table audit_log] [--public-key PEM] [--hash-key-file FILE | --hash-key-env VAR] [--json]
+      Checks audit log files (rotated files oldest first, .gz too), or every chain in the PostgreSQL table. Exit 0: intact. 1: tampered.
       2: cannot verify (no entry, unreadable file, HMAC log without its key) or a usage error.
       3: unsealed (a signed chain ends with neither its final checkpoint nor a later writer's witness).`,
   async run(args) {
@@ -17,7 +17,7 @@ export const verify: Command = {
       positional: files,
       options,
       set,
-    } = parseArgs(args, ['--public-key', '--hash-key-file', '--hash-key-env'], ['--json']);
+    } = parseArgs(args, ['--public-key', '--hash-key-file', '--hash-key-env', '--postgres', '--table'], ['--json']);
     const pubFile = last(options, '--public-key');
     const publicKey = pubFile === undefined ? undefined : readFileSync(pubFile, 'utf8');
     let hashKey: Buffer | undefined;
@@ -29,8 +29,15 @@ export const verify: Command = {
       if (v === undefined) throw new UsageError(`environment variable ${keyEnv} is not set`);
       hashKey = Buffer.from(v);
     }
-    if (files.length === 0) throw new UsageError('verify needs at least one file');
-    const r = await verifyAuditLog(files, { publicKey, hashKey });
+    const url = last(options, '--postgres');
+    const table = last(options, '--table');
+    if (url !== undefined && files.length > 0) throw new UsageError('verify reads files or --postgres, not both');
+    if (url === undefined && table !== undefined) throw new UsageError('--table goes with --postgres');
+    if (url === undefined && files.length === 0) throw new UsageError('verify needs at least one file, or --postgres URL');
+    const r =
+      url === undefined
+        ? await verifyAuditLog(files, { publicKey, hashKey })
+        : await verifyAuditLog({ postgres: { connectionString: url, table: table ?? 'audit_log' }, publicKey, hashKey });
     process.stdout.write(set.has('--json') ? `${JSON.stringify(r)}\n` : report(r, publicKey !== undefined));
     return r.exitCode;
   },
@@ -49,16 +56,20 @@ function report(r: VerifyResult, signed: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
+const STATUS_WORDS = { closed: 'closed', witnessed: 'crashed and witnessed', unsealed: 'unsealed', open: 'open' } as const;
+
 function counts(r: VerifyResult, signed: boolean): string {
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  const parts = [`${plural(r.entries, 'entry').replace('entrys', 'entries')} in ${plural(r.chains, 'chain')}`];
-  if (signed) parts.push(`${plural(r.checkpoints, 'signed checkpoint')} verified`);
-  if (r.fragments > 0) parts.push(`${plural(r.fragments, 'torn fragment')} skipped`);
-  const sealed = r.chainSummaries.filter((c) => c.status === 'closed').length;
-  const witnessed = r.chainSummaries.filter((c) => c.status === 'witnessed').length;
-  parts.push(`${sealed} closed${witnessed > 0 ? `, ${witnessed} crashed and witnessed` : ''}`);
-  if (!signed) parts.push('hashes and links checked; pass --public-key to check signatures and cut tails');
-  return parts.join(', ');
+  const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+  const statuses = (Object.keys(STATUS_WORDS) as (keyof typeof STATUS_WORDS)[])
+    .map((s) => [r.chainSummaries.filter((c) => c.status === s).length, STATUS_WORDS[s]] as const)
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} ${word}`);
+  let text = `${plural(r.entries, 'entry', 'entries')} in ${plural(r.chains, 'chain')}`;
+  if (statuses.length > 0) text += ` (${statuses.join(', ')})`;
+  if (signed) text += `, ${plural(r.checkpoints, 'signed checkpoint')} verified`;
+  if (r.fragments > 0) text += `, ${plural(r.fragments, 'torn fragment')} skipped`;
+  if (!signed) text += '; hashes and links checked (pass --public-key to check signatures and cut tails)';
+  return text;
 }
 
 function at(f: VerifyFinding): string {

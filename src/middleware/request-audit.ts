@@ -89,12 +89,27 @@ function domainOf(req: IncomingMessage): string | undefined {
   return d;
 }
 
-/** Whether the connection of an unfinished request went away through a server timeout. */
-function timedOut(req: IncomingMessage): boolean {
+// Sockets whose idle timeout (`server.timeout`, `socket.setTimeout`) fired: Node then destroys them without an
+// error, so a listener (one per connection, added at its first audited request) is the only way to tell.
+// A listener on the socket changes nothing of what Node does on a timeout (it asks the request, the
+// response and the server, not the socket's listeners).
+const watched = new WeakSet<object>();
+const idleTimedOut = new WeakSet<object>();
+
+function noteTimeouts(socket: IncomingMessage['socket'] | null): void {
+  if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
+  watched.add(socket);
+  socket.on('timeout', () => idleTimedOut.add(socket));
+}
+
+/** Why the connection of an unfinished request went away through a server timeout, if it did. */
+function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
   const err =
     (req as { errored?: (Error & { code?: string }) | null }).errored ??
     (req.socket as { errored?: (Error & { code?: string }) | null } | null)?.errored;
-  return err?.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err?.code === 'ETIMEDOUT';
+  if (err?.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request';
+  if (err?.code === 'ETIMEDOUT' || (req.socket && idleTimedOut.has(req.socket))) return 'idle';
+  return undefined;
 }
 
 /** The byte count of the body `res.end(chunk, encoding)` sends, when no header says it. */
@@ -172,8 +187,8 @@ class RequestEntry<T> {
     }
     const sent = kind === 'finished' || headersSent(res);
     let status = sent ? res.statusCode : undefined;
-    // A server timeout before the app answered: Node (or watch()) answers 408 while the connection is writable.
-    if (status === undefined && kind === 'timeout' && req.socket?.errored) status = 408;
+    // `requestTimeout` before the app answered: Node (or watch()) answers 408 on the connection.
+    if (status === undefined && kind === 'timeout' && timeoutOf(req) === 'request') status = 408;
     const declared = Number(responseHeader(res, 'content-length') ?? Number.NaN);
     const bytes =
       Number.isSafeInteger(declared) && declared >= 0
@@ -222,7 +237,7 @@ class RequestEntry<T> {
 
   /** The response ended or the connection went away (on-finished). */
   readonly closed = (): void => {
-    if (!this.done) this.finish(timedOut(this.req) ? 'timeout' : 'aborted');
+    if (!this.done) this.finish(timeoutOf(this.req) !== undefined ? 'timeout' : 'aborted');
   };
 }
 
@@ -310,6 +325,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     r.entry = log.open({ reserve: refused === undefined, generateRequestId: true, onShutdown: () => r.finish('shutdown') });
     holdEnd(r);
     onFinished(res, r.closed);
+    noteTimeouts(req.socket);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
     // aborted once this turn's handlers ran (after authentication, so that user() can still answer).

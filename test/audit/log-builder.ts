@@ -108,7 +108,7 @@ export function fingerprint(key: KeyObject): string {
 }
 
 /** Writes `text` to a fresh temp file and returns its name. */
-export function logFile(text: string, name?: string): string {
+export function logFile(text: string | Buffer, name?: string): string {
   const f = tmpFile(name);
   writeFileSync(f, text);
   return f;
