@@ -6,6 +6,7 @@ import { createAuditLog } from '../audit/audit-log.js';
 import type { VerifyFinding } from '../audit/verify-codes.js';
 import type { QueryFilters } from '../query/filter.js';
 import type { QueryOptions, QueryResult } from '../query/query.js';
+import type { StoreSource } from '../store/query-store.js';
 import { last, UsageError } from './args.js';
 
 /** Options that take a value, for {@link parseArgs}. */
@@ -21,13 +22,15 @@ export const FILTER_OPTIONS = [
   '--outcome',
   '--action',
 ];
-export const KEY_OPTIONS = ['--public-key', '--hash-key-file', '--hash-key-env', '--audit-to'];
+export const KEY_OPTIONS = ['--public-key', '--hash-key-file', '--hash-key-env', '--audit-to', '--postgres', '--table'];
 
 export const FILTER_USAGE = `      Filters (all must match; a filter given twice matches either value):
         --ip ADDRESS|CIDR  --not-ip ADDRESS|CIDR  --peer ADDRESS|CIDR  --user ID  --path PREFIX  --route TEMPLATE
         --from TIME  --to TIME (ISO-8601, UTC unless an offset is given, or 30m, 12h, 7d, 2w ago; --to is exclusive)
         --status 403|4xx  --outcome success|failure|unknown  --action ACTION
       Keys: --public-key PEM  --hash-key-file FILE | --hash-key-env VAR
+      --postgres URL [--table audit_log]: ask the PostgreSQL store instead of files (answered from its indexes,
+        each answered row's hash recomputed; verify --postgres checks its chains).
       --audit-to FILE: append an audit-query entry (who, which filters, what was found) to that audit log.
       Every chain read is verified. Exit 0: intact; 1: tampered; 2: cannot verify or bad usage; 3: unsealed.`;
 
@@ -63,6 +66,16 @@ export function keysOf(options: Map<string, string[]>): Pick<QueryOptions, 'publ
     keys.hashKey = Buffer.from(v);
   }
   return keys;
+}
+
+/** The files given, or the PostgreSQL table of `--postgres URL [--table NAME]`; never both. */
+export function sourceOf(command: string, files: string[], options: Map<string, string[]>): string[] | StoreSource {
+  const url = last(options, '--postgres');
+  const table = last(options, '--table');
+  if (url !== undefined && files.length > 0) throw new UsageError(`${command} reads files or --postgres, not both`);
+  if (url === undefined && table !== undefined) throw new UsageError('--table goes with --postgres');
+  if (url === undefined && files.length === 0) throw new UsageError(`${command} needs at least one file, or --postgres URL`);
+  return url === undefined ? files : { postgres: { connectionString: url, table: table ?? 'audit_log' } };
 }
 
 /** Runs `fn`, turning a bad filter (a TypeError from the API) into a usage error. */

@@ -13,13 +13,15 @@ import {
   KEY_OPTIONS,
   keysOf,
   recordAccess,
+  sourceOf,
   usageOnTypeError,
 } from './query-options.js';
 
-const FORMATS = ['--table', '--json', '--csv', '--fhir', '--fhir-bundle'];
+// (--text, not --table: --table names the PostgreSQL table, as in verify, ship and pg-init.)
+const FORMATS = ['--text', '--json', '--csv', '--fhir', '--fhir-bundle'];
 
 function formatter(name: string): Formatter {
-  if (name === '--table') return createTableFormatter();
+  if (name === '--text') return createTableFormatter();
   if (name === '--csv') return createCsvFormatter();
   if (name === '--fhir') return createFhirNdjsonFormatter();
   if (name === '--fhir-bundle') return createFhirBundleFormatter();
@@ -28,21 +30,21 @@ function formatter(name: string): Formatter {
 }
 
 export const query: Command = {
-  usage: `query FILE... [filters] [--limit N] [--table | --json | --csv | --fhir | --fhir-bundle]
-      Entries that match, from verified files (rotated sets oldest first, .gz read too). Output: a table on a
-      terminal, else the original lines (--json); --csv (formula-safe); --fhir: FHIR R4 AuditEvents, NDJSON;
+  usage: `query FILE... | --postgres URL [--table T] [filters] [--limit N] [--text | --json | --csv | --fhir | --fhir-bundle]
+      Entries that match, from verified files (rotated sets oldest first, .gz read too). Output: an aligned
+      table on a terminal (--text), else the original lines (--json); --csv (formula-safe); --fhir: FHIR R4 AuditEvents, NDJSON;
       --fhir-bundle: one Bundle. The verdict and damaged ranges go to stderr.
 ${FILTER_USAGE}`,
   async run(args) {
     const { positional: files, options, set } = parseArgs(args, [...FILTER_OPTIONS, ...KEY_OPTIONS, '--limit'], FORMATS);
-    if (files.length === 0) throw new UsageError('query needs at least one file');
+    const source = sourceOf('query', files, options);
     const chosen = FORMATS.filter((f) => set.has(f));
     if (chosen.length > 1) throw new UsageError(`choose one output format, not ${chosen.join(' and ')}`);
-    const format = chosen[0] ?? (process.stdout.isTTY ? '--table' : '--json');
+    const format = chosen[0] ?? (process.stdout.isTTY ? '--text' : '--json');
     const limitText = last(options, '--limit');
     if (limitText !== undefined && !/^\d+$/.test(limitText)) throw new UsageError('--limit needs a whole number');
     const q: AuditQuery = usageOnTypeError(() =>
-      queryAuditLog(files, filtersOf(options), {
+      queryAuditLog(source, filtersOf(options), {
         ...keysOf(options),
         limit: limitText === undefined ? undefined : Number(limitText),
       }),

@@ -1,7 +1,7 @@
 // `proxy-protocol-audit report FILE...`: a summary for a review, from verified files.
 import { formatReport } from '../query/format/report-text.js';
 import { type AuditReport, auditReport } from '../query/report.js';
-import { type Command, last, parseArgs, UsageError } from './args.js';
+import { type Command, last, parseArgs } from './args.js';
 import {
   describeVerification,
   FILTER_OPTIONS,
@@ -10,18 +10,19 @@ import {
   KEY_OPTIONS,
   keysOf,
   recordAccess,
+  sourceOf,
   usageOnTypeError,
 } from './query-options.js';
 
 export const report: Command = {
-  usage: `report FILE... [filters] [--json]
+  usage: `report FILE... | --postgres URL [--table T] [filters] [--json]
       Counts per day, per user (first and last access), per client address and per route; failures and
       refused connections. Text, or --json.
 ${FILTER_USAGE}`,
   async run(args) {
     const { positional: files, options, set } = parseArgs(args, [...FILTER_OPTIONS, ...KEY_OPTIONS], ['--json']);
-    if (files.length === 0) throw new UsageError('report needs at least one file');
-    const pending = usageOnTypeError(() => auditReport(files, filtersOf(options), keysOf(options)));
+    const source = sourceOf('report', files, options);
+    const pending = usageOnTypeError(() => auditReport(source, filtersOf(options), keysOf(options)));
     let r: AuditReport | undefined;
     let error: Error | undefined;
     try {
@@ -34,7 +35,7 @@ ${FILTER_USAGE}`,
       if (auditTo !== undefined) {
         await recordAccess(auditTo, {
           command: 'report',
-          sources: files,
+          sources: r?.sources ?? files,
           filters: r?.filters ?? {},
           result: r?.verification,
           error,

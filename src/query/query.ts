@@ -1,6 +1,7 @@
 // queryAuditLog: files → lines → verify → filter, as an async iterable of matching entries.
 import type { KeyObject } from 'node:crypto';
 import { Verifier, type VerifyResult } from '../audit/verifier.js';
+import { queryStore, type StoreSource } from '../store/query-store.js';
 import { type AuditEntry, type EntryView, view } from './entry.js';
 import { type CompiledFilter, compileFilter, type QueryFilters } from './filter.js';
 import { orderFiles, readLines } from './sources.js';
@@ -79,12 +80,33 @@ function checkOptions(options: QueryOptions): void {
  * const r = await q.result; // r.verdict: 'intact' | 'tampered' | 'cannot-verify' | 'unsealed'
  * ```
  */
+export function queryAuditLog(files: string | readonly string[], filters?: QueryFilters, options?: QueryOptions): AuditQuery;
+/**
+ * The same query over a PostgreSQL audit table made by `pg-init` (see {@link queryStore}): answered from its
+ * indexes, each answered row's hash recomputed (whole chains: `verifyAuditLog({ postgres })`).
+ *
+ * @example
+ * ```ts
+ * const q = queryAuditLog({ postgres: process.env.AUDIT_DB }, { user: 'dr-lee', from: '30d' });
+ * ```
+ */
+export function queryAuditLog(store: StoreSource, filters?: QueryFilters, options?: QueryOptions): AuditQuery;
+/** Files or a store, as decided at run time. */
 export function queryAuditLog(
-  files: string | readonly string[],
+  source: string | readonly string[] | StoreSource,
+  filters?: QueryFilters,
+  options?: QueryOptions,
+): AuditQuery;
+export function queryAuditLog(
+  files: string | readonly string[] | StoreSource,
   filters: QueryFilters = {},
   options: QueryOptions = {},
 ): AuditQuery {
-  const list = typeof files === 'string' ? [files] : files;
+  if (files !== null && typeof files === 'object' && !Array.isArray(files)) {
+    checkOptions(options);
+    return queryStore(filters, { ...options, ...(files as StoreSource) });
+  }
+  const list = typeof files === 'string' ? [files] : (files as readonly string[]);
   if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f !== '')) {
     throw new TypeError('queryAuditLog: give one or more file names');
   }

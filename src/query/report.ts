@@ -1,5 +1,7 @@
 // auditReport: the summary an auditor puts in a review — counts per day, user, client and route, failures,
 // refused connections, first and last access per user — over verified sources.
+
+import type { StoreSource } from '../store/query-store.js';
 import type { EntryView } from './entry.js';
 import type { QueryFilters } from './filter.js';
 import { type AuditQuery, type QueryOptions, type QueryResult, queryAuditLog } from './query.js';
@@ -67,7 +69,7 @@ const byRequests = (a: Tally, b: Tally) => b.requests - a.requests;
  * ```
  */
 export function auditReport(
-  files: string | readonly string[],
+  files: string | readonly string[] | StoreSource,
   filters: QueryFilters = {},
   options: Omit<QueryOptions, 'limit'> = {},
 ): Promise<AuditReport> {

@@ -54,8 +54,8 @@ describe('CLI query', () => {
     assert.equal(none.code, 0, 'no match is not an error');
   });
 
-  it('--table, --csv, --fhir, --fhir-bundle', async () => {
-    const t = await run(['query', file, '--user', 'nurse-kim', '--table']);
+  it('--text, --csv, --fhir, --fhir-bundle', async () => {
+    const t = await run(['query', file, '--user', 'nurse-kim', '--text']);
     assert.deepEqual(
       t.stdout.split('\n').map((l) => l.trim().split(/ +/)),
       [
@@ -104,7 +104,7 @@ describe('CLI query', () => {
     bad[4] = (bad[4] as string).replace('"/admin/users"', '"/admin/usersX"');
     const f = tmpFile();
     writeFileSync(f, `${bad.join('\n')}\n`);
-    const r = await run(['query', f, '--user', 'nurse-kim', '--table']);
+    const r = await run(['query', f, '--user', 'nurse-kim', '--text']);
     const rows = r.stdout.split('\n');
     assert.ok(rows[1]?.startsWith('   '), 'verified: no mark');
     assert.ok(rows[2]?.startsWith('!  '), 'damaged: marked');
