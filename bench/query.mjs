@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeRequests } from './requests.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { createAuditLog } = await import(path.join(root, 'dist/cjs/index.js'));
 const ENTRIES = Number(process.env.ENTRIES ?? 1_000_000);
 const ROUNDS = Number(process.env.QUERY_ROUNDS ?? process.env.ROUNDS ?? 3);
 const TARGET = '10.1.2.3';
@@ -23,34 +23,7 @@ try {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-query-'));
 const file = path.join(dir, 'audit.jsonl');
 try {
-  // Requests from 65,536 client addresses, 300 users, 5,000 records; one in ten refused (403).
-  const log = createAuditLog({ filename: file, service: 'ehr-api', host: 'app-1', maxQueue: 1_000_000 });
-  const t0 = Date.parse('2024-03-01T00:00:00Z');
-  for (let i = 0; i < ENTRIES; i++) {
-    const failed = i % 10 === 0;
-    log.write({
-      timestamp: t0 + i * 1000,
-      category: 'web',
-      action: 'http-request',
-      outcome: failed ? 'failure' : 'success',
-      duration: 1_250_000 + (i % 1000),
-      clientIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-      clientPort: 40000 + (i % 20000),
-      peerAddress: '10.0.0.2',
-      peerPort: 443,
-      method: 'GET',
-      requestId: `req-${i}`,
-      httpVersion: '1.1',
-      path: `/patients/${i % 5000}`,
-      route: '/patients/:id',
-      status: failed ? 403 : 200,
-      bytes: 512,
-      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36',
-      userId: `user-${i % 300}`,
-    });
-    if (i % 10_000 === 9_999) await new Promise((r) => setImmediate(r));
-  }
-  await log.close();
+  await writeRequests(file, ENTRIES);
   const size = fs.statSync(file).size;
 
   const time = (cmd, args) =>
