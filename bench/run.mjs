@@ -6,4 +6,5 @@ console.log(
 await import('./codec.mjs');
 await import('./connections.mjs');
 await import('./audit.mjs');
+await import('./fastify.mjs');
 await import('./query.mjs');

@@ -110,7 +110,8 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
       h['x-real-ip'] = ip;
       if (rewritten !== raw) {
         for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
-        req.rawHeaders = rewritten;
+        // In place: an HTTP/2 request's rawHeaders has a getter only (the array it holds).
+        raw.splice(0, raw.length, ...rewritten);
       }
     } else if (forwardedFor === 'append') {
       const h = headersOf(req);
