@@ -43,7 +43,7 @@ function rowHashOk(line: string, entry: AuditEntry, hashKey: Buffer | undefined)
  *
  * @example
  * ```ts
- * const q = queryStore({ postgres: process.env.AUDIT_DB }, { ip: '203.0.113.7', from: '24h' });
+ * const q = queryStore({ ip: '203.0.113.7', from: '24h' }, { postgres: process.env.AUDIT_DB ?? 'postgres://localhost/audit' });
  * for await (const m of q) console.log(m.fields.timestamp, m.fields.path, m.verified);
  * ```
  */
@@ -53,6 +53,7 @@ export function queryStore(filters: QueryFilters, options: StoreQueryOptions): A
   if (!Number.isSafeInteger(fetchSize) || fetchSize < 1) throw new TypeError('queryStore: bad fetchSize');
   const filter = compileFilter(filters, now);
   const key = hashKey === undefined ? undefined : Buffer.from(hashKey);
+  // (A pool connects on first use: one made here holds nothing until the query is iterated.)
   const { pool, owned, table } = openPool(postgres, 'queryStore');
   const names = tableNames(table, 'queryStore');
   const statement = storeQuerySql(names.table, filters, { limit, now });
