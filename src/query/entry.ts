@@ -53,7 +53,14 @@ export interface EntryView {
   chain: string | undefined;
 }
 
-/** Reads the fields of a parsed line. */
+/**
+ * Reads the fields of a parsed line (exported as `entryFields`).
+ *
+ * @example
+ * ```ts
+ * entryFields(JSON.parse(line)).clientIp; // '203.0.113.7', or undefined
+ * ```
+ */
 export function view(e: AuditEntry): EntryView {
   const timestamp = str(e['@timestamp']);
   return {

@@ -36,6 +36,11 @@ const QUOTE_NEEDED = /[",\r\n]/;
  * One CSV field: numbers as they are; text quoted when it holds a comma, quote, CR or LF (quotes doubled,
  * RFC 4180 §2.6–2.7); text starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'` and is quoted, so
  * a spreadsheet shows it instead of evaluating it.
+ *
+ * @example
+ * ```ts
+ * csvField('=HYPERLINK("x")'); // "'=HYPERLINK(""x"")" (quoted)
+ * ```
  */
 export function csvField(v: Cell): string {
   if (v === undefined) return '';

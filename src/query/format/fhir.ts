@@ -169,7 +169,15 @@ export function toFhirAuditEvent(f: EntryView): FhirResource {
   });
 }
 
-/** NDJSON: one AuditEvent per line. */
+/**
+ * NDJSON (FHIR bulk data): one AuditEvent per line.
+ *
+ * @example
+ * ```ts
+ * const f = createFhirNdjsonFormatter();
+ * for await (const m of queryAuditLog(files, { user: 'dr-lee' })) out.write(f.row(m));
+ * ```
+ */
 export function createFhirNdjsonFormatter(): Formatter {
   return {
     row: (m: QueryMatch) => `${JSON.stringify(toFhirAuditEvent(m.fields))}\n`,
@@ -177,7 +185,17 @@ export function createFhirNdjsonFormatter(): Formatter {
   };
 }
 
-/** One FHIR `collection` Bundle of AuditEvents, written as it goes (memory stays bounded). */
+/**
+ * One FHIR `collection` Bundle of AuditEvents, written as it goes (memory stays bounded). `now`: the Bundle's
+ * `timestamp` (default: the time of the call).
+ *
+ * @example
+ * ```ts
+ * const f = createFhirBundleFormatter();
+ * for await (const m of queryAuditLog(files, { user: 'dr-lee' })) out.write(f.row(m));
+ * out.write(f.end());
+ * ```
+ */
 export function createFhirBundleFormatter(now = new Date()): Formatter {
   let first = true;
   const head = `{"resourceType":"Bundle","type":"collection","timestamp":"${now.toISOString()}","entry":[`;
