@@ -33,7 +33,8 @@ type Store = WeakMap<object, Decided>;
 // a registry symbol so that two copies of this package (ESM and CommonJS) share it.
 const kDecided = Symbol.for('proxy-protocol-audit.express.decided');
 const registry = globalThis as { [kDecided]?: Store };
-const decided: Store = (registry[kDecided] ??= new WeakMap());
+registry[kDecided] ??= new WeakMap();
+const decided: Store = registry[kDecided];
 
 /** Request prototypes (one per app) whose chain has the accessors. */
 const ready = new WeakSet<object>();
