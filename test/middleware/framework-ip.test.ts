@@ -36,7 +36,13 @@ async function serve(app: { listen(port: number, host: string): Server }): Promi
 const rows: { name: string; trust: boolean | string | number; options: ClientIpOptions; header: string; expected: string }[] = [];
 for (const trust of [false, true, 'loopback', 1]) {
   for (const forwardedFor of ['replace', 'append', 'preserve'] as const) {
-    rows.push({ name: `trust proxy ${JSON.stringify(trust)}, forwardedFor '${forwardedFor}'`, trust, options: { forwardedFor }, header: HEADER, expected: CLIENT });
+    rows.push({
+      name: `trust proxy ${JSON.stringify(trust)}, forwardedFor '${forwardedFor}'`,
+      trust,
+      options: { forwardedFor },
+      header: HEADER,
+      expected: CLIENT,
+    });
   }
   rows.push({
     name: `trust proxy ${JSON.stringify(trust)}, an ALB in trustForwardedFrom`,
@@ -138,7 +144,8 @@ describe('With other middleware (README)', () => {
   it('without that setting express-rate-limit reports ERR_ERL_UNEXPECTED_X_FORWARDED_FOR (why the README names it)', async () => {
     const logged: string[] = [];
     const { error, warn } = console;
-    console.error = (...a: unknown[]) => logged.push(a.map((x) => (x instanceof Error ? `${(x as { code?: string }).code}` : String(x))).join(' '));
+    console.error = (...a: unknown[]) =>
+      logged.push(a.map((x) => (x instanceof Error ? `${(x as { code?: string }).code}` : String(x))).join(' '));
     console.warn = console.error;
     try {
       const app = express();
