@@ -37,10 +37,16 @@ const inputs = {
 // The same bytes every time, as a fixed header in a micro-benchmark gives them: the best case for caches and
 // branch predictors, reported beside the pool.
 const fixed = (bytes) => Array.from({ length: POOL }, () => bytes);
-inputs['v1 TCP4, one fixed header'] = fixed(Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n'), request]));
+inputs['v1 TCP4, one fixed header'] = fixed(
+  Buffer.concat([Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n'), request]),
+);
 inputs['v2 IPv4, one fixed header'] = fixed(
   Buffer.from(
-    encodeProxyHeader({ version: 2, source: { address: '203.0.113.7', port: 51000 }, destination: { address: '10.0.0.5', port: 443 } }),
+    encodeProxyHeader({
+      version: 2,
+      source: { address: '203.0.113.7', port: 51000 },
+      destination: { address: '10.0.0.5', port: 443 },
+    }),
   ),
 );
 

@@ -1,8 +1,9 @@
 // PROXY protocol version 1: one human-readable line.
 //   "PROXY" SP ("TCP4" | "TCP6" | "UNKNOWN") SP src SP dst SP sport SP dport CRLF
-import { ErrorCodes, ProxyProtocolError } from './errors.js';
+import { ErrorCodes, invalid } from './errors.js';
 import { formatIPv4Number, formatIPv6Groups, parseIPv4, parseIPv6 } from './ip.js';
-import type { ParseResult, ProxyHeader, Tlv } from './types.js';
+import { NO_TLVS } from './tlv.js';
+import type { ParseResult, ProxyHeader } from './types.js';
 
 /** The v1 signature. Bytes that do not start with it (or a prefix of it) are not a v1 header. */
 export const V1_SIGNATURE = new Uint8Array([0x50, 0x52, 0x4f, 0x58, 0x59]); // "PROXY"
@@ -15,16 +16,10 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 
-function invalid(code: ProxyProtocolError['code'], message: string): ParseResult {
-  return { status: 'invalid', error: new ProxyProtocolError(code, message) };
-}
-
 const groups = new Uint16Array(8);
 /** Positions of the line's spaces (a valid TCP line has five), reused across calls. */
 const MAX_SPACES = 5;
 const spaces = new Int32Array(MAX_SPACES);
-/** v1 never has TLVs: one shared, frozen empty list. */
-const NO_TLVS: Tlv[] = Object.freeze([]) as unknown as Tlv[];
 
 /** Parses one decimal port from `b[start, end)`, or returns -1. */
 function parsePort(b: Uint8Array, start: number, end: number): number {
