@@ -7,19 +7,44 @@
 export {
   AuditLog,
   type AuditLogOptions,
+  type AuditLogState,
   type AuditStats,
   type CloseOptions,
   createAuditLog,
+  type OpenEntry,
+  type OpenOptions,
   type WatchOptions,
 } from './audit/audit-log.js';
 export { AccessLogTransport, formatElbLine } from './audit/elb-format.js';
-export { type AuditFileOptions, AuditFileTransport } from './audit/file-sink.js';
-export type { AuditMiddlewareOptions } from './audit/http-entry.js';
-export type { AuditFields } from './audit/record.js';
-export { type VerifyOptions, type VerifyResult, verifyAuditLog } from './audit/verify.js';
+export type { AuditFields } from './audit/entry.js';
+export type { Durability } from './audit/file-sink.js';
+export { type AuditFileOptions, AuditFileTransport } from './audit/file-transport.js';
+export {
+  type ChainStatus,
+  type ChainSummary,
+  type LineSource,
+  type ParsedEntry,
+  type Verdict,
+  type VerifiedEntry,
+  Verifier,
+  type VerifyCode,
+  VerifyCodes,
+  type VerifyFinding,
+  type VerifyOptions,
+  type VerifyResult,
+  VerifySeverities,
+  type VerifySeverity,
+  verifyAuditLog,
+} from './audit/verify.js';
 export { createHttpServer, createServer, type HttpServerOptions, type ServerOptions } from './connection/create-server.js';
 export type { ProxyProtocolOptions } from './connection/options.js';
 export { getProxyInfo, type ProxyInfo } from './connection/socket-info.js';
 export { withProxyProtocol } from './connection/with-proxy-protocol.js';
+export type { AuditMiddlewareOptions } from './middleware/request-audit.js';
 export * from './protocol/index.js';
+export type { PgClient, PgPool, PostgresOption } from './store/pg.js';
+export { type PgInitOptions, type PgInitResult, pgInit } from './store/schema.js';
+export { PostgresShipper, type ShipperLag, type ShipperOptions, type ShipperStats } from './store/shipper.js';
+export type { SkippedLine } from './store/spool.js';
+export { type VerifyStoreOptions, verifyStore } from './store/verify-store.js';
 export { compileTrust, type TrustList, unmapIPv4 } from './trust.js';

@@ -1,7 +1,7 @@
 // The tamper-evidence of the audit log: a per-writer hash chain and Ed25519-signed checkpoints.
 import { createHash, createHmac, createPrivateKey, createPublicKey, hash, type KeyObject, randomUUID, sign } from 'node:crypto';
+import { Entry, serializeEntry } from './entry.js';
 import { ascii, type LineBuffer } from './line-buffer.js';
-import { type AuditFields, type RequestFields, serializeFields } from './record.js';
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -38,6 +38,22 @@ export function toPrivateKey(key: KeyObject | string | Buffer): KeyObject {
   return k;
 }
 
+/** One of the log's own entries (`event.kind: "state"`, category `configuration`) with its `audit.*` members. */
+export function ownEntry(
+  action: string,
+  audit: Record<string, unknown> | undefined,
+  outcome: Entry['outcome'] = 'success',
+): Entry {
+  const e = new Entry();
+  e.timestamp = Date.now();
+  e.kind = 'state';
+  e.category = 'configuration';
+  e.action = action;
+  e.outcome = outcome;
+  e.audit = audit;
+  return e;
+}
+
 /** One writer's chain: assigns sequence numbers and links every entry to the one before. */
 export class Chain {
   readonly id = randomUUID();
@@ -64,27 +80,31 @@ export class Chain {
   }
 
   /**
-   * Seals an entry: appends its complete line, without newline, to `out`. The hash is computed over the bytes
-   * in place: the line up to its `audit` members, then `"prev":"<previous hash>"` and any extra members,
-   * closed with `}}`; the line then ends with `,"hash":"<hash>"}}`. `fill`: store a generated request id in
-   * `fields` (for whoever reads them after).
+   * Seals an entry: gives it the next sequence number and appends its complete line, without newline, to
+   * `out`. The hash is computed over the bytes in place: the line up to its `audit` members, then
+   * `"prev":"<previous hash>"` and the log's own members, closed with `}}`; the line then ends with
+   * `,"hash":"<hash>"}}`. `fill`: keep a generated request id in the entry (for whoever reads it after).
    */
-  seal(fields: RequestFields, out: LineBuffer, fill = true): void {
-    const seq = ++this.sequence;
+  seal(e: Entry, out: LineBuffer, fill = true): void {
+    e.sequence = this.sequence + 1;
     const start = out.pos;
-    serializeFields(fields, seq, out, fill);
+    serializeEntry(e, out, fill);
     out.raw(this.tail);
     out.ascii(this.lastHash);
     out.byte(QUOTE);
-    if (fields.auditExtra !== undefined) {
-      out.byte(COMMA);
-      out.utf8(fields.auditExtra);
+    if (e.audit !== undefined) {
+      for (const [k, v] of Object.entries(e.audit)) {
+        out.byte(COMMA);
+        out.utf8(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+      }
     }
     out.raw(END);
+    this.sequence = e.sequence;
     const covered = out.buf.subarray(start, out.pos);
     const h = this.hashKey ? createHmac('sha256', this.hashKey).update(covered).digest('hex') : hash('sha256', covered, 'hex');
     this.lastHash = h;
-    this.sinceCheckpoint++;
+    // A checkpoint covers everything before it; the count starts again after it.
+    this.sinceCheckpoint = e.action === 'audit-checkpoint' ? 0 : this.sinceCheckpoint + 1;
     out.pos -= END.length;
     out.raw(HASH);
     out.ascii(h);
@@ -97,14 +117,22 @@ export class Chain {
     return this.signingKey !== undefined;
   }
 
-  /** Fields of a signed checkpoint over everything sealed so far; it is then sealed like any entry. */
-  checkpoint(final: boolean): AuditFields {
+  /** A signed checkpoint over everything sealed so far; it is then sealed like any entry. */
+  checkpoint(final: boolean): Entry {
     if (!this.signingKey) throw new Error('no signing key');
     const payload = checkpointPayload(this.id, this.sequence, this.lastHash, this.prevSignature, final);
     const signature = sign(null, Buffer.from(payload), this.signingKey).toString('base64');
-    const extra = `"checkpoint":{"last_sequence":${this.sequence},"last_hash":"${this.lastHash}","prev_signature":"${this.prevSignature}","key_fingerprint":"${this.fingerprint}","final":${final},"signature":"${signature}"}`;
+    const e = ownEntry('audit-checkpoint', {
+      checkpoint: {
+        last_sequence: this.sequence,
+        last_hash: this.lastHash,
+        prev_signature: this.prevSignature,
+        key_fingerprint: this.fingerprint,
+        final,
+        signature,
+      },
+    });
     this.prevSignature = signature;
-    this.sinceCheckpoint = 0;
-    return { kind: 'state', category: 'configuration', action: 'audit-checkpoint', outcome: 'success', auditExtra: extra };
+    return e;
   }
 }

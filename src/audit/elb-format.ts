@@ -1,7 +1,7 @@
 // nginx's `elb_format` access-log line, as AWS documents for PROXY protocol setups, without query values.
-import fs from 'node:fs';
 import TransportStream from 'winston-transport';
-import type { AuditFields } from './record.js';
+import type { AuditFields } from './entry.js';
+import { FileSink } from './file-sink.js';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad = (n: number) => (n < 10 ? `0${n}` : `${n}`);
@@ -34,26 +34,38 @@ export function formatElbLine(f: AuditFields): string | undefined {
   if (f.category !== 'web' || f.method === undefined) return undefined;
   const seconds = ((f.duration ?? 0) / 1e9).toFixed(3);
   const request = `${f.method} ${f.path ?? '/'} HTTP/${f.httpVersion ?? '1.1'}`;
-  return `${f.domain ?? '-'} ${f.clientIp ?? '-'} - ${f.userId ?? '-'} [${timeLocal(f.timestamp ?? Date.now())}] ${quoted(request)} ${f.status ?? 0} ${f.bytes ?? 0} "-" ${quoted(f.userAgent)} ${quoted(f.clientIp)} ${seconds}`;
+  return `${f.domain ?? '-'} ${f.clientIp ?? '-'} - ${f.userId ?? '-'} [${timeLocal(f.timestamp instanceof Date ? f.timestamp.getTime() : (f.timestamp ?? Date.now()))}] ${quoted(request)} ${f.status ?? 0} ${f.bytes ?? 0} "-" ${quoted(f.userAgent)} ${quoted(f.clientIp)} ${seconds}`;
 }
 
-/** A winston transport that appends {@link formatElbLine} lines to a file. Not chained: for people, not auditors. */
+/**
+ * A winston transport that appends {@link formatElbLine} lines to a file, for a winston logger of your own
+ * (`createAuditLog({ accessLog })` writes the same lines without it). Not chained: for people, not auditors.
+ * Follows log rotation: when the file at `filename` is renamed or removed, the next line opens it anew.
+ */
 export class AccessLogTransport extends TransportStream {
-  private readonly stream: fs.WriteStream;
+  private readonly sink: FileSink;
 
   constructor(options: { filename: string }) {
     super({ level: 'info' });
-    this.stream = fs.createWriteStream(options.filename, { flags: 'a', mode: 0o600 });
-    this.stream.on('error', (err) => this.emit('warn', err));
+    this.sink = new FileSink({ filename: options.filename });
+    this.sink.open('start');
+    this.sink.on('failed', (err: Error) => this.emit('warn', err));
   }
 
   override log(info: { fields?: AuditFields }, callback: () => void): void {
     const line = info.fields ? formatElbLine(info.fields) : undefined;
-    if (line !== undefined) this.stream.write(`${line}\n`);
+    if (line !== undefined) {
+      this.sink.follow();
+      this.sink.out.utf8(line);
+      this.sink.endLine();
+    }
     callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.stream.end(() => callback());
+    this.sink.close().then(
+      () => callback(),
+      () => callback(),
+    );
   }
 }

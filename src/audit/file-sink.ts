@@ -1,60 +1,79 @@
-// The embedded default sink: JSON lines appended to one file, as a winston transport.
+// Appending whole lines to one file: the embedded sink of the audit log (and of the access log).
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import TransportStream from 'winston-transport';
+import { ErrorCodes } from '../protocol/errors.js';
 import { LineBuffer } from './line-buffer.js';
+import { inspectTail, type TailInfo } from './tail.js';
 
-const MESSAGE = Symbol.for('message');
+/** How far an entry has gone before the answer it belongs to may leave the process. */
+export type Durability = 'write' | 'fsync';
 
-/** Options of {@link AuditFileTransport}. */
-export interface AuditFileOptions {
+/** Options of {@link FileSink}. */
+export interface FileSinkOptions {
   filename: string;
-  /** Lines held while the disk is slow or failing; beyond it the sink reports itself full. Default 10000. */
-  maxQueue?: number;
+  /** File mode of a new file. Default 0o600: the audit log holds client IPs (ePHI). */
+  mode?: number;
   /** Milliseconds between retries after a write error. Default 1000. */
   retryInterval?: number;
-  /** File mode for a new file. Default 0o600: the audit log holds client IPs (ePHI). */
-  mode?: number;
+  /** `'write'` (default): waiters run once the lines are written to the operating system; `'fsync'`: once on disk. */
+  durability?: Durability;
 }
 
-/**
- * Appends each entry's line to `filename`. Lines are batched into one `write(2)` per turn of the event loop
- * on an `O_APPEND` descriptor, so lines from several processes never interleave mid-line. Nothing is
- * dropped on an error: the batch stays queued and is retried; `end()` resolves only after the last byte
- * is written and fsync'ed.
- */
-export class AuditFileTransport extends TransportStream {
-  readonly filename: string;
-  readonly maxQueue: number;
-  private readonly retryInterval: number;
-  private readonly mode: number;
-  private fd: number | undefined;
+/** What the sink found when it opened the file. */
+export interface Opened extends TailInfo {
   /**
-   * @internal The lines waiting for the disk, as bytes, oldest first: appended at the end, written from the
-   * start. After a failed or short write the unwritten bytes stay at the front, so no line is torn or doubled.
-   * The AuditLog seals entries straight into it while this sink is the logger's only transport.
+   * Why it was opened: the first time, because the file at `filename` was replaced, because asked to, or
+   * because an earlier open failed.
    */
-  readonly out = new LineBuffer();
-  /** Lines in `out` whose newline is not on disk yet. */
-  private lines = 0;
-  /** The flush scheduled for the end of this turn of the event loop, if any. */
-  private scheduled: NodeJS.Immediate | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private failed: Error | undefined;
-  private idleWaiters: (() => void)[] = [];
-  /**
-   * Set by the AuditLog: seals the entries it still holds for this turn of the event loop, so that
-   * `drained()` and `reopen()` cover every entry written before they were called.
-   */
-  beforeFlush: (() => void) | undefined;
-  /** Lines written to disk so far. */
-  written = 0;
+  reason: 'start' | 'rotated' | 'reopen' | 'retry';
+}
 
-  constructor(options: AuditFileOptions) {
-    super({ level: 'info' });
-    this.filename = options.filename;
-    this.maxQueue = options.maxQueue ?? 10_000;
-    this.retryInterval = options.retryInterval ?? 1000;
-    this.mode = options.mode ?? 0o600;
+const NL = Buffer.from('\n');
+
+/**
+ * Lines for one file, appended with one `write(2)` per batch on an `O_APPEND` descriptor, so that lines of
+ * several processes never interleave mid-line. Only whole lines are ever handed to the file: after a short or
+ * failed write the torn line is kept from its start and written again whole once the disk takes it, after a
+ * newline that ends the fragment the failed write left. Nothing is dropped on an error: the lines stay queued
+ * and are retried. Events: `'opened'` ({@link Opened}, after every open), `'failed'` (first error of an outage),
+ * `'recovered'`.
+ */
+export class FileSink extends EventEmitter {
+  readonly filename: string;
+  readonly durability: Durability;
+  private readonly mode: number;
+  private readonly retryInterval: number;
+  /** Lines waiting for the disk, as bytes, oldest first, each ending in a newline. */
+  readonly out = new LineBuffer();
+  /** Whole lines in `out`. */
+  private lines = 0;
+  /** Lines written so far. */
+  written = 0;
+  private fd: number | undefined;
+  private ino = 0;
+  private dev = 0;
+  /** A write was cut short or failed: the file may end in a fragment of a line. */
+  private torn = false;
+  private failed: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private scheduled: NodeJS.Immediate | undefined;
+  /** Run once everything now in `out` is written (and synced, with `'fsync'`). */
+  private waiting: (() => void)[] = [];
+  /** Written, waiting for the fsync under way or the next one. */
+  private unsynced: (() => void)[] = [];
+  private syncing = false;
+  private closed = false;
+
+  constructor(options: FileSinkOptions) {
+    super();
+    const { filename, mode = 0o600, retryInterval = 1000, durability = 'write' } = options;
+    if (typeof filename !== 'string' || filename === '') throw new TypeError('FileSink: filename must be a non-empty string');
+    if (durability !== 'write' && durability !== 'fsync') throw new TypeError("durability must be 'write' or 'fsync'");
+    if (!Number.isInteger(retryInterval) || retryInterval < 1) throw new TypeError('FileSink: bad retryInterval');
+    this.filename = filename;
+    this.mode = mode;
+    this.retryInterval = retryInterval;
+    this.durability = durability;
   }
 
   /** Lines waiting for the disk. */
@@ -67,27 +86,80 @@ export class AuditFileTransport extends TransportStream {
     return this.failed;
   }
 
-  override log(info: Record<string | symbol, unknown>, callback: () => void): void {
-    this.append(info[MESSAGE] as string);
-    callback();
+  /**
+   * Opens `filename` (creating it), ends a torn last line with a newline and says what the file held. Throws
+   * when the file cannot be opened. Called by the owner before the first line, after rotation, on request.
+   */
+  open(reason: Opened['reason']): Opened {
+    this.closeFd();
+    const fd = fs.openSync(this.filename, 'a+', this.mode);
+    let info: TailInfo;
+    try {
+      info = inspectTail(fd);
+      const st = fs.fstatSync(fd);
+      this.ino = st.ino;
+      this.dev = st.dev;
+      // A fragment at the end (a writer died mid-line): end it, so that the next line is not glued to it.
+      if (info.tornBytes > 0) fs.writeSync(fd, NL);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    this.fd = fd;
+    this.torn = false;
+    const opened: Opened = { ...info, reason };
+    this.emit('opened', opened);
+    return opened;
+  }
+
+  /** Whether the file at `filename` is no longer the one open (renamed or removed by log rotation). */
+  rotated(): boolean {
+    if (this.fd === undefined || this.closed) return false;
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(this.filename, { throwIfNoEntry: false });
+    } catch {
+      return false; // the directory is unreadable: keep writing where we are, the error shows on write
+    }
+    return st === undefined || st.ino !== this.ino || st.dev !== this.dev;
   }
 
   /**
-   * Queues one line (without its newline) for the next batch. What `log` does for winston; the AuditLog
-   * calls it directly while this sink is the logger's only transport.
+   * Opens `filename` anew when it is no longer the open file (see {@link rotated}); returns whether it was.
+   * An error is kept and retried like a write error.
    */
-  append(line: string): void {
-    this.out.utf8(line);
-    this.endLine();
+  follow(): boolean {
+    if (!this.rotated()) return false;
+    try {
+      this.open('rotated');
+    } catch (err) {
+      this.closeFd();
+      this.fail(err as Error);
+    }
+    return true;
   }
 
-  /** @internal Ends the line just written into `out` (by `append`, or sealed there by the AuditLog). */
+  /** Ends the line just written into `out`; the batch is written at the end of this turn of the event loop. */
   endLine(): void {
     this.out.byte(0x0a);
     this.lines++;
-    if (this.scheduled === undefined && this.retryTimer === undefined) {
+    if (this.scheduled === undefined && this.retryTimer === undefined && !this.closed) {
       this.scheduled = setImmediate(this.flushSoon);
     }
+  }
+
+  /** Runs `callback` once every line now queued is written (and on disk, with `'fsync'`). */
+  whenWritten(callback: () => void): void {
+    if (this.lines === 0 && !this.syncing && this.unsynced.length === 0) callback();
+    else this.waiting.push(callback);
+  }
+
+  /** Runs every waiting callback now, written or not (the owner serves while the disk fails: fail-open). */
+  releaseWaiting(): void {
+    const w = [...this.unsynced, ...this.waiting];
+    this.unsynced = [];
+    this.waiting = [];
+    for (const cb of w) cb();
   }
 
   private readonly flushSoon = (): void => {
@@ -95,145 +167,159 @@ export class AuditFileTransport extends TransportStream {
     this.flush();
   };
 
-  /** Writes what is queued now, in this call, instead of at the end of this turn of the event loop. */
-  flushNow(): void {
-    if (this.retryTimer !== undefined) return;
+  /** Writes what is queued, now. Never throws: errors are kept, reported once, and retried. */
+  flush(): void {
     if (this.scheduled !== undefined) {
-      // The scheduled flush would find nothing left to write.
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    this.flush();
-  }
-
-  private flush(): void {
-    const out = this.out;
+    if (this.retryTimer !== undefined) return; // a retry is due; it writes everything
     if (this.lines === 0) {
-      this.settle();
+      this.written0();
       return;
     }
-    if (this.fd === undefined) {
-      try {
-        this.fd = fs.openSync(this.filename, 'a', this.mode);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
-    }
-    const lines = this.lines;
-    // One synchronous append per batch (per turn of the event loop), as pino's file destination does: the
-    // bytes go to the page cache in microseconds, where a thread-pool round trip costs more than the write.
+    const out = this.out;
     let off = 0;
     try {
-      while (off < out.pos) off += fs.writeSync(this.fd, out.buf, off, out.pos - off);
+      // (no descriptor: an earlier reopen failed; this one tells the owner through 'opened')
+      if (this.fd === undefined) this.open('retry');
+      const fd = this.fd as unknown as number;
+      if (this.torn) {
+        // The last write was cut short: unless another writer ended the fragment it left, end it now.
+        const size = fs.fstatSync(fd).size;
+        const last = Buffer.alloc(1);
+        if (size > 0 && fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a) fs.writeSync(fd, NL);
+        this.torn = false;
+      }
+      // One synchronous append per batch, as pino's file destination does: the bytes reach the page cache in
+      // microseconds, where a thread-pool round trip costs more than the write.
+      while (off < out.pos) off += fs.writeSync(fd, out.buf, off, out.pos - off);
     } catch (err) {
-      // Keep what did not reach the file at the front: whole lines, and the rest of one the write cut short.
-      out.buf.copyWithin(0, off, out.pos);
-      out.pos -= off;
-      let left = 0;
-      const rest = out.buf.subarray(0, out.pos);
-      for (let i = rest.indexOf(0x0a); i >= 0; i = rest.indexOf(0x0a, i + 1)) left++;
-      this.lines = left;
-      this.written += lines - left;
+      this.keepFrom(off);
       this.fail(err as Error);
       return;
     }
-    out.clear();
+    this.written += this.lines;
     this.lines = 0;
-    this.written += lines;
+    out.clear();
     if (this.failed) {
       this.failed = undefined;
       this.emit('recovered');
     }
-    this.emit('flushed', lines);
-    this.settle();
+    this.written0();
+  }
+
+  /** After a write that stopped at `off`: keep the lines not wholly written, each from its start. */
+  private keepFrom(off: number): void {
+    const out = this.out;
+    const done = off === 0 ? 0 : out.buf.lastIndexOf(0x0a, off - 1) + 1;
+    if (off > done) this.torn = true;
+    let left = 0;
+    for (let i = out.buf.indexOf(0x0a, done); i >= 0 && i < out.pos; i = out.buf.indexOf(0x0a, i + 1)) left++;
+    this.written += this.lines - left;
+    this.lines = left;
+    out.buf.copyWithin(0, done, out.pos);
+    out.pos -= done;
+  }
+
+  /** Everything queued is written: release the waiters, or sync first. */
+  private written0(): void {
+    if (this.waiting.length === 0) return;
+    if (this.durability === 'write') {
+      const w = this.waiting;
+      this.waiting = [];
+      for (const cb of w) cb();
+      return;
+    }
+    this.unsynced.push(...this.waiting);
+    this.waiting = [];
+    this.sync();
+  }
+
+  // Group commit: one fdatasync for every line written while the previous one ran.
+  private sync(): void {
+    if (this.syncing || this.unsynced.length === 0 || this.fd === undefined) return;
+    this.syncing = true;
+    const batch = this.unsynced;
+    this.unsynced = [];
+    fs.fdatasync(this.fd, (err) => {
+      this.syncing = false;
+      if (err) {
+        this.unsynced.unshift(...batch);
+        this.fail(err);
+        return;
+      }
+      for (const cb of batch) cb();
+      this.sync();
+    });
   }
 
   private fail(err: Error): void {
-    // Reopen on retry: the file may have been replaced (log rotation) or its directory recreated.
-    if (this.fd !== undefined) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {}
-      this.fd = undefined;
-    }
     const first = this.failed === undefined;
     this.failed = err;
-    // Not 'error': on a piped Writable that would unpipe it from the logger. The AuditLog listens for this.
-    if (first) this.emit('sink-error', err);
+    // Reopen on retry: the file may have been replaced or its directory recreated.
+    if (first) this.emit('failed', err);
+    if (this.closed || this.retryTimer !== undefined) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.flush();
+      if (this.lines === 0 && this.unsynced.length > 0) this.sync();
+      else this.flush();
     }, this.retryInterval);
     this.retryTimer.unref();
   }
 
-  private settle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** Resolves when every queued line is on disk (not fsync'ed). */
-  drained(): Promise<void> {
-    this.beforeFlush?.();
-    if (this.lines === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  // Writable's last step before 'finish': winston ends every transport when the logger ends, and 'finish'
-  // must mean "on disk" (winston's own File transport signals it before the bytes land).
-  override _final(callback: (error?: Error | null) => void): void {
-    const finish = () => {
-      if (this.retryTimer) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = undefined;
-      }
-      const fd = this.fd;
-      this.fd = undefined;
-      if (fd === undefined) return callback();
-      fs.fsync(fd, () => fs.close(fd, () => callback()));
-    };
-    if (this.lines === 0) finish();
-    else this.idleWaiters.push(finish);
-  }
-
   /**
-   * Closes the file so that the next write opens `filename` afresh: call it after log rotation moved the
-   * file away (e.g. on SIGHUP from logrotate's postrotate). Entries written before the call go to the old file;
-   * the chain continues in the new one, so verify both, oldest first.
+   * Writes and syncs what is left, then closes the file. Resolves when done; after `timeout` ms of a failing
+   * disk, gives up and rejects with `ERR_PROXY_AUDIT_LOST` (`lost`: the lines not written).
    */
-  reopen(): void {
-    this.beforeFlush?.();
-    // What was written before this call still goes to the old file (the one the descriptor points at).
-    if (this.fd !== undefined && this.retryTimer === undefined && this.lines > 0) {
-      this.flush();
+  async close(timeout = 10_000): Promise<void> {
+    this.flush();
+    const deadline = Date.now() + timeout;
+    while ((this.lines > 0 || this.syncing) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, this.retryInterval)));
+      if (this.retryTimer === undefined && this.lines > 0) this.flush();
     }
-    if (this.fd === undefined) return;
+    this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const lost = this.lines;
+    if (lost > 0) {
+      this.lines = 0;
+      this.out.clear();
+      this.releaseWaiting();
+      this.closeFd();
+      throw Object.assign(new Error(`audit log closed with ${lost} entries not written (the disk did not take them)`), {
+        code: ErrorCodes.AUDIT_LOST,
+        lost,
+      });
+    }
     const fd = this.fd;
     this.fd = undefined;
-    try {
-      fs.closeSync(fd);
-    } catch {}
-  }
-
-  /**
-   * Gives up on what is still queued (the disk never came back before a shutdown deadline): returns how many
-   * lines are lost and lets `_final` complete.
-   */
-  abandon(): number {
-    const lost = this.lines;
-    this.out.clear();
-    this.lines = 0;
-    if (this.retryTimer) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = undefined;
+    if (fd !== undefined) {
+      await new Promise<void>((resolve) => fs.fsync(fd, () => fs.close(fd, () => resolve())));
     }
-    this.settle();
-    return lost;
+    this.releaseWaiting();
   }
 
-  override close(): void {
-    // Called by winston on unpipe; the descriptor is released in _final.
+  /** Writes what is left, syncs and closes, synchronously (at process exit). Errors are given up on. */
+  closeSync(): void {
+    this.flush();
+    this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.fd !== undefined) {
+      try {
+        fs.fsyncSync(this.fd);
+      } catch {}
+    }
+    this.closeFd();
+  }
+
+  private closeFd(): void {
+    if (this.fd === undefined) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {}
+    this.fd = undefined;
   }
 }

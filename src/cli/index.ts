@@ -3,9 +3,11 @@
 // only dispatches.
 import { type Command, UsageError } from './args.js';
 import { keygen } from './keygen.js';
+import { pgInit } from './pg-init.js';
+import { ship } from './ship.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Command> = { verify, keygen };
+const COMMANDS: Record<string, Command> = { verify, keygen, ship, 'pg-init': pgInit };
 
 function usage(): string {
   return `Usage:\n${Object.values(COMMANDS)

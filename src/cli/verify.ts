@@ -1,17 +1,23 @@
-// `proxy-protocol-audit verify FILE...`: checks audit log files.
+// `proxy-protocol-audit verify FILE...`: checks audit log files and says what the result proves.
 import { readFileSync } from 'node:fs';
-import { verifyAuditLog } from '../audit/verify.js';
+import { type VerifyFinding, type VerifyResult, verifyAuditLog } from '../audit/verify.js';
 import { type Command, last, parseArgs, UsageError } from './args.js';
 
+const HEADLINE = { intact: 'INTACT', unsealed: 'UNSEALED', tampered: 'TAMPERED', 'cannot-verify': 'CANNOT VERIFY' } as const;
+/** Findings printed in the human output; `--json` has them all (up to the verifier's own bound). */
+const SHOWN = 50;
+
 export const verify: Command = {
-  usage: `verify FILE... [--public-key PEM] [--hash-key-file FILE | --hash-key-env VAR] [--json]
-      Checks audit log files (rotated files oldest first). Exit 0: intact. Exit 1: tampered. Exit 2: error.`,
+  usage: `verify FILE... | --postgres URL [--table audit_log] [--public-key PEM] [--hash-key-file FILE | --hash-key-env VAR] [--json]
+      Checks audit log files (rotated files oldest first, .gz too), or every chain in the PostgreSQL table. Exit 0: intact. 1: tampered.
+      2: cannot verify (no entry, unreadable file, HMAC log without its key) or a usage error.
+      3: unsealed (a signed chain ends with neither its final checkpoint nor a later writer's witness).`,
   async run(args) {
     const {
       positional: files,
       options,
       set,
-    } = parseArgs(args, ['--public-key', '--hash-key-file', '--hash-key-env'], ['--json']);
+    } = parseArgs(args, ['--public-key', '--hash-key-file', '--hash-key-env', '--postgres', '--table'], ['--json']);
     const pubFile = last(options, '--public-key');
     const publicKey = pubFile === undefined ? undefined : readFileSync(pubFile, 'utf8');
     let hashKey: Buffer | undefined;
@@ -23,17 +29,50 @@ export const verify: Command = {
       if (v === undefined) throw new UsageError(`environment variable ${keyEnv} is not set`);
       hashKey = Buffer.from(v);
     }
-    if (files.length === 0) throw new UsageError('verify needs at least one file');
-    const r = await verifyAuditLog(files, { publicKey, hashKey });
-    if (set.has('--json')) process.stdout.write(`${JSON.stringify(r)}\n`);
-    else if (r.ok) {
-      process.stdout.write(
-        `INTACT: ${r.entries} entries in ${r.chains} chain${r.chains === 1 ? '' : 's'}` +
-          `${publicKey ? `, ${r.checkpoints} signed checkpoints verified, every chain sealed` : ' (hashes and links checked; pass --public-key to check signatures and truncation)'}\n`,
-      );
-    } else {
-      process.stdout.write(`TAMPERED: ${r.file}:${r.firstBadLine}: ${r.reason}\n(${r.entries} entries were intact before it)\n`);
-    }
-    return r.ok ? 0 : 1;
+    const url = last(options, '--postgres');
+    const table = last(options, '--table');
+    if (url !== undefined && files.length > 0) throw new UsageError('verify reads files or --postgres, not both');
+    if (url === undefined && table !== undefined) throw new UsageError('--table goes with --postgres');
+    if (url === undefined && files.length === 0) throw new UsageError('verify needs at least one file, or --postgres URL');
+    const r =
+      url === undefined
+        ? await verifyAuditLog(files, { publicKey, hashKey })
+        : await verifyAuditLog({ postgres: { connectionString: url, table: table ?? 'audit_log' }, publicKey, hashKey });
+    process.stdout.write(set.has('--json') ? `${JSON.stringify(r)}\n` : report(r, publicKey !== undefined));
+    return r.exitCode;
   },
 };
+
+/** The human report: a headline with the verdict, the findings (notes too), and the counts. */
+function report(r: VerifyResult, signed: boolean): string {
+  const where = r.file === undefined ? '' : `${r.file}${r.firstBadLine === undefined ? '' : `:${r.firstBadLine}`}: `;
+  const head =
+    r.verdict === 'intact' ? `${HEADLINE.intact}: ${counts(r, signed)}` : `${HEADLINE[r.verdict]}: ${where}${r.reason}`;
+  const lines = [head];
+  for (const f of r.findings.slice(0, SHOWN)) lines.push(`  ${f.severity.padEnd(8)} ${f.code.padEnd(20)} ${at(f)}${f.message}`);
+  const more = r.findingsTotal - Math.min(SHOWN, r.findings.length);
+  if (more > 0) lines.push(`  … and ${more} more finding${more === 1 ? '' : 's'} (--json lists up to ${r.findings.length})`);
+  if (r.verdict !== 'intact') lines.push(counts(r, signed));
+  return `${lines.join('\n')}\n`;
+}
+
+const STATUS_WORDS = { closed: 'closed', witnessed: 'crashed and witnessed', unsealed: 'unsealed', open: 'open' } as const;
+
+function counts(r: VerifyResult, signed: boolean): string {
+  const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+  const statuses = (Object.keys(STATUS_WORDS) as (keyof typeof STATUS_WORDS)[])
+    .map((s) => [r.chainSummaries.filter((c) => c.status === s).length, STATUS_WORDS[s]] as const)
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} ${word}`);
+  let text = `${plural(r.entries, 'entry', 'entries')} in ${plural(r.chains, 'chain')}`;
+  if (statuses.length > 0) text += ` (${statuses.join(', ')})`;
+  if (signed) text += `, ${plural(r.checkpoints, 'signed checkpoint')} verified`;
+  if (r.fragments > 0) text += `, ${plural(r.fragments, 'torn fragment')} skipped`;
+  if (!signed) text += '; hashes and links checked (pass --public-key to check signatures and cut tails)';
+  return text;
+}
+
+function at(f: VerifyFinding): string {
+  if (f.source === undefined) return '';
+  return f.line === undefined ? `${f.source}: ` : `${f.source}:${f.line}: `;
+}

@@ -4,9 +4,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {} from 'express-serve-static-core';
-import { type AuditMiddlewareOptions, compileRequestAudit } from '../audit/http-entry.js';
 import { type ClientAddress, type ClientIpOptions, compileClientIp, compileClientIpOption } from '../client-ip.js';
 import { clientIpOf, clientPortOf } from '../connection/socket-info.js';
+import { type AuditMiddlewareOptions, compileRequestAudit } from '../middleware/request-audit.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
 
@@ -164,8 +164,8 @@ export type ExpressAuditOptions = AuditMiddlewareOptions<ExpressLikeRequest & im
 };
 
 /**
- * One audit entry per request, written when the response finishes or the connection closes first. Put it
- * first, after `clientIp()` — or give it `clientIp: true` and use it alone: one Express layer instead of two.
+ * One audit entry per request, written when the app ends the response (whose last bytes wait until the
+ * line is written) or when the connection closes first. Put it first, after `clientIp()` — or give it `clientIp: true` and use it alone: one Express layer instead of two.
  * While the log fails closed, requests are answered 503.
  *
  * @param options.log the log from `createAuditLog` (required)
@@ -200,13 +200,16 @@ export function auditLog(options: ExpressAuditOptions) {
   });
   return function auditLog(req: IncomingMessage, res: ServerResponse, next: Next): void {
     if (resolve !== undefined) setClientIp(resolve, req);
-    if (begin(req as ExpressLikeRequest, req, res) === 'unavailable') {
-      res.statusCode = 503;
-      res.setHeader('retry-after', '5');
-      res.setHeader('content-type', 'text/plain; charset=utf-8');
-      res.end('Service Unavailable: audit log unavailable\n');
+    const decision = begin(req as ExpressLikeRequest, req, res);
+    if (decision === 'skip' || decision === 'serve') {
+      next();
       return;
     }
-    next();
+    if (decision === 'drop') return;
+    res.statusCode = 503;
+    if (decision === 'closing') res.setHeader('connection', 'close');
+    else res.setHeader('retry-after', '5');
+    res.setHeader('content-type', 'text/plain; charset=utf-8');
+    res.end(decision === 'closing' ? 'Service Unavailable: shutting down\n' : 'Service Unavailable: audit log unavailable\n');
   };
 }

@@ -4,8 +4,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {} from 'koa';
-import { type AuditMiddlewareOptions, compileRequestAudit } from '../audit/http-entry.js';
 import { type ClientAddress, type ClientIpOptions, compileClientIp, compileClientIpOption } from '../client-ip.js';
+import { type AuditMiddlewareOptions, compileRequestAudit } from '../middleware/request-audit.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
 
@@ -110,12 +110,16 @@ export function auditLog<T = import('koa').Context>(options: KoaAuditOptions<T>)
   });
   return function auditLog(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<unknown> {
     if (resolve !== undefined) setClientIp(resolve, ctx);
-    if (begin(ctx, ctx.req, ctx.res) === 'unavailable') {
-      ctx.status = 503;
-      ctx.set?.('retry-after', '5');
-      ctx.body = 'Service Unavailable: audit log unavailable\n';
+    const decision = begin(ctx, ctx.req, ctx.res);
+    if (decision === 'skip' || decision === 'serve') return next();
+    if (decision === 'drop') {
+      (ctx as { respond?: boolean }).respond = false;
       return Promise.resolve();
     }
-    return next();
+    ctx.status = 503;
+    if (decision === 'closing') ctx.set?.('connection', 'close');
+    else ctx.set?.('retry-after', '5');
+    ctx.body = decision === 'closing' ? 'Service Unavailable: shutting down\n' : 'Service Unavailable: audit log unavailable\n';
+    return Promise.resolve();
   };
 }

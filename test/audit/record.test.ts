@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { MAX_STRING } from '../../src/audit/entry.js';
 import { type AuditFields, createAuditLog, verifyAuditLog } from '../../src/index.js';
 import { entries, tmpFile } from './util.js';
 
@@ -38,9 +39,9 @@ describe('audit line bytes', () => {
     }
     await log.close();
     const written = readFileSync(file, 'utf8').trimEnd().split('\n');
-    // (the start entry was sealed when the log was created, before the listener)
+    // (the start entry is sealed at the end of the turn the log was created in, so the listener sees it too)
     assert.ok(
-      lines.length === written.length - 1 && lines.every((l, i) => l === written[i + 1]),
+      lines.length === written.length && lines.every((l, i) => l === written[i]),
       "'entry' gives each line exactly as written",
     );
     const reqs = entries(file).filter((e) => e.event.action === 'http-request');
@@ -57,37 +58,87 @@ describe('audit line bytes', () => {
       assert.equal(e.service.name, 'svc "quoted" ü');
       assert.equal(e.host.name, 'höst\\1');
     }
-    assert.deepEqual(await verifyAuditLog(file), { ok: true, entries: written.length, chains: 1, checkpoints: 0 });
+    const v = await verifyAuditLog(file);
+    assert.deepEqual(
+      { verdict: v.verdict, ok: v.ok, entries: v.entries, chains: v.chains, checkpoints: v.checkpoints },
+      { verdict: 'intact', ok: true, entries: written.length, chains: 1, checkpoints: 0 },
+    );
   });
 
-  it('numbers: integers digit for digit, anything else still valid JSON', async () => {
+  it('numbers: integers digit for digit', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
-    const cases: [Partial<AuditFields>, unknown][] = [
-      [{ status: 0 }, 0],
-      [{ status: 9 }, 9],
-      [{ status: 10 }, 10],
-      [{ status: 200 }, 200],
-      [{ status: 1_000_000_007 }, 1_000_000_007],
-      [{ status: Number.MAX_SAFE_INTEGER }, Number.MAX_SAFE_INTEGER],
-      [{ status: 2.5 }, 2.5],
-      [{ status: -3 }, -3],
-      [{ status: Number.NaN }, null],
-      [{ status: Number.POSITIVE_INFINITY }, null],
-      [{ status: 1e21 }, 1e21],
-    ];
-    for (const [f] of cases) log.write({ category: 'web', action: 'http-request', outcome: 'success', ...f });
+    const statuses = [0, 9, 10, 200, 404, 999];
+    const sizes = [0, 1, 1_000_000_007, Number.MAX_SAFE_INTEGER];
+    for (const status of statuses) log.write({ category: 'web', action: 'http-request', outcome: 'success', status });
+    for (const bytes of sizes) log.write({ category: 'web', action: 'http-request', outcome: 'success', bytes });
     log.write({ category: 'web', action: 'http-request', outcome: 'success', duration: 1234.6, clientPort: 65535 });
     await log.close();
     const reqs = entries(file).filter((e) => e.event.action === 'http-request');
     assert.deepEqual(
-      reqs.slice(0, cases.length).map((e) => e.http.response.status_code),
-      cases.map(([, want]) => want),
+      reqs.slice(0, statuses.length).map((e) => e.http.response.status_code),
+      statuses,
     );
-    const last = reqs[cases.length];
+    assert.deepEqual(
+      reqs.slice(statuses.length, statuses.length + sizes.length).map((e) => e.http.response.body.bytes),
+      sizes,
+    );
+    const last = reqs[statuses.length + sizes.length];
     assert.equal(last?.event.duration, 1235);
     assert.equal(last?.client, undefined, 'a port without an address writes no client object');
     assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
+  const BASE = { category: 'web', action: 'http-request', outcome: 'success' } as const;
+  const BAD: { name: string; fields: unknown }[] = [
+    { name: 'null', fields: null },
+    { name: 'a string', fields: 'GET /' },
+    { name: 'an array', fields: [] },
+    { name: 'an outcome with a quote', fields: { ...BASE, outcome: 'succ"ess' } },
+    { name: 'a kind outside the enumeration', fields: { ...BASE, kind: '€' } },
+    { name: 'an unknown category', fields: { ...BASE, category: 'phi' } },
+    { name: 'no action', fields: { category: 'web', outcome: 'success' } },
+    { name: 'an empty action', fields: { ...BASE, action: '' } },
+    { name: 'a timestamp NaN', fields: { ...BASE, timestamp: Number.NaN } },
+    { name: 'an invalid Date', fields: { ...BASE, timestamp: new Date('nope') } },
+    { name: 'a timestamp as a string', fields: { ...BASE, timestamp: '2026-01-01' } },
+    { name: 'a user id as an array', fields: { ...BASE, userId: ['u1'] } },
+    { name: 'a path as a number', fields: { ...BASE, path: 42 } },
+    { name: 'a fractional status', fields: { ...BASE, status: 2.5 } },
+    { name: 'a negative status', fields: { ...BASE, status: -3 } },
+    { name: 'a status NaN', fields: { ...BASE, status: Number.NaN } },
+    { name: 'a status of 1e21', fields: { ...BASE, status: 1e21 } },
+    { name: 'a port above 65535', fields: { ...BASE, clientIp: '192.0.2.1', clientPort: 70000 } },
+    { name: 'negative bytes', fields: { ...BASE, bytes: -1 } },
+    { name: 'an infinite duration', fields: { ...BASE, duration: Number.POSITIVE_INFINITY } },
+  ];
+
+  it('write() checks its argument: a TypeError at the call, nothing written, the next entry unharmed', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    for (const { name, fields } of BAD) {
+      assert.throws(() => log.write(fields as AuditFields), TypeError, name);
+      log.write({ ...BASE, path: `/after/${name}` });
+    }
+    await log.close();
+    const reqs = entries(file).filter((e) => e.event.action === 'http-request');
+    assert.deepEqual(
+      reqs.map((e) => e.url.path),
+      BAD.map(({ name }) => `/after/${name}`),
+    );
+    assert.equal(log.stats.dropped, 0);
+    const v = await verifyAuditLog(file);
+    assert.equal(v.ok, true);
+  });
+
+  it('a Date as timestamp, and strings longer than the limit are cut, not refused', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    log.write({ ...BASE, timestamp: new Date(Date.UTC(2026, 0, 2)), userAgent: 'u'.repeat(MAX_STRING + 100) });
+    await log.close();
+    const [e] = entries(file).filter((x) => x.event.action === 'http-request');
+    assert.equal(e?.['@timestamp'], '2026-01-02T00:00:00.000Z');
+    assert.equal(e?.user_agent.original.length, MAX_STRING);
   });
 
   it('@timestamp is exactly what toISOString writes, at the edges of days, months, leap years and years', async () => {

@@ -49,7 +49,11 @@ describe('verifyAuditLog: tampering', () => {
 
   it('an untouched log verifies', async () => {
     const r = await verifyAuditLog(plain.file);
-    assert.deepEqual(r, { ok: true, entries: plain.lines.length, chains: 1, checkpoints: 0 });
+    assert.deepEqual(
+      { ok: r.ok, verdict: r.verdict, exitCode: r.exitCode, entries: r.entries, chains: r.chains, checkpoints: r.checkpoints },
+      { ok: true, verdict: 'intact', exitCode: 0, entries: plain.lines.length, chains: 1, checkpoints: 0 },
+    );
+    assert.deepEqual(r.findings, []);
     const s = await verifyAuditLog(signed.file, { publicKey: keys.publicKey });
     assert.equal(s.ok, true);
     assert.equal(s.checkpoints, 5, '4 periodic + 1 final');
@@ -83,16 +87,11 @@ describe('verifyAuditLog: tampering', () => {
     },
     { name: 'removing the head', mutate: (l) => l.slice(2), line: 1, reason: /beginning is missing/ },
     {
+      // Blank lines are benign; the entry they replaced leaves a gap in the sequence.
       name: 'a blank line in place of an entry',
       mutate: (l) => l.map((x, i) => (i === 10 ? '' : x)),
-      line: 11,
-      reason: /blank line/,
-    },
-    {
-      name: 'a torn last line',
-      mutate: (l) => [...l.slice(0, -1), (l.at(-1) as string).slice(0, 40)],
-      line: 22,
-      reason: /not an audit entry/,
+      line: 12,
+      reason: /removed/,
     },
     {
       name: 'editing and re-hashing one entry',
@@ -111,16 +110,31 @@ describe('verifyAuditLog: tampering', () => {
     it(`detects ${c.name}`, async () => {
       const r = await verifyAuditLog(rewrite(c.mutate(plain.lines)));
       assert.equal(r.ok, false);
+      assert.equal(r.verdict, 'tampered');
+      assert.equal(r.exitCode, 1);
       assert.equal(r.firstBadLine, c.line);
       assert.match(r.reason ?? '', c.reason);
     });
   }
+
+  it('a torn last line without a key is a crash or a cut: intact, with notes for the fragment and the open chain', async () => {
+    const r = await verifyAuditLog(rewrite([...plain.lines.slice(0, -1), (plain.lines.at(-1) as string).slice(0, 40)]));
+    assert.equal(r.verdict, 'intact');
+    assert.deepEqual(
+      r.findings.map((f) => [f.code, f.line]),
+      [
+        ['torn-fragment', 22],
+        ['chain-open', 21],
+      ],
+    );
+  });
 
   it('a cut tail passes the hash chain alone but not the signed checkpoints', async () => {
     const cut = rewrite(signed.lines.slice(0, -4));
     assert.equal((await verifyAuditLog(cut)).ok, true, 'without the key, truncation is invisible: that is why checkpoints exist');
     const r = await verifyAuditLog(cut, { publicKey: keys.publicKey });
     assert.equal(r.ok, false);
+    assert.equal(r.verdict, 'unsealed');
     assert.match(r.reason ?? '', /tail was cut/);
   });
 
@@ -132,7 +146,10 @@ describe('verifyAuditLog: tampering', () => {
 
   it('HMAC chains need the key, and the right one', async () => {
     const h = await makeLog({ hashKey: 'k3y' });
-    assert.match((await verifyAuditLog(h.file)).reason ?? '', /hashKey is needed/);
+    const noKey = await verifyAuditLog(h.file);
+    assert.match(noKey.reason ?? '', /hashKey is needed/);
+    assert.equal(noKey.verdict, 'cannot-verify', 'without the key nothing is proven either way: exit 2, not 1');
+    assert.equal(noKey.exitCode, 2);
     assert.match((await verifyAuditLog(h.file, { hashKey: 'wrong' })).reason ?? '', /edited/);
     assert.equal((await verifyAuditLog(h.file, { hashKey: 'k3y' })).ok, true);
   });
@@ -165,7 +182,7 @@ describe('CLI', () => {
     const pub = tmpFile('audit.pub');
     writeFileSync(pub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
     const ok = await run(process.execPath, [cli, 'verify', file, '--public-key', pub]);
-    assert.match(ok.stdout, /^INTACT: 23 entries in 1 chain, 1 signed checkpoints verified/);
+    assert.match(ok.stdout, /^INTACT: 23 entries in 1 chain \(1 closed\), 1 signed checkpoint verified/);
     const bad = rewrite(lines.filter((_, i) => i !== 4));
     await assert.rejects(run(process.execPath, [cli, 'verify', bad]), (e: { code: number; stdout: string }) => {
       assert.equal(e.code, 1);
@@ -195,13 +212,23 @@ describe('log rotation', () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
     for (let i = 0; i < 5; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}` });
-    await log.file?.drained();
+    await log.drained();
     renameSync(file, `${file}.1`);
-    log.file?.reopen();
+    log.reopen();
     for (let i = 0; i < 5; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/b/${i}` });
     await log.close();
     assert.equal(readFileSync(`${file}.1`, 'utf8').trimEnd().split('\n').length, 6);
-    assert.equal(readFileSync(file, 'utf8').trimEnd().split('\n').length, 6);
+    const fresh = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      fresh.map((e) => e.event.action),
+      ['audit-log-reopened', ...Array(5).fill('http-request'), 'audit-log-stopped'],
+      'the new file starts with the reopen entry, which continues the chain',
+    );
+    assert.equal(fresh[0].audit.reason, 'reopen');
+    assert.equal(fresh[0].audit.previous, undefined, 'the new file was empty');
     assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
     assert.equal((await verifyAuditLog(file)).ok, false, 'the new file alone lacks the head of the chain');
   });
@@ -210,10 +237,10 @@ describe('log rotation', () => {
     const { renameSync } = await import('node:fs');
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
-    await log.file?.drained(); // the start entry opened the file
+    await log.drained(); // the start entry opened the file
     for (let i = 0; i < 3; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}` });
     renameSync(file, `${file}.1`);
-    log.file?.reopen();
+    log.reopen();
     log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/b/0' });
     await log.close();
     const old = readFileSync(`${file}.1`, 'utf8').trimEnd().split('\n');
@@ -222,7 +249,8 @@ describe('log rotation', () => {
       [undefined, '/a/0', '/a/1', '/a/2'],
     );
     const fresh = readFileSync(file, 'utf8').trimEnd().split('\n');
-    assert.equal(JSON.parse(fresh[0] as string).url.path, '/b/0');
+    assert.equal(JSON.parse(fresh[0] as string).event.action, 'audit-log-reopened');
+    assert.equal(JSON.parse(fresh[1] as string).url.path, '/b/0');
     assert.equal((await verifyAuditLog([`${file}.1`, file])).ok, true);
   });
 });

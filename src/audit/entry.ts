@@ -1,0 +1,325 @@
+// One audit entry: the facts a caller gives (checked at the call), and their serialisation, from one table
+// of members, to the front part of an ECS JSON line. The same entry and sequence always give the same bytes:
+// they are what the hash chain covers.
+import { ascii, type LineBuffer } from './line-buffer.js';
+import { writeRandomUuid } from './request-id.js';
+
+/** The facts of one audit entry. Absent fields are left out of the line. */
+export interface AuditFields {
+  /** Milliseconds since the epoch (or a Date); default: now. */
+  timestamp?: number | Date;
+  /** `event.kind`. Default `'event'`. */
+  kind?: 'event' | 'state';
+  category: 'web' | 'network' | 'configuration';
+  /** `event.action`, e.g. `"http-request"`. */
+  action: string;
+  outcome: 'success' | 'failure' | 'unknown';
+  /** Nanoseconds. */
+  duration?: number;
+  clientIp?: string;
+  clientPort?: number;
+  peerAddress?: string;
+  peerPort?: number;
+  method?: string;
+  requestId?: string;
+  httpVersion?: string;
+  domain?: string;
+  path?: string;
+  query?: string;
+  route?: string;
+  status?: number;
+  /** `http.response.body.bytes`. */
+  bytes?: number;
+  /** `http.request.body.bytes` (bytes received, e.g. over an upgraded connection). */
+  requestBytes?: number;
+  userAgent?: string;
+  userId?: string;
+  tlsVersion?: string;
+  tlsCipher?: string;
+  /** Common name of the client certificate, when the client presented one. */
+  tlsClientCn?: string;
+  errorType?: string;
+  errorCode?: string;
+  errorMessage?: string;
+}
+
+/** The longest string value kept; longer values are cut (a line must stay small enough to append whole). */
+export const MAX_STRING = 8192;
+
+const KINDS = new Set(['event', 'state']);
+const CATEGORIES = new Set(['web', 'network', 'configuration']);
+const OUTCOMES = new Set(['success', 'failure', 'unknown']);
+const STRINGS = [
+  'clientIp',
+  'peerAddress',
+  'method',
+  'requestId',
+  'httpVersion',
+  'domain',
+  'path',
+  'query',
+  'route',
+  'userAgent',
+  'userId',
+  'tlsVersion',
+  'tlsCipher',
+  'tlsClientCn',
+  'errorType',
+  'errorCode',
+  'errorMessage',
+] as const;
+const PORTS = ['clientPort', 'peerPort'] as const;
+const COUNTS = ['bytes', 'requestBytes'] as const;
+
+/**
+ * An entry as the log holds it between `write()` and sealing: checked, copied (a caller may reuse its object),
+ * and of one shape for every entry, so that the serialiser's reads stay monomorphic.
+ */
+export class Entry implements AuditFields {
+  timestamp = 0;
+  kind: 'event' | 'state' = 'event';
+  category: AuditFields['category'] = 'web';
+  action = '';
+  outcome: AuditFields['outcome'] = 'unknown';
+  duration: number | undefined = undefined;
+  sequence = 0;
+  clientIp: string | undefined = undefined;
+  clientPort: number | undefined = undefined;
+  peerAddress: string | undefined = undefined;
+  peerPort: number | undefined = undefined;
+  method: string | undefined = undefined;
+  requestId: string | undefined = undefined;
+  /** With no `requestId`: write a new random UUID as `http.request.id` (made as bytes, while sealing). */
+  generateRequestId = false;
+  httpVersion: string | undefined = undefined;
+  domain: string | undefined = undefined;
+  path: string | undefined = undefined;
+  query: string | undefined = undefined;
+  route: string | undefined = undefined;
+  status: number | undefined = undefined;
+  bytes: number | undefined = undefined;
+  requestBytes: number | undefined = undefined;
+  userAgent: string | undefined = undefined;
+  userId: string | undefined = undefined;
+  tlsVersion: string | undefined = undefined;
+  tlsCipher: string | undefined = undefined;
+  tlsClientCn: string | undefined = undefined;
+  errorType: string | undefined = undefined;
+  errorCode: string | undefined = undefined;
+  errorMessage: string | undefined = undefined;
+  /** The log's own `audit.*` members (start, checkpoints, drop counts): serialised by the log, never by callers. */
+  audit: Record<string, unknown> | undefined = undefined;
+}
+
+function bad(name: string, what: string): TypeError {
+  return new TypeError(`AuditLog.write: ${name} must be ${what}`);
+}
+
+function isInt(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/**
+ * Checks the fields of `write()` and copies them into an {@link Entry}. Throws a `TypeError` naming the first
+ * field of a wrong type or range: at the call, never later inside the log's timers.
+ */
+export function toEntry(fields: AuditFields): Entry {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw bad('fields', 'an object');
+  const e = new Entry();
+  const f = fields as unknown as Record<string, unknown>;
+  const ts = f.timestamp;
+  if (ts === undefined) e.timestamp = Date.now();
+  else if (ts instanceof Date && Number.isFinite(ts.getTime())) e.timestamp = ts.getTime();
+  else if (typeof ts === 'number' && Number.isFinite(ts) && Math.abs(ts) <= 8.64e15) e.timestamp = ts;
+  else throw bad('timestamp', 'a finite number of milliseconds or a valid Date');
+  if (f.kind !== undefined) {
+    if (!KINDS.has(f.kind as string)) throw bad('kind', "'event' or 'state'");
+    e.kind = f.kind as Entry['kind'];
+  }
+  if (!CATEGORIES.has(f.category as string)) throw bad('category', "'web', 'network' or 'configuration'");
+  e.category = f.category as Entry['category'];
+  if (typeof f.action !== 'string' || f.action === '' || f.action.length > 128)
+    throw bad('action', 'a string of 1–128 characters');
+  e.action = f.action;
+  if (!OUTCOMES.has(f.outcome as string)) throw bad('outcome', "'success', 'failure' or 'unknown'");
+  e.outcome = f.outcome as Entry['outcome'];
+  const d = f.duration;
+  if (d !== undefined) {
+    if (typeof d !== 'number' || !Number.isFinite(d) || d < 0) throw bad('duration', 'a finite number of nanoseconds ≥ 0');
+    e.duration = Math.round(d);
+  }
+  for (const k of STRINGS) {
+    const v = f[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'string') throw bad(k, 'a string');
+    e[k] = v.length > MAX_STRING ? v.slice(0, MAX_STRING) : v;
+  }
+  for (const k of PORTS) {
+    const v = f[k];
+    if (v === undefined) continue;
+    if (!isInt(v, 0, 65535)) throw bad(k, 'an integer 0–65535');
+    e[k] = v;
+  }
+  if (f.status !== undefined) {
+    if (!isInt(f.status, 0, 999)) throw bad('status', 'an integer 0–999');
+    e.status = f.status;
+  }
+  for (const k of COUNTS) {
+    const v = f[k];
+    if (v === undefined) continue;
+    if (!isInt(v, 0, Number.MAX_SAFE_INTEGER)) throw bad(k, 'a whole number ≥ 0');
+    e[k] = v;
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The line, as a table of members. Each member writes its own key (with the quotes and colon) and its value;
+// an object member is left out when none of its members is present.
+
+type Value = (out: LineBuffer, e: Entry, fill: boolean) => boolean;
+
+interface Member {
+  /** `"name":` as bytes. */
+  key: Uint8Array;
+  /** Writes the value and returns true, or writes nothing and returns false (absent). */
+  value: Value;
+}
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+
+function member(name: string, value: Value): Member {
+  return { key: ascii(`${JSON.stringify(name)}:`), value };
+}
+
+/** A string member: JSON-quoted and escaped. */
+function str(name: string, get: (e: Entry) => string | undefined): Member {
+  return member(name, (out, e) => {
+    const v = get(e);
+    if (v === undefined) return false;
+    out.str(v);
+    return true;
+  });
+}
+
+/** A number member (checked to be a non-negative integer by `toEntry`, or assigned by the log). */
+function num(name: string, get: (e: Entry) => number | undefined): Member {
+  return member(name, (out, e) => {
+    const v = get(e);
+    if (v === undefined) return false;
+    out.num(v);
+    return true;
+  });
+}
+
+/** A string member whose values are known to need no escaping (enumerations, ISO timestamps). */
+function plain(name: string, get: (e: Entry) => string | undefined): Member {
+  return member(name, (out, e) => {
+    const v = get(e);
+    if (v === undefined) return false;
+    out.byte(QUOTE);
+    out.ascii(v);
+    out.byte(QUOTE);
+    return true;
+  });
+}
+
+/** An object member: written when at least one of its members is. */
+function obj(name: string, members: Member[]): Member {
+  return member(name, (out, e, fill) => {
+    const start = out.pos;
+    out.byte(OPEN);
+    if (!writeMembers(out, members, e, fill)) {
+      out.pos = start;
+      return false;
+    }
+    out.byte(CLOSE);
+    return true;
+  });
+}
+
+/** Writes the present members with commas between them; returns whether any was present. */
+function writeMembers(out: LineBuffer, members: readonly Member[], e: Entry, fill: boolean): boolean {
+  let any = false;
+  for (const m of members) {
+    const start = out.pos;
+    if (any) out.byte(COMMA);
+    out.raw(m.key);
+    if (m.value(out, e, fill)) any = true;
+    else out.pos = start;
+  }
+  return any;
+}
+
+// Entries written within the same millisecond share their timestamp text.
+let lastMs = Number.NaN;
+let lastIso = '';
+function iso(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+/** `http.request.id`: given, or a new random UUID written as bytes (kept in the entry when `fill`). */
+const requestId = member('id', (out, e, fill) => {
+  if (e.requestId !== undefined || !e.generateRequestId) {
+    if (e.requestId === undefined) return false;
+    out.str(e.requestId);
+    return true;
+  }
+  out.byte(QUOTE);
+  const at = writeRandomUuid(out);
+  out.byte(QUOTE);
+  if (fill) e.requestId = out.text(at, at + 36);
+  return true;
+});
+
+/** Every member of a line before `service`, `host` and `audit` (which the chain writes), in order. */
+const LINE: readonly Member[] = [
+  plain('@timestamp', (e) => iso(e.timestamp)),
+  obj('event', [
+    plain('kind', (e) => e.kind),
+    str('category', (e) => e.category),
+    str('action', (e) => e.action),
+    plain('outcome', (e) => e.outcome),
+    num('duration', (e) => e.duration),
+    num('sequence', (e) => e.sequence),
+  ]),
+  obj('client', [str('ip', (e) => e.clientIp), num('port', (e) => (e.clientIp === undefined ? undefined : e.clientPort))]),
+  obj('network', [
+    obj('peer', [
+      str('address', (e) => e.peerAddress),
+      num('port', (e) => (e.peerAddress === undefined ? undefined : e.peerPort)),
+    ]),
+  ]),
+  obj('http', [
+    obj('request', [str('method', (e) => e.method), requestId, obj('body', [num('bytes', (e) => e.requestBytes)])]),
+    obj('response', [num('status_code', (e) => e.status), obj('body', [num('bytes', (e) => e.bytes)])]),
+    str('route', (e) => e.route),
+    str('version', (e) => e.httpVersion),
+  ]),
+  obj('url', [str('domain', (e) => e.domain), str('path', (e) => e.path), str('query', (e) => e.query)]),
+  obj('user_agent', [str('original', (e) => e.userAgent)]),
+  obj('user', [str('id', (e) => e.userId)]),
+  obj('tls', [
+    str('version', (e) => e.tlsVersion),
+    plain('version_protocol', (e) => (e.tlsVersion === undefined ? undefined : 'tls')),
+    str('cipher', (e) => e.tlsCipher),
+    obj('client', [obj('x509', [obj('subject', [str('common_name', (e) => e.tlsClientCn)])])]),
+  ]),
+  obj('error', [str('type', (e) => e.errorType), str('code', (e) => e.errorCode), str('message', (e) => e.errorMessage)]),
+];
+
+/**
+ * Writes `{` and the entry's members up to, and not including, the chain's own members. `fill`: keep a
+ * generated request id in `e.requestId` (for whoever reads the entry afterwards).
+ */
+export function serializeEntry(e: Entry, out: LineBuffer, fill: boolean): void {
+  out.byte(OPEN);
+  writeMembers(out, LINE, e, fill);
+}

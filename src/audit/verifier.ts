@@ -1,0 +1,743 @@
+// The streaming verification core: fed one physical line at a time from any source (files, a database),
+// it keeps per-chain state and a bounded window of recent hashes, never the log itself.
+import { createHmac, createPublicKey, hash, type KeyObject, verify } from 'node:crypto';
+import { checkpointPayload, GENESIS, keyFingerprint } from './chain.js';
+import {
+  SEVERITY_ORDER,
+  VERDICTS,
+  type Verdict,
+  type VerifyCode,
+  VerifyCodes,
+  type VerifyFinding,
+  VerifySeverities,
+  type VerifySeverity,
+} from './verify-codes.js';
+
+/** Options of {@link Verifier} and {@link verifyAuditLog}. */
+export interface VerifyOptions {
+  /** The `hashKey` the log was written with (required for HMAC chains). Default: none. */
+  hashKey?: string | Buffer;
+  /**
+   * The Ed25519 public key of the `signingKey` (KeyObject or PEM; a private key is accepted too). With it
+   * every checkpoint signature is checked, and a chain that ends with neither its final checkpoint nor a
+   * later writer's witness is `unsealed`. Default: none (checkpoints are not checked).
+   */
+  publicKey?: KeyObject | string | Buffer;
+  /** At most this many findings are kept in `findings` (`findingsTotal` counts all). Default 100. */
+  maxFindings?: number;
+  /**
+   * How many recent entries of the current source are remembered for witness checks (`audit.previous`
+   * must name one of them, or the last entry of a chain). Default 10000 (about 1.5 MB).
+   */
+  witnessWindow?: number;
+}
+
+/** How one chain (one writer's lifetime) ended, in {@link VerifyResult.chainSummaries}. */
+export type ChainStatus = 'closed' | 'witnessed' | 'unsealed' | 'open';
+
+/** One chain in {@link VerifyResult.chainSummaries}. */
+export interface ChainSummary {
+  id: string;
+  alg: string;
+  /** Where its first entry was read. */
+  source: string;
+  entries: number;
+  firstSequence: number;
+  lastSequence: number;
+  /**
+   * `closed`: ended with `audit-log-stopped` (and, checked with the public key, its final checkpoint);
+   * `witnessed`: ended otherwise, but a later writer named its last line; `unsealed`: with the public key,
+   * neither; `open`: without the public key, neither.
+   */
+  status: ChainStatus;
+  /** Whether it carries signed checkpoints (or names a signing key at its start). */
+  signed: boolean;
+  /** Checkpoint signatures verified. */
+  checkpoints: number;
+  /** With the public key: entries proven (by its signature, or by a signed witness of its last line). */
+  proven?: number;
+  /** With the public key: entries after its last valid signed checkpoint that nothing proves. */
+  unproven?: number;
+}
+
+/** What verification found. */
+export interface VerifyResult {
+  /** `verdict === 'intact'`. */
+  ok: boolean;
+  verdict: Verdict;
+  /** 0 intact, 1 tampered, 2 cannot-verify, 3 unsealed. */
+  exitCode: 0 | 1 | 2 | 3;
+  /** Whole entries read (all chains, all sources), damaged ones included. */
+  entries: number;
+  /** Distinct chains (writer lifetimes) seen. */
+  chains: number;
+  /** Checkpoint signatures verified. */
+  checkpoints: number;
+  /** Torn fragments skipped. */
+  fragments: number;
+  /** The first {@link VerifyOptions.maxFindings} findings, worse ones kept over notes. */
+  findings: VerifyFinding[];
+  /** Findings in all (also those not kept). */
+  findingsTotal: number;
+  /** Every chain, in order of first appearance. */
+  chainSummaries: ChainSummary[];
+  /** Source of the first finding of the verdict's severity (tampered, cannot-verify or unsealed). */
+  file?: string;
+  /** Its 1-based line. */
+  firstBadLine?: number;
+  /** Its message. */
+  reason?: string;
+}
+
+/**
+ * A parsed audit entry: the JSON object of one whole line, with the members verification relies on typed.
+ */
+export interface ParsedEntry {
+  '@timestamp': string;
+  event: { sequence: number; action?: string; category?: string; [member: string]: unknown };
+  audit: { chain: string; alg: string; prev: string; hash: string; [member: string]: unknown };
+  [member: string]: unknown;
+}
+
+/** One whole entry read by {@link Verifier.line}. */
+export interface VerifiedEntry {
+  /** The parsed line. */
+  entry: ParsedEntry;
+  /** The entry's exact text (a physical line may hold a torn fragment before it). */
+  text: string;
+  /**
+   * Whether the entry verified so far: its hash recomputed and matched, it follows its chain's previous
+   * entry, and (when checked) its checkpoint and witness are valid. A chain's ending is judged only at
+   * {@link Verifier.end}, so an entry of an unsealed tail is `ok` here.
+   */
+  ok: boolean;
+}
+
+/** Where a line comes from. */
+export interface LineSource {
+  /** The file name (or a table name, …): findings name it; witnesses must be in the same source. */
+  source: string;
+  /** 1-based physical line (or row) number. */
+  line: number;
+}
+
+interface ChainState {
+  id: string;
+  alg: string;
+  source: string;
+  entries: number;
+  firstSeq: number;
+  seq: number;
+  hash: string;
+  prevSignature: string;
+  signed: boolean;
+  stopped: boolean;
+  sealed: boolean;
+  /** It has its per-chain finding (hash key missing, unknown algorithm, unkeyed). */
+  flagged: boolean;
+  checkpoints: number;
+  /** `last_sequence` of its last valid checkpoint. */
+  provenSeq: number;
+  /** The latest line of it a later start entry named. */
+  witnessSeq: number;
+  witnessHash: string;
+  /** Source and line of its last entry, and the first sequence it had in that source. */
+  lastSource: string;
+  lastLine: number;
+  firstSeqInSource: number;
+  /** The highest sequence of it that left the witness window of that source. */
+  evictedSeq: number;
+}
+
+interface WitnessMark {
+  chain: ChainState;
+  seq: number;
+}
+
+interface Previous {
+  chain: string;
+  sequence: number;
+  hash: string;
+}
+
+/** Every line starts with these bytes, and no valid line holds them anywhere else (quotes are escaped). */
+const MARKER = '{"@timestamp":"';
+const SUFFIX = /,"hash":"([0-9a-f]{64})"\}\}$/;
+/** `,"hash":"` + 64 hex + `"}}`. */
+const SUFFIX_LENGTH = 76;
+const HEX64 = /^[0-9a-f]{64}$/;
+const NONE: readonly VerifiedEntry[] = Object.freeze([]);
+const RANK: Record<VerifySeverity, number> = { note: 0, unsealed: 1, tampered: 2, error: 3 };
+
+/**
+ * The verification core, fed one physical line at a time — by {@link verifyAuditLog} from files, by other
+ * tools from anywhere else. Memory stays bounded whatever the input size: per-chain state, a window of
+ * recent hashes of the current source, and at most `maxFindings` findings.
+ *
+ * Rules: each chain (writer lifetime) must run from sequence 1 without gaps, every entry linked to the one
+ * before and its hash recomputed; checkpoints are checked with the public key; a start or reopen entry's
+ * `audit.previous` must name a line earlier in the same source. A physical line is split at each
+ * `{"@timestamp":"` (a torn fragment with another writer's whole line glued after it); fragments and blank
+ * lines are skipped (fragments with a note) and verification goes on past them.
+ *
+ * Options: `hashKey` (none), `publicKey` (none), `maxFindings` (100), `witnessWindow` (10000); see
+ * {@link VerifyOptions}.
+ *
+ * @example
+ * ```ts
+ * const v = new Verifier({ publicKey: readFileSync('audit.pub') });
+ * let n = 0;
+ * for (const text of lines) {
+ *   for (const { entry, ok } of v.line(text, { source: 'audit.jsonl', line: ++n })) {
+ *     if (entry.user) console.log(ok ? 'verified' : 'DAMAGED', entry['@timestamp']);
+ *   }
+ * }
+ * v.endSource('audit.jsonl', { endsWithNewline: true });
+ * const result = v.end(); // result.verdict, result.exitCode, result.findings
+ * ```
+ */
+export class Verifier {
+  private readonly hashKey: Buffer | undefined;
+  private readonly publicKey: KeyObject | undefined;
+  private readonly fingerprint: string | undefined;
+  private readonly maxFindings: number;
+  private readonly windowSize: number;
+  private readonly chains = new Map<string, ChainState>();
+  private readonly findings: VerifyFinding[] = [];
+  private readonly firstBy = new Map<VerifySeverity, VerifyFinding>();
+  private findingsTotal = 0;
+  private entries = 0;
+  private fragments = 0;
+  private checkpoints = 0;
+  private anySigned = false;
+  private ended = false;
+  /** The source being read; its witness window; whether its last piece was a whole entry. */
+  private source: string | undefined;
+  private window = new Map<string, WitnessMark>();
+  private ring: (string | undefined)[] = [];
+  private ringAt = 0;
+  private lastWasEntry = false;
+  private lastWhere: LineSource | undefined;
+
+  constructor(options: VerifyOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('Verifier: options must be an object');
+    const { hashKey, publicKey, maxFindings = 100, witnessWindow = 10_000 } = options;
+    if (hashKey !== undefined && typeof hashKey !== 'string' && !Buffer.isBuffer(hashKey)) {
+      throw new TypeError('Verifier: hashKey must be a string or a Buffer');
+    }
+    if (!Number.isSafeInteger(maxFindings) || maxFindings < 1)
+      throw new TypeError('Verifier: maxFindings must be a positive integer');
+    if (!Number.isSafeInteger(witnessWindow) || witnessWindow < 1) {
+      throw new TypeError('Verifier: witnessWindow must be a positive integer');
+    }
+    this.hashKey = hashKey === undefined ? undefined : Buffer.from(hashKey);
+    this.publicKey = publicKey === undefined ? undefined : toPublicKey(publicKey);
+    this.fingerprint = this.publicKey ? keyFingerprint(this.publicKey) : undefined;
+    this.maxFindings = maxFindings;
+    this.windowSize = witnessWindow;
+    this.ring = new Array(witnessWindow);
+  }
+
+  /**
+   * Verifies one physical line (without its newline; a trailing `\r` is ignored). Returns the whole entries
+   * it held — usually one; none for a blank line, a torn fragment or foreign text; more than one only when
+   * lines were glued together — each with its parsed object and whether it verified so far.
+   */
+  line(text: string, where: LineSource): readonly VerifiedEntry[] {
+    if (this.ended) throw new Error('Verifier: line() after end()');
+    if (where.source !== this.source) this.beginSource(where.source);
+    this.lastWhere = where;
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    if (text === '') return NONE;
+    // Split at every marker: a torn fragment may have another writer's whole line glued after it.
+    let at = text.indexOf(MARKER, 1);
+    if (at < 0) {
+      const one = this.piece(text, where);
+      return one === undefined ? NONE : [one];
+    }
+    const out: VerifiedEntry[] = [];
+    let start = 0;
+    while (start < text.length) {
+      const end = at < 0 ? text.length : at;
+      const one = this.piece(text.slice(start, end), where);
+      if (one !== undefined) out.push(one);
+      start = end;
+      at = end < text.length ? text.indexOf(MARKER, end + 1) : -1;
+    }
+    return out;
+  }
+
+  /**
+   * Ends a source (a file). `endsWithNewline: false` says its last line had no newline: a whole entry there
+   * gets a `missing-newline` note. Optional: starting another source ends the current one.
+   */
+  endSource(source: string, info: { endsWithNewline?: boolean } = {}): void {
+    if (source !== this.source) return;
+    if (info.endsWithNewline === false && this.lastWasEntry && this.lastWhere) {
+      this.add(VerifyCodes.MISSING_NEWLINE, `${source} ends in a whole entry without its newline`, this.lastWhere);
+    }
+    this.source = undefined;
+    this.resetWindow();
+  }
+
+  /** Reports a source that could not be read (`unreadable`, verdict cannot-verify). */
+  unreadable(source: string, err: Error): void {
+    this.add(VerifyCodes.UNREADABLE, `${source} cannot be read: ${err.message}`, undefined, { source });
+  }
+
+  /** Judges how every chain ended and returns the result. Call once, after the last line. */
+  end(): VerifyResult {
+    if (this.ended) throw new Error('Verifier: end() called twice');
+    if (this.source !== undefined) this.endSource(this.source);
+    this.ended = true;
+    const summaries: ChainSummary[] = [];
+    for (const c of this.chains.values()) summaries.push(this.judge(c));
+    if (this.anySigned && !this.publicKey) {
+      this.add(
+        VerifyCodes.SIGNATURES_UNCHECKED,
+        'the log carries signed checkpoints, but no public key was given: signatures and cut tails were not checked',
+      );
+    }
+    if (this.entries === 0) this.add(VerifyCodes.EMPTY_INPUT, 'no audit entry found: an empty log proves nothing');
+    let worst: VerifySeverity = 'note';
+    for (const s of SEVERITY_ORDER) {
+      if (this.firstBy.has(s)) {
+        worst = s;
+        break;
+      }
+    }
+    const { verdict, exitCode } = VERDICTS[worst];
+    const result: VerifyResult = {
+      ok: verdict === 'intact',
+      verdict,
+      exitCode,
+      entries: this.entries,
+      chains: this.chains.size,
+      checkpoints: this.checkpoints,
+      fragments: this.fragments,
+      findings: this.findings,
+      findingsTotal: this.findingsTotal,
+      chainSummaries: summaries,
+    };
+    const first = worst === 'note' ? undefined : this.firstBy.get(worst);
+    if (first) {
+      result.file = first.source;
+      result.firstBadLine = first.line;
+      result.reason = first.message;
+    }
+    return result;
+  }
+
+  private beginSource(source: string): void {
+    if (this.source !== undefined) this.endSource(this.source);
+    this.source = source;
+    this.resetWindow();
+  }
+
+  private resetWindow(): void {
+    this.window = new Map();
+    this.ring = new Array(this.windowSize);
+    this.ringAt = 0;
+    this.lastWasEntry = false;
+  }
+
+  /** One piece of a physical line: a whole entry, a fragment, or foreign text. */
+  private piece(text: string, where: LineSource): VerifiedEntry | undefined {
+    this.lastWasEntry = false;
+    if (!text.startsWith(MARKER)) {
+      if (MARKER.startsWith(text)) return this.fragment(text, where); // cut inside the marker itself
+      this.add(VerifyCodes.NOT_AN_ENTRY, `not an audit entry: ${preview(text)}`, where);
+      return undefined;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // A proper prefix of a JSON object is never valid JSON, so an entry cut anywhere lands here.
+      return this.fragment(text, where);
+    }
+    const m = SUFFIX.exec(text);
+    const entry = parsed as ParsedEntry;
+    const audit = entry?.audit;
+    const seq = entry?.event?.sequence;
+    if (
+      !m ||
+      typeof audit !== 'object' ||
+      audit === null ||
+      typeof audit.chain !== 'string' ||
+      typeof audit.alg !== 'string' ||
+      typeof audit.prev !== 'string' ||
+      !Number.isSafeInteger(seq) ||
+      (seq as number) < 1
+    ) {
+      this.add(VerifyCodes.NOT_AN_ENTRY, 'not an audit entry (no chain members or no hash at the end of the line)', where);
+      return undefined;
+    }
+    this.entries++;
+    this.lastWasEntry = true;
+    return { entry, text, ok: this.check(entry, text, m[1] as string, where) };
+  }
+
+  private fragment(text: string, where: LineSource): undefined {
+    this.fragments++;
+    this.add(VerifyCodes.TORN_FRAGMENT, `torn fragment of ${Buffer.byteLength(text)} bytes skipped (a write cut short)`, where);
+    return undefined;
+  }
+
+  /** Checks one whole entry against its chain; returns whether it is sound. */
+  private check(e: ParsedEntry, text: string, claimed: string, where: LineSource): boolean {
+    const id = e.audit.chain;
+    const seq = e.event.sequence;
+    const action = e.event.action;
+    const at = { chain: id, sequence: seq };
+    let state = this.chains.get(id);
+    if (!state) {
+      state = this.newChain(e, where);
+      this.chains.set(id, state);
+    }
+    state.entries++;
+    // damaged: a tampered finding at this entry; unverified: its hash could not be recomputed.
+    let damaged = false;
+    let unverified = false;
+
+    // The hash: over the line without its `,"hash":"…"` member.
+    const covered = `${text.slice(0, text.length - SUFFIX_LENGTH)}}}`;
+    const alg = e.audit.alg;
+    if (alg === 'sha256') {
+      if (hash('sha256', covered, 'hex') !== claimed) {
+        damaged = this.bad(VerifyCodes.HASH_MISMATCH, 'hash mismatch: the entry was edited', where, at);
+      } else if (this.hashKey && !this.publicKey && !state.flagged) {
+        state.flagged = true;
+        this.add(VerifyCodes.CHAIN_UNKEYED, unkeyed(id), where, at);
+      }
+    } else if (alg === 'hmac-sha256') {
+      if (!this.hashKey) {
+        unverified = true;
+        if (!state.flagged) {
+          state.flagged = true;
+          this.add(VerifyCodes.HASH_KEY_MISSING, `HMAC chain ${id}: the hashKey is needed to verify it`, where, at);
+        }
+      } else if (createHmac('sha256', this.hashKey).update(covered).digest('hex') !== claimed) {
+        damaged = this.bad(
+          VerifyCodes.HASH_MISMATCH,
+          'hash mismatch: the entry was edited (or the hashKey is not the one it was written with)',
+          where,
+          at,
+        );
+      }
+    } else {
+      unverified = true;
+      if (!state.flagged) {
+        state.flagged = true;
+        this.add(VerifyCodes.UNKNOWN_ALGORITHM, `chain ${id}: unknown hash algorithm ${preview(alg)}`, where, at);
+      }
+    }
+
+    // Its place in the chain.
+    if (state.entries === 1 && (seq !== 1 || e.audit.prev !== GENESIS)) {
+      if (action === 'audit-log-reopened' && seq > 1) {
+        this.add(
+          VerifyCodes.HEAD_NOT_GIVEN,
+          `chain ${id} begins at sequence ${seq} with audit-log-reopened: its first ${seq - 1} entries are in an earlier file that was not given (verify rotated files together, oldest first)`,
+          where,
+          at,
+        );
+        unverified = true;
+      } else
+        damaged = this.bad(
+          VerifyCodes.START_MISSING,
+          `chain ${id} starts at sequence ${seq}: its beginning is missing`,
+          where,
+          at,
+        );
+    }
+    const isCheckpoint = action === 'audit-checkpoint';
+    if (state.sealed || (state.stopped && !isCheckpoint)) {
+      damaged = this.bad(VerifyCodes.ENTRY_AFTER_END, `entry after the end of chain ${id}`, where, at);
+    }
+    if (seq <= state.seq) {
+      // A copy or an entry moved back: leave the chain where it was, so the entries after it still link.
+      this.bad(
+        VerifyCodes.SEQUENCE_REORDERED,
+        `sequence ${seq} after ${state.seq} in chain ${id}: entries reordered or duplicated`,
+        where,
+        at,
+      );
+      return false;
+    }
+    if (seq !== state.seq + 1) {
+      damaged = this.bad(
+        VerifyCodes.SEQUENCE_GAP,
+        `sequence jumps from ${state.seq} to ${seq} in chain ${id}: entries removed`,
+        where,
+        at,
+      );
+    } else if (e.audit.prev !== state.hash) {
+      damaged = this.bad(
+        VerifyCodes.LINK_BROKEN,
+        `entry does not link to the previous entry of chain ${id}: entries inserted or replaced`,
+        where,
+        at,
+      );
+    }
+
+    if (seq === 1 && typeof e.audit.key_fingerprint === 'string') state.signed = true;
+    if (isCheckpoint) {
+      state.signed = true;
+      if (this.publicKey && !this.checkCheckpoint(state, e, where, at)) damaged = true;
+    }
+    if (state.signed) this.anySigned = true;
+    if (action === 'audit-log-stopped') state.stopped = true;
+    if ((action === 'audit-log-started' || action === 'audit-log-reopened') && e.audit.previous !== undefined) {
+      if (!this.witness(state, e.audit.previous, where, at)) damaged = true;
+    }
+
+    if (state.lastSource !== where.source) {
+      state.lastSource = where.source;
+      state.firstSeqInSource = seq;
+      state.evictedSeq = 0;
+    }
+    state.seq = seq;
+    state.hash = claimed;
+    state.lastLine = where.line;
+    // Kept for witness checks: the hash string JSON.parse made, not `claimed`, a slice that would keep the
+    // whole line alive in the window.
+    if (!damaged) this.remember(e.audit.hash === claimed ? e.audit.hash : claimed, state, seq);
+    return !damaged && !unverified;
+  }
+
+  private newChain(e: ParsedEntry, where: LineSource): ChainState {
+    const seq = e.event.sequence;
+    return {
+      id: e.audit.chain,
+      alg: e.audit.alg,
+      source: where.source,
+      entries: 0,
+      firstSeq: seq,
+      seq: seq - 1,
+      hash: e.audit.prev,
+      prevSignature: '',
+      signed: false,
+      stopped: false,
+      sealed: false,
+      flagged: false,
+      checkpoints: 0,
+      provenSeq: 0,
+      witnessSeq: 0,
+      witnessHash: '',
+      lastSource: where.source,
+      lastLine: where.line,
+      firstSeqInSource: seq,
+      evictedSeq: 0,
+    };
+  }
+
+  private checkCheckpoint(
+    state: ChainState,
+    e: ParsedEntry,
+    where: LineSource,
+    at: { chain: string; sequence: number },
+  ): boolean {
+    const c = (typeof e.audit.checkpoint === 'object' && e.audit.checkpoint !== null ? e.audit.checkpoint : {}) as Record<
+      string,
+      unknown
+    >;
+    if (c.key_fingerprint !== this.fingerprint)
+      return !this.bad(VerifyCodes.CHECKPOINT_KEY, 'checkpoint signed by another key', where, at);
+    if (c.last_sequence !== state.seq || c.last_hash !== state.hash) {
+      return !this.bad(VerifyCodes.CHECKPOINT_MISMATCH, 'checkpoint does not match the chain', where, at);
+    }
+    if (c.prev_signature !== state.prevSignature) {
+      return !this.bad(VerifyCodes.CHECKPOINT_CONTINUITY, 'checkpoint does not follow the previous checkpoint', where, at);
+    }
+    const payload = checkpointPayload(state.id, state.seq, state.hash, state.prevSignature, c.final === true);
+    if (
+      typeof c.signature !== 'string' ||
+      !verify(null, Buffer.from(payload), this.publicKey as KeyObject, Buffer.from(c.signature, 'base64'))
+    ) {
+      return !this.bad(VerifyCodes.CHECKPOINT_SIGNATURE, 'checkpoint signature invalid', where, at);
+    }
+    state.prevSignature = c.signature;
+    state.provenSeq = state.seq;
+    state.checkpoints++;
+    this.checkpoints++;
+    if (c.final === true) state.sealed = true;
+    return true;
+  }
+
+  /** A start or reopen entry's `audit.previous` must name a line earlier in the same source. */
+  private witness(state: ChainState, previous: unknown, where: LineSource, at: { chain: string; sequence: number }): boolean {
+    const p = previous as Previous;
+    const named = typeof p === 'object' && p !== null ? p : ({} as Previous);
+    if (
+      typeof named.chain !== 'string' ||
+      !Number.isSafeInteger(named.sequence) ||
+      typeof named.hash !== 'string' ||
+      !HEX64.test(named.hash)
+    ) {
+      return !this.bad(
+        VerifyCodes.WITNESS_MISSING,
+        `the ${at.sequence === 1 ? 'start' : 'reopen'} entry of chain ${state.id} has a malformed audit.previous`,
+        where,
+        at,
+      );
+    }
+    const witnessed = this.chains.get(named.chain);
+    const mark = this.window.get(named.hash);
+    const inWindow = mark !== undefined && mark.chain.id === named.chain && mark.seq === named.sequence;
+    const isLast =
+      witnessed !== undefined &&
+      witnessed.lastSource === where.source &&
+      witnessed.seq === named.sequence &&
+      witnessed.hash === named.hash;
+    if (witnessed && (inWindow || isLast)) {
+      if (named.sequence >= witnessed.witnessSeq) {
+        witnessed.witnessSeq = named.sequence;
+        witnessed.witnessHash = named.hash;
+      }
+      return true;
+    }
+    if (
+      witnessed !== undefined &&
+      witnessed.lastSource === where.source &&
+      named.sequence >= witnessed.firstSeqInSource &&
+      named.sequence <= witnessed.evictedSeq
+    ) {
+      // Beyond the window, but the chain passed through that sequence in this source without a gap.
+      this.add(
+        VerifyCodes.WITNESS_UNCHECKED,
+        `chain ${state.id} names line ${named.sequence} of chain ${named.chain}, further back than the witness window: its hash was not compared`,
+        where,
+        at,
+      );
+      return true;
+    }
+    return !this.bad(
+      VerifyCodes.WITNESS_MISSING,
+      `chain ${state.id} names sequence ${named.sequence} of chain ${named.chain} as the last line of the file when it opened, but no such line precedes it here: lines were removed (a whole writer's chain?)`,
+      where,
+      at,
+    );
+  }
+
+  private remember(h: string, chain: ChainState, seq: number): void {
+    const old = this.ring[this.ringAt];
+    if (old !== undefined) {
+      const gone = this.window.get(old);
+      if (gone && gone.seq > gone.chain.evictedSeq) gone.chain.evictedSeq = gone.seq;
+      this.window.delete(old);
+    }
+    this.ring[this.ringAt] = h;
+    this.ringAt = (this.ringAt + 1) % this.windowSize;
+    this.window.set(h, { chain, seq });
+  }
+
+  /** How a chain ended: closed, witnessed, unsealed or open — with a finding for the last three. */
+  private judge(c: ChainState): ChainSummary {
+    const summary: ChainSummary = {
+      id: c.id,
+      alg: c.alg,
+      source: c.source,
+      entries: c.entries,
+      firstSequence: c.firstSeq,
+      lastSequence: c.seq,
+      status: 'closed',
+      signed: c.signed,
+      checkpoints: c.checkpoints,
+    };
+    const where = { source: c.lastSource, line: c.lastLine };
+    const at = { chain: c.id, sequence: c.seq };
+    const closed = this.publicKey ? c.sealed : c.stopped;
+    const witnessed = c.witnessSeq === c.seq && c.witnessHash === c.hash;
+    if (closed) summary.status = 'closed';
+    else if (witnessed) {
+      summary.status = 'witnessed';
+      this.add(
+        VerifyCodes.WRITER_CRASHED,
+        `chain ${c.id} ends at sequence ${c.seq} without ${c.stopped ? 'its final checkpoint' : 'audit-log-stopped'}, and a later writer of the file witnessed that line: its writer stopped without closing (a crash)`,
+        where,
+        at,
+      );
+    } else if (this.publicKey) {
+      summary.status = 'unsealed';
+      const proven = c.provenSeq;
+      const unproven = c.seq - proven;
+      this.add(
+        VerifyCodes.CHAIN_UNSEALED,
+        `chain ${c.id} ends at sequence ${c.seq} without a final signed checkpoint: its tail was cut, or its writer crashed (or it continues in a later file not given); its last valid checkpoint proves ${proven} entries, ${unproven} follow unproven`,
+        where,
+        { ...at, proven, unproven },
+      );
+    } else {
+      summary.status = 'open';
+      this.add(
+        VerifyCodes.CHAIN_OPEN,
+        `chain ${c.id} ends at sequence ${c.seq} without audit-log-stopped: a crash or a cut tail (without a signing key the two cannot be told apart)`,
+        where,
+        at,
+      );
+    }
+    if (this.publicKey) {
+      const proven = summary.status === 'unsealed' ? c.provenSeq : c.seq;
+      summary.proven = proven;
+      summary.unproven = c.seq - proven;
+    }
+    return summary;
+  }
+
+  /** Records a tampered finding at an entry; returns true, for `damaged = this.bad(…)`. */
+  private bad(code: VerifyCode, message: string, where: LineSource, extra: Partial<VerifyFinding>): true {
+    this.add(code, message, where, extra);
+    return true;
+  }
+
+  private add(code: VerifyCode, message: string, where?: LineSource, extra: Partial<VerifyFinding> = {}): void {
+    const severity = VerifySeverities[code];
+    const f: VerifyFinding = { code, severity, message };
+    if (where) {
+      f.source = where.source;
+      f.line = where.line;
+    }
+    Object.assign(f, extra);
+    this.findingsTotal++;
+    if (!this.firstBy.has(severity)) this.firstBy.set(severity, f);
+    if (this.findings.length < this.maxFindings) {
+      this.findings.push(f);
+      return;
+    }
+    // Full: a worse finding takes the place of the last one of the lowest severity below it.
+    if (severity === 'note') return;
+    let victim = -1;
+    for (let i = this.findings.length - 1; i >= 0; i--) {
+      const s = (this.findings[i] as VerifyFinding).severity;
+      if (RANK[s] < RANK[severity] && (victim < 0 || RANK[s] < RANK[(this.findings[victim] as VerifyFinding).severity]))
+        victim = i;
+    }
+    if (victim >= 0) {
+      this.findings.splice(victim, 1);
+      this.findings.push(f);
+    }
+  }
+}
+
+function unkeyed(id: string): string {
+  return `chain ${id} uses plain SHA-256 although a hashKey was given: anyone with write access could have written it`;
+}
+
+function preview(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
+/** A KeyObject for an Ed25519 public key given as KeyObject or PEM (a private key gives its public half). */
+export function toPublicKey(key: KeyObject | string | Buffer): KeyObject {
+  let pub: KeyObject;
+  try {
+    const k =
+      typeof key === 'object' && key !== null && 'asymmetricKeyType' in key ? key : createPublicKey(key as string | Buffer);
+    pub = k.type === 'private' ? createPublicKey(k) : k;
+  } catch (err) {
+    throw new TypeError(`publicKey must be an Ed25519 public key (KeyObject or PEM): ${(err as Error).message}`);
+  }
+  if (pub.asymmetricKeyType !== 'ed25519') throw new TypeError('publicKey must be an Ed25519 key');
+  return pub;
+}

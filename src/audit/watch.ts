@@ -1,0 +1,104 @@
+// The connection level of a server, in the audit log: connections the PROXY layer rejected, requests Node's
+// HTTP server rejected before any app code ran, and (optionally) every accepted connection.
+import type { Server, Socket } from 'node:net';
+import { connectionEnds, getProxyInfo } from '../connection/socket-info.js';
+import type { ProxyProtocolError } from '../protocol/errors.js';
+import { unmapIPv4 } from '../trust.js';
+import type { AuditFields } from './entry.js';
+
+/** Options of `AuditLog.watch`. */
+export interface WatchOptions {
+  /** Also write an entry for every accepted connection. Default false. */
+  accepted?: boolean;
+}
+
+/** What `watch` needs of the log. */
+interface Writer {
+  write(fields: AuditFields, whenWritten?: () => void): boolean;
+}
+
+// Node's own answers to a request it rejects (lib/_http_server.js), sent by its default 'clientError'
+// handling, which a listener replaces: the watch sends them itself, once the entry is written.
+const ANSWERS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+};
+
+function answerOf(code: string | undefined): [number, string] {
+  return (code !== undefined && ANSWERS[code]) || [400, 'Bad Request'];
+}
+
+/** Starts watching; returns the function that stops it. */
+export function watchServer(log: Writer, server: Server, options: WatchOptions = {}): () => void {
+  const stops: (() => void)[] = [];
+  // biome-ignore lint/suspicious/noExplicitAny: listeners of several events, each typed where it is written
+  const on = (event: string, listener: (...args: any[]) => void) => {
+    server.on(event, listener);
+    stops.push(() => server.removeListener(event, listener));
+  };
+
+  on('proxyError', (err: ProxyProtocolError) => {
+    log.write({
+      category: 'network',
+      action: 'connection-rejected',
+      outcome: 'failure',
+      peerAddress: err.peer ? unmapIPv4(err.peer.address) : undefined,
+      peerPort: err.peer?.port,
+      errorType: 'proxy_protocol',
+      errorCode: err.code,
+      errorMessage: err.message,
+    });
+  });
+
+  // HTTP servers only (net.Server never emits it).
+  on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const ends = connectionEnds(socket);
+    const [status, text] = answerOf(err.code);
+    // Node answers only while no byte of the response in flight (if any) was sent; otherwise it just destroys
+    // the socket. `_httpMessage` is the response Node attached to the socket: read as Node's own check reads it.
+    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    const answer = socket.writable && !(inFlight?._headerSent === true);
+    const respond = () => {
+      // Another 'clientError' listener of the app decides what happens to the socket, as without us.
+      if (server.listenerCount('clientError') > 1) return;
+      if (answer && !socket.destroyed) socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n\r\n`);
+      socket.destroy(err);
+    };
+    log.write(
+      {
+        category: 'network',
+        action: 'http-request-rejected',
+        outcome: 'failure',
+        clientIp: ends.clientIp,
+        clientPort: ends.clientPort,
+        peerAddress: ends.peerIp,
+        peerPort: ends.peerPort,
+        status: answer ? status : undefined,
+        errorType: err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'client_error',
+        errorCode: typeof err.code === 'string' ? err.code : undefined,
+        errorMessage: err.message,
+      },
+      respond,
+    );
+  });
+
+  if (options.accepted) {
+    on('connection', (socket: Socket) => {
+      if (!getProxyInfo(socket)) return; // not a connection the PROXY layer handled
+      const ends = connectionEnds(socket);
+      log.write({
+        category: 'network',
+        action: 'connection-accepted',
+        outcome: 'success',
+        clientIp: ends.clientIp,
+        clientPort: ends.clientPort,
+        peerAddress: ends.peerIp,
+        peerPort: ends.peerPort,
+      });
+    });
+  }
+  return () => {
+    for (const s of stops) s();
+  };
+}

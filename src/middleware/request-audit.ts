@@ -1,0 +1,335 @@
+// The request lifecycle every adapter shares: one entry per request, on the log's open-entry API. The entry
+// is written when the app ends its response — and the last bytes of that response wait until the line is
+// written, so that no client ever holds an answer whose entry a crash could still lose — or when the
+// connection closes first.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import onFinished from 'on-finished';
+import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
+import { type AuditFields, MAX_STRING } from '../audit/entry.js';
+import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
+import { headersOf, headersSent, responseHeader } from '../http-objects.js';
+
+/** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
+export interface AuditMiddlewareOptions<T> {
+  /** The log from `createAuditLog`. */
+  log: AuditLog;
+  /**
+   * Returns an opaque user id for `user.id` (called when the request ends, after authentication ran). A
+   * string or a finite number; anything else (or a throw) leaves `user.id` out and is reported as a warning.
+   */
+  user?: (target: T) => string | number | undefined | null;
+  /** Returns true for requests that get no entry (health checks, metrics). A throw counts as "audit it". */
+  skip?: (target: T) => boolean;
+  /**
+   * What `url.path` holds: `'path'` (default; the path without query), `'route'` (the route template, e.g.
+   * `/patients/:id`, falling back to the path), or a function returning the string to log (redaction).
+   */
+  path?: 'path' | 'route' | ((target: T) => string | undefined);
+  /** Record the query's parameter names (never values) in `url.query`, e.g. `"dob&name"`. Default false. */
+  queryKeys?: boolean;
+  /** Header carrying an incoming request id (kept when 1–128 safe characters). Default `x-request-id`; false: always generate. */
+  requestIdHeader?: string | false;
+  /** Also set the request id on the response, under `requestIdHeader`. Default false: no header the app did not ask for. */
+  echoRequestId?: boolean;
+}
+
+/** How an adapter tells the shared code about its framework. */
+export interface FrameworkBinding<T> {
+  /** The route template matched by the router, when known. */
+  route(target: T): string | undefined;
+  /** The client decided by `clientIp()`, when it ran. */
+  client(target: T): { ip: string; port: number | undefined } | undefined;
+}
+
+/**
+ * What `begin` decided: `'skip'` (no entry; serve), `'serve'`, `'unavailable'` (answer 503: the log fails
+ * closed), `'closing'` (answer 503 with `Connection: close`: the log is closing), `'drop'` (the log is
+ * closed: the connection was destroyed, answer nothing).
+ */
+export type Begin = 'skip' | 'serve' | 'unavailable' | 'closing' | 'drop';
+
+const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const MAX_PATH = 2048;
+const MAX_UA = 512;
+
+function queryNames(url: string, q: number): string | undefined {
+  const names = new Set<string>();
+  for (const part of url.slice(q + 1).split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    let name = eq < 0 ? part : part.slice(0, eq);
+    try {
+      name = decodeURIComponent(name.replace(/\+/g, ' '));
+    } catch {}
+    names.add(name.slice(0, 64));
+  }
+  return names.size === 0 ? undefined : [...names].sort().join('&');
+}
+
+function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
+  const p = (socket as TLSSocket | null)?.getProtocol?.();
+  return typeof p === 'string' && p.startsWith('TLSv') ? p.slice(4) : undefined;
+}
+
+// Most requests carry the same Host header: remember the last answer.
+let lastHost = '';
+let lastDomain: string | undefined;
+
+function domainOf(req: IncomingMessage): string | undefined {
+  const headers = headersOf(req);
+  const host = headers.host ?? (headers[':authority'] as string | undefined);
+  if (!host) return undefined;
+  if (host === lastHost) return lastDomain;
+  const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  const d = h && /^[A-Za-z0-9.\-[\]:]{1,255}$/.test(h) ? h.toLowerCase() : undefined;
+  lastHost = host;
+  lastDomain = d;
+  return d;
+}
+
+// Sockets whose idle timeout (`server.timeout`, `socket.setTimeout`) fired: Node then destroys them without an
+// error, so a listener (one per connection, added at its first audited request) is the only way to tell.
+// A listener on the socket changes nothing of what Node does on a timeout (it asks the request, the
+// response and the server, not the socket's listeners).
+const watched = new WeakSet<object>();
+const idleTimedOut = new WeakSet<object>();
+
+function noteTimeouts(socket: IncomingMessage['socket'] | null): void {
+  if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
+  watched.add(socket);
+  socket.on('timeout', () => idleTimedOut.add(socket));
+}
+
+/** Why the connection of an unfinished request went away through a server timeout, if it did. */
+function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
+  const err =
+    (req as { errored?: (Error & { code?: string }) | null }).errored ??
+    (req.socket as { errored?: (Error & { code?: string }) | null } | null)?.errored;
+  if (err?.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request';
+  if (err?.code === 'ETIMEDOUT' || (req.socket && idleTimedOut.has(req.socket))) return 'idle';
+  return undefined;
+}
+
+/** The byte count of the body `res.end(chunk, encoding)` sends, when no header says it. */
+function endLength(chunk: unknown, encoding: unknown): number | undefined {
+  if (typeof chunk === 'string')
+    return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (chunk instanceof Uint8Array) return chunk.byteLength;
+  if (chunk === undefined || chunk === null || typeof chunk === 'function') return 0;
+  return undefined;
+}
+
+type Kind = 'finished' | 'aborted' | 'timeout' | 'shutdown';
+
+/** The compiled options, shared by every request of one middleware. */
+interface Compiled<T> {
+  log: AuditLog;
+  binding: FrameworkBinding<T>;
+  user: ((target: T) => string | number | undefined | null) | undefined;
+  path: 'path' | 'route' | ((target: T) => string | undefined);
+  queryKeys: boolean;
+}
+
+/** One request between `begin` and its entry. */
+class RequestEntry<T> {
+  readonly timestamp = Date.now();
+  readonly t0 = performance.now();
+  readonly url: string;
+  /** Read when the request starts: the balancer's address is asked of the socket while it is open. */
+  readonly ends: ConnectionEnds;
+  entry: OpenEntry | undefined = undefined;
+  done = false;
+
+  constructor(
+    readonly c: Compiled<T>,
+    readonly target: T,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly requestId: string | undefined,
+    /** Why the request is refused (`errorType` of its entry), if it is. */
+    readonly refused: 'audit_unavailable' | 'shutdown' | undefined,
+  ) {
+    this.url = req.url ?? '/';
+    this.ends = connectionEnds(req.socket);
+  }
+
+  /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
+  private call<R>(fn: (target: T) => R, what: string): R | undefined {
+    try {
+      return fn(this.target);
+    } catch (err) {
+      this.c.log.warn(err, `${what} threw`);
+      return undefined;
+    }
+  }
+
+  /** The entry's fields; `end`: the arguments of the `res.end()` call that finished the response. */
+  fields(kind: Kind, end?: unknown[]): AuditFields {
+    const { c, req, res, url, ends } = this;
+    const { binding, path, user, log } = c;
+    const decided = this.call((t) => binding.client(t), 'the client address of the adapter');
+    const route = this.call((t) => binding.route(t), 'the route of the adapter');
+    const q = url.indexOf('?');
+    let logged: unknown;
+    if (typeof path === 'function') logged = this.call(path, 'the path option');
+    else logged = (path === 'route' ? route : undefined) ?? (q < 0 ? url : url.slice(0, q));
+    if (logged !== undefined && typeof logged !== 'string') {
+      log.warn(new TypeError(`returned ${typeof logged}`), 'the path option');
+      logged = undefined;
+    }
+    let uid: unknown = user ? this.call(user, 'the user option') : undefined;
+    if (typeof uid === 'number' && Number.isFinite(uid)) uid = String(uid);
+    else if (uid !== undefined && uid !== null && typeof uid !== 'string') {
+      log.warn(new TypeError(`returned ${Object.prototype.toString.call(uid)}`), 'the user option');
+      uid = undefined;
+    }
+    const sent = kind === 'finished' || headersSent(res);
+    let status = sent ? res.statusCode : undefined;
+    // `requestTimeout` before the app answered: Node (or watch()) answers 408 on the connection.
+    if (status === undefined && kind === 'timeout' && timeoutOf(req) === 'request') status = 408;
+    const declared = Number(responseHeader(res, 'content-length') ?? Number.NaN);
+    const bytes =
+      Number.isSafeInteger(declared) && declared >= 0
+        ? declared
+        : end !== undefined && !headersSent(res)
+          ? endLength(end[0], end[1])
+          : undefined;
+    const ua = headersOf(req)['user-agent'];
+    const ip = decided && decided.ip !== '' && typeof decided.ip === 'string' ? decided : undefined;
+    const f: AuditFields = {
+      timestamp: this.timestamp,
+      category: 'web',
+      action: 'http-request',
+      outcome: kind !== 'finished' || (status ?? 500) >= 400 ? 'failure' : 'success',
+      duration: (performance.now() - this.t0) * 1e6,
+      clientIp: ip ? ip.ip : ends.clientIp,
+      clientPort: ip ? (typeof ip.port === 'number' ? ip.port : undefined) : ends.clientPort,
+      peerAddress: ends.peerIp,
+      peerPort: ends.peerPort,
+      method: req.method,
+      requestId: this.requestId,
+      httpVersion: req.httpVersion,
+      domain: domainOf(req),
+      path: logged === undefined ? undefined : (logged as string).slice(0, MAX_PATH),
+      query: c.queryKeys && q >= 0 ? queryNames(url, q) : undefined,
+      route: typeof route === 'string' ? route.slice(0, MAX_STRING) : undefined,
+      status: status !== undefined && Number.isInteger(status) && status >= 0 && status <= 999 ? status : undefined,
+      bytes,
+      userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
+      userId: uid === undefined || uid === null ? undefined : (uid as string),
+      tlsVersion: tlsVersion(req.socket),
+    };
+    if (this.refused !== undefined) f.errorType = this.refused;
+    else if (kind === 'aborted') f.errorType = 'client_aborted';
+    else if (kind === 'timeout') f.errorType = 'timeout';
+    else if (kind === 'shutdown') f.errorType = 'shutdown';
+    return f;
+  }
+
+  /** Writes the entry now (the connection closed first, or close() reached its deadline). */
+  finish(kind: Kind): void {
+    if (this.done) return;
+    this.done = true;
+    this.entry?.write(this.fields(kind));
+  }
+
+  /** The response ended or the connection went away (on-finished). */
+  readonly closed = (): void => {
+    if (!this.done) this.finish(timeoutOf(this.req) !== undefined ? 'timeout' : 'aborted');
+  };
+}
+
+/**
+ * Makes `res.end()` write the entry first and send the response's last bytes once the line is written.
+ * The hook is an own property of this response only: nothing of Node's or the framework's prototypes changes.
+ */
+function holdEnd<T>(r: RequestEntry<T>): void {
+  const res = r.res;
+  const end = res.end as (...args: unknown[]) => ServerResponse;
+  const release = (args: unknown[]) => {
+    try {
+      end.apply(res, args);
+    } catch (err) {
+      r.c.log.warn(err, 'res.end() threw once its entry was written');
+      res.destroy(err as Error);
+    }
+  };
+  res.end = function auditedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+    if (r.done || r.entry === undefined) return end.apply(this, args);
+    if (r.req.socket?.destroyed) {
+      r.closed(); // the connection is gone: nothing of this answer can reach the client
+      return end.apply(this, args);
+    }
+    r.done = true;
+    const fields = r.fields('finished', args);
+    // Refused because the log cannot write: the 503 does not wait for a disk that may not come back (its
+    // entry is queued and written on recovery, or counted as dropped).
+    if (r.refused === 'audit_unavailable') {
+      r.entry.write(fields);
+      return end.apply(this, args);
+    }
+    r.entry.write(fields, () => release(args));
+    return this;
+  } as ServerResponse['end'];
+}
+
+/**
+ * Compiles the options once (a `TypeError` for bad ones). The returned `begin` is called at the start of
+ * every request: it opens the request's entry and says what to do with the request (see {@link Begin}).
+ */
+export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
+  const {
+    log,
+    user,
+    skip,
+    path = 'path',
+    queryKeys = false,
+    requestIdHeader = 'x-request-id',
+    echoRequestId = false,
+  } = options ?? ({} as never);
+  if (!log || typeof log.open !== 'function')
+    throw new TypeError('auditLog: options.log must be an AuditLog from createAuditLog');
+  if (user !== undefined && typeof user !== 'function') throw new TypeError('auditLog: user must be a function');
+  if (skip !== undefined && typeof skip !== 'function') throw new TypeError('auditLog: skip must be a function');
+  if (path !== 'path' && path !== 'route' && typeof path !== 'function')
+    throw new TypeError("auditLog: path must be 'path', 'route' or a function");
+  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditLog: bad requestIdHeader');
+  const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
+  const compiled: Compiled<T> = { log, binding, user, path, queryKeys };
+
+  return function begin(target: T, req: IncomingMessage, res: ServerResponse): Begin {
+    if (skip !== undefined) {
+      try {
+        if (skip(target) === true) return 'skip';
+      } catch (err) {
+        log.warn(err, 'the skip option threw (the request is audited)');
+      }
+    }
+    const state = log.state;
+    if (state === 'closed') {
+      // Nothing can record an answer any more: the connection goes without one.
+      req.socket?.destroy();
+      return 'drop';
+    }
+    const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
+    const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
+    let requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : undefined;
+    if (echoRequestId) {
+      // Needed now, as a string; otherwise the log writes a new one into the line (same kind: random UUID v4).
+      requestId ??= randomUUID();
+      if (!res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
+    }
+    const r = new RequestEntry(compiled, target, req, res, requestId, refused);
+    r.entry = log.open({ reserve: refused === undefined, generateRequestId: true, onShutdown: () => r.finish('shutdown') });
+    holdEnd(r);
+    onFinished(res, r.closed);
+    noteTimeouts(req.socket);
+    // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
+    // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
+    // aborted once this turn's handlers ran (after authentication, so that user() can still answer).
+    if (req.socket?.destroyed) setImmediate(r.closed);
+    return refused === undefined ? 'serve' : refused === 'shutdown' ? 'closing' : 'unavailable';
+  };
+}

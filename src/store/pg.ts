@@ -1,0 +1,82 @@
+// node-postgres, loaded only when a PostgreSQL store is used: `pg` is an optional peer dependency, so that
+// importing the package never requires it.
+import { createRequire } from 'node:module';
+import { ErrorCodes } from '../protocol/errors.js';
+
+/** The part of a `pg.Pool` (or any compatible pool) the store uses. */
+export interface PgPool {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  /** A client of its own, for a transaction (verification reads through a cursor). */
+  connect(): Promise<PgClient>;
+  end(): Promise<void>;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener?(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** One connection of a {@link PgPool}. */
+export interface PgClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  release(err?: Error | boolean): void;
+}
+
+/** Where the store lives: a connection string, or an existing pool, and the table name. */
+export type PostgresOption =
+  | string
+  | {
+      /** `postgres://user:password@host:port/db?sslmode=…` (or libpq's environment variables when absent). */
+      connectionString?: string;
+      /** An existing `pg.Pool` (or compatible): used as is and not ended by the store. */
+      pool?: PgPool;
+      /** The table created by `pg-init`. Default `"audit_log"`. */
+      table?: string;
+      /** Extra `pg.Pool` settings when the store makes its own pool (ssl, password function, max, …). */
+      poolConfig?: Record<string, unknown>;
+    };
+
+// A require that works from the CommonJS build and from the ESM wrappers that re-export it.
+const load = createRequire(__filename);
+
+/** `require('pg')`, or an error with code ERR_PROXY_AUDIT_PG_MISSING saying how to install it. */
+export function loadPg(): { Pool: new (config: Record<string, unknown>) => PgPool } {
+  try {
+    return load('pg');
+  } catch (cause) {
+    throw Object.assign(new Error('the PostgreSQL store needs node-postgres: npm install pg', { cause }), {
+      code: ErrorCodes.AUDIT_PG_MISSING,
+    });
+  }
+}
+
+/** Resolves a {@link PostgresOption} to a pool (made here, or the caller's), whether we own it, and the table. */
+export function openPool(option: PostgresOption, who: string): { pool: PgPool; owned: boolean; table: string } {
+  if (typeof option === 'string') {
+    if (option === '') throw new TypeError(`${who}: postgres must be a connection string or { connectionString, pool, table }`);
+    return { pool: makePool({ connectionString: option }), owned: true, table: 'audit_log' };
+  }
+  if (option === null || typeof option !== 'object') {
+    throw new TypeError(`${who}: postgres must be a connection string or { connectionString, pool, table }`);
+  }
+  const { connectionString, pool, table = 'audit_log', poolConfig = {} } = option;
+  if (pool !== undefined && (typeof pool !== 'object' || typeof pool.query !== 'function')) {
+    throw new TypeError(`${who}: postgres.pool must be a pg.Pool`);
+  }
+  if (connectionString !== undefined && typeof connectionString !== 'string') {
+    throw new TypeError(`${who}: postgres.connectionString must be a string`);
+  }
+  if (pool) return { pool, owned: false, table };
+  return {
+    pool: makePool({ ...poolConfig, ...(connectionString === undefined ? {} : { connectionString }) }),
+    owned: true,
+    table,
+  };
+}
+
+function makePool(config: Record<string, unknown>): PgPool {
+  const { Pool } = loadPg();
+  // An idle client whose server went away emits 'error' on the pool; without a listener that would be an
+  // uncaught exception in the application. Failures surface on the next query instead.
+  // allowExitOnIdle: an idle pool never keeps the application's process alive (the file keeps what is unshipped).
+  const pool = new Pool({ max: 2, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, ...config });
+  pool.on('error', () => {});
+  return pool;
+}

@@ -1,0 +1,62 @@
+// Verification from the store: the rows of the audit table fed to the same streaming core as files.
+import { Verifier, type VerifyOptions, type VerifyResult } from '../audit/verifier.js';
+import { openPool, type PostgresOption } from './pg.js';
+import { tableNames } from './table.js';
+
+/** Options of {@link verifyStore}: those of {@link VerifyOptions}, and where the store is. */
+export interface VerifyStoreOptions extends VerifyOptions {
+  /** A connection string or `{ connectionString?, pool?, table? }` (table default `"audit_log"`). */
+  postgres: PostgresOption;
+  /** Rows fetched per round trip. Default 5000. */
+  fetchSize?: number;
+}
+
+/**
+ * Verifies every chain in the audit table, streaming (a server-side cursor; memory stays bounded whatever
+ * the table's size), with the verdicts and findings of files. Rows are read in the order they were
+ * inserted (`id`), which is each file's order: the shipper inserts a file's lines in file order, so a start
+ * entry's witness (the previous last line of its file) comes before it, as in the file. Findings name the
+ * table as their source and the row's `id` as their line. The witness window defaults to 100000 rows
+ * here (other files' rows are interleaved with a file's own).
+ *
+ * @example
+ * ```ts
+ * const r = await verifyStore({ postgres: process.env.AUDIT_DB, publicKey: readFileSync('audit.pub') });
+ * process.exitCode = r.exitCode;
+ * ```
+ */
+export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyResult> {
+  if (options === null || typeof options !== 'object') throw new TypeError('verifyStore: options must be an object');
+  const { postgres, fetchSize = 5000, witnessWindow = 100_000, ...rest } = options;
+  if (!Number.isSafeInteger(fetchSize) || fetchSize < 1) throw new TypeError('verifyStore: bad fetchSize');
+  const verifier = new Verifier({ ...rest, witnessWindow });
+  const { pool, owned, table } = openPool(postgres, 'verifyStore');
+  const names = tableNames(table, 'verifyStore');
+  const source = table;
+  try {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await client.query(`DECLARE audit_rows NO SCROLL CURSOR FOR SELECT id, line FROM ${names.table} ORDER BY id`);
+      const where = { source, line: 0 };
+      for (;;) {
+        const r = await client.query(`FETCH ${fetchSize} FROM audit_rows`);
+        for (const row of r.rows) {
+          where.line = Number(row.id);
+          verifier.line(row.line as string, where);
+        }
+        if (r.rows.length < fetchSize) break;
+      }
+      await client.query('COMMIT');
+      client.release();
+    } catch (err) {
+      client.release(true);
+      throw err;
+    }
+  } catch (err) {
+    verifier.unreadable(source, err as Error);
+  } finally {
+    if (owned) await pool.end().catch(() => {});
+  }
+  return verifier.end();
+}

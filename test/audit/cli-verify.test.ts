@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { joined, logFile, TestChain } from './log-builder.js';
+import { tmpFile } from './util.js';
+
+const execFileP = promisify(execFile);
+const cli = join(__dirname, '..', '..', 'src', 'cli', 'index.js');
+const keys = generateKeyPairSync('ed25519');
+const pub = tmpFile('audit.pub');
+writeFileSync(pub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
+
+/** Runs the CLI; resolves with the exit code and output whatever the code. */
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [cli, ...args], { env: { ...process.env, AUDIT_KEY: 'k3y' } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+function crashedAndWitnessed(): string {
+  const a = new TestChain();
+  const b = new TestChain();
+  const first = [a.start(), a.request('/1')];
+  const tip = a.tip;
+  return logFile(`${joined(first)}${a.request('/2').slice(0, 60)}\n${joined(b.life(2, 5, tip))}`);
+}
+
+const cases: { name: string; args: () => string[]; code: number; stdout: RegExp[] }[] = [
+  {
+    name: 'intact, with its notes',
+    args: () => ['verify', crashedAndWitnessed()],
+    code: 0,
+    stdout: [
+      /^INTACT: 6 entries in 2 chains \(1 closed, 1 crashed and witnessed\), 1 torn fragment skipped; hashes and links checked/,
+      /\n {2}note {5}torn-fragment {8}\S+:3: torn fragment of 60 bytes/,
+      /\n {2}note {5}writer-crashed {7}\S+:2: chain /,
+    ],
+  },
+  {
+    name: 'intact and signed',
+    args: () => ['verify', logFile(joined(new TestChain({ signingKey: keys.privateKey }).life(6))), '--public-key', pub],
+    code: 0,
+    stdout: [/^INTACT: 10 entries in 1 chain \(1 closed\), 2 signed checkpoints verified\n$/],
+  },
+  {
+    name: 'tampered',
+    args: () => ['verify', logFile(joined(new TestChain().life(5).filter((_, i) => i !== 3)))],
+    code: 1,
+    stdout: [
+      /^TAMPERED: \S+:4: sequence jumps from 3 to 5/,
+      /\n {2}tampered sequence-gap/,
+      /\n6 entries in 1 chain \(1 closed\)/,
+    ],
+  },
+  {
+    name: 'cannot verify: an empty file',
+    args: () => ['verify', logFile('')],
+    code: 2,
+    stdout: [/^CANNOT VERIFY: no audit entry found/, /\n {2}error {4}empty-input/],
+  },
+  {
+    name: 'cannot verify: a missing file',
+    args: () => ['verify', '/nonexistent/audit.jsonl'],
+    code: 2,
+    stdout: [/^CANNOT VERIFY: \/nonexistent\/audit.jsonl: \/nonexistent\/audit.jsonl cannot be read: ENOENT/],
+  },
+  {
+    name: 'cannot verify: an HMAC log without its key',
+    args: () => ['verify', logFile(joined(new TestChain({ hashKey: 'k3y' }).life(2)))],
+    code: 2,
+    stdout: [/^CANNOT VERIFY: \S+:1: HMAC chain \S+: the hashKey is needed/],
+  },
+  {
+    name: 'the same with its key from the environment',
+    args: () => ['verify', logFile(joined(new TestChain({ hashKey: 'k3y' }).life(2))), '--hash-key-env', 'AUDIT_KEY'],
+    code: 0,
+    stdout: [/^INTACT: 4 entries/],
+  },
+  {
+    name: 'unsealed',
+    args: () => [
+      'verify',
+      logFile(joined(new TestChain({ signingKey: keys.privateKey }).life(12).slice(0, 15))),
+      '--public-key',
+      pub,
+    ],
+    code: 3,
+    stdout: [
+      /^UNSEALED: \S+:15: chain \S+ ends at sequence 15 without a final signed checkpoint/,
+      /proves 12 entries, 3 follow unproven/,
+    ],
+  },
+  { name: 'a usage error', args: () => ['verify', '--frobnicate'], code: 2, stdout: [/^$/] },
+  { name: 'no file', args: () => ['verify'], code: 2, stdout: [/^$/] },
+];
+
+describe('CLI verify: exit codes and output', () => {
+  for (const c of cases) {
+    it(`${c.name}: exit ${c.code}`, async () => {
+      const r = await run(...c.args());
+      assert.equal(r.code, c.code, r.stdout + r.stderr);
+      for (const re of c.stdout) assert.match(r.stdout, re);
+    });
+  }
+
+  it('--json prints the whole result, with the same exit code', async () => {
+    const r = await run('verify', crashedAndWitnessed(), '--json');
+    assert.equal(r.code, 0);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(j).sort(), [
+      'chainSummaries',
+      'chains',
+      'checkpoints',
+      'entries',
+      'exitCode',
+      'findings',
+      'findingsTotal',
+      'fragments',
+      'ok',
+      'verdict',
+    ]);
+    assert.deepEqual(
+      { ok: j.ok, verdict: j.verdict, exitCode: j.exitCode, entries: j.entries, chains: j.chains, fragments: j.fragments },
+      { ok: true, verdict: 'intact', exitCode: 0, entries: 6, chains: 2, fragments: 1 },
+    );
+    assert.deepEqual(
+      j.findings.map((f: { code: string; severity: string; line: number }) => [f.code, f.severity, f.line]),
+      [
+        ['torn-fragment', 'note', 3],
+        ['writer-crashed', 'note', 2],
+      ],
+    );
+    assert.deepEqual(
+      j.chainSummaries.map((c: { status: string; entries: number }) => [c.status, c.entries]),
+      [
+        ['witnessed', 2],
+        ['closed', 4],
+      ],
+    );
+    const bad = await run('verify', logFile(''), '--json');
+    assert.equal(bad.code, 2);
+    assert.equal(JSON.parse(bad.stdout).verdict, 'cannot-verify');
+  });
+
+  it('the usage text names every exit code', async () => {
+    const r = await run('help');
+    assert.equal(r.code, 0);
+    for (const re of [/Exit 0: intact/, /1: tampered/, /2: cannot verify/, /3: unsealed/]) assert.match(r.stdout, re);
+  });
+});

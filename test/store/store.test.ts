@@ -1,0 +1,456 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import {
+  createAuditLog,
+  ErrorCodes,
+  PostgresShipper,
+  pgInit,
+  VerifyCodes,
+  type VerifyResult,
+  verifyAuditLog,
+} from '../../src/index.js';
+import { sleep, tempDir } from '../helpers.js';
+import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
+
+const execFileP = promisify(execFile);
+const CLI = join(__dirname, '../../src/cli/index.js');
+const WRITER = join(__dirname, 'fixtures/write-entries.js');
+
+let tables = 0;
+/** A fresh table name per test: tests never see each other's rows. */
+const freshTable = () => `t${process.pid}_${++tables}`;
+
+/** Writes `n` entries to `file` in this process and closes the log. */
+async function writeEntries(file: string, n: number, extra: Record<string, unknown> = {}): Promise<number> {
+  const log = createAuditLog({ filename: file, maxQueue: 1_000_000, ...extra });
+  for (let i = 0; i < n; i++) {
+    log.write({
+      category: 'web',
+      action: 'http-request',
+      outcome: 'success',
+      method: 'GET',
+      path: `/e/${i}`,
+      status: 200,
+      userId: `u${i % 3}`,
+    });
+    if (i % 1000 === 999) await sleep(1);
+  }
+  await log.close();
+  return n + 2; // audit-log-started and audit-log-stopped
+}
+
+function lines(file: string): number {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '').length;
+}
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await execFileP(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('PostgreSQL store', needsPostgres(), () => {
+  let db: TestPostgres;
+  let dir: string;
+  const count = (table: string) => Number(db.psql(`SELECT count(*) FROM ${table}`));
+  const distinct = (table: string) => Number(db.psql(`SELECT count(DISTINCT (chain, sequence)) FROM ${table}`));
+  const init = (table: string) => pgInit({ postgres: { connectionString: db.url, table }, appRole: 'app' });
+  const ship = async (file: string, table: string, source?: string) => {
+    const s = new PostgresShipper({
+      filename: file,
+      postgres: { connectionString: db.url, table },
+      follow: false,
+      ...(source ? { source } : {}),
+    });
+    s.start();
+    await s.close(30_000);
+    return s;
+  };
+  const verifyTable = (table: string, options: Record<string, unknown> = {}): Promise<VerifyResult> =>
+    verifyAuditLog({ postgres: { connectionString: db.url, table }, ...options });
+
+  before(async () => {
+    db = await startPostgres();
+    db.psql('CREATE ROLE app LOGIN');
+    dir = tempDir('ppa-store-');
+  });
+  after(async () => {
+    await db?.stop();
+  });
+
+  it('pg-init is idempotent (also run concurrently) and makes the partitions, indexes and triggers', async () => {
+    const table = freshTable();
+    const first = await init(table);
+    const again = await Promise.all([init(table), init(table)]);
+    assert.deepEqual(again[0].partitions, first.partitions);
+    assert.deepEqual(again[1].partitions, first.partitions);
+    assert.ok(first.partitions.includes(`${table}_default`));
+    const month = new Date().toISOString().slice(0, 7).replace('-', '');
+    assert.ok(first.partitions.includes(`${table}_${month}`), `${first.partitions}`);
+    const cols = db.psql(
+      `SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = '${table}'`,
+    );
+    for (const c of [
+      'chain',
+      'sequence',
+      'ts',
+      'action',
+      'outcome',
+      'client_ip',
+      'peer_ip',
+      'user_id',
+      'method',
+      'path',
+      'route',
+      'status',
+      'host',
+      'service',
+      'line',
+    ]) {
+      assert.ok(cols.split(',').includes(c), `column ${c} in ${cols}`);
+    }
+    assert.equal(
+      db.psql(`SELECT data_type FROM information_schema.columns WHERE table_name = '${table}' AND column_name = 'client_ip'`),
+      'inet',
+    );
+    const indexes = db
+      .psql(`SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = '${table}'`)
+      .split(',');
+    for (const i of ['client_ip', 'user_id', 'path', 'ts', 'entry'])
+      assert.ok(indexes.includes(`${table}_${i}`), `index ${i} in ${indexes}`);
+    assert.equal(db.psql(`SELECT partstrat FROM pg_partitioned_table WHERE partrelid = '${table}'::regclass`), 'r');
+  });
+
+  it('the app role inserts and reads, and can never update, delete or truncate; retention drops whole partitions', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 50);
+    const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, follow: false });
+    s.start();
+    await s.close(20_000);
+    assert.equal(count(table), n);
+    const app = new pg.Client({ connectionString: db.urlAs('app') });
+    await app.connect();
+    try {
+      const cases = [
+        { name: 'UPDATE', sql: `UPDATE ${table} SET line = 'x' WHERE sequence = 2` },
+        { name: 'DELETE', sql: `DELETE FROM ${table} WHERE sequence = 2` },
+        { name: 'TRUNCATE', sql: `TRUNCATE ${table}` },
+        { name: 'DELETE on a partition', sql: `DELETE FROM ${table}_default` },
+        { name: 'DROP', sql: `DROP TABLE ${table}` },
+      ];
+      for (const c of cases) {
+        await assert.rejects(
+          app.query(c.sql),
+          (e: { code: string }) => (e.code === '42501' || e.code === '42P01' ? true : assert.fail(`${c.name}: ${e.code}`)),
+          c.name,
+        );
+      }
+      assert.equal(Number((await app.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n), n);
+    } finally {
+      await app.end();
+    }
+    // Even the owner cannot edit a row: the trigger refuses.
+    assert.throws(() => db.psql(`UPDATE ${table} SET line = 'x' WHERE sequence = 2`), /append-only/);
+    assert.throws(() => db.psql(`DELETE FROM ${table} WHERE sequence = 2`), /append-only/);
+    assert.throws(() => db.psql(`TRUNCATE ${table}`), /append-only/);
+    assert.equal(count(table), n);
+    // Retention: an old month's partition goes as a whole; the current one stays.
+    db.psql(`SELECT ${table}_add_partitions(ARRAY['2015-03'])`);
+    db.psql(`INSERT INTO ${table} (chain, sequence, ts, line) VALUES ('old', 1, '2015-03-02T00:00:00Z', 'x')`);
+    assert.equal(
+      db.psql(`SELECT string_agg(x, ',') FROM ${table}_drop_partitions(now() - interval '6 years') AS x`),
+      `${table}_201503`,
+    );
+    assert.equal(count(table), n);
+    assert.throws(() => db.psql(`SET ROLE app; SELECT ${table}_drop_partitions(now())`), /permission denied/);
+  });
+
+  it('ships a file once: resending (a second shipper, another source) adds no row', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 3000);
+    const a = await ship(file, table);
+    assert.deepEqual([a.stats.inserted, a.stats.duplicates, a.stats.skipped], [n, 0, 0]);
+    assert.equal(a.lag.bytes, 0);
+    const b = await ship(file, table, 'another-host:/elsewhere');
+    assert.deepEqual([b.stats.inserted, b.stats.duplicates], [0, n]);
+    const c = await ship(file, table); // same source: resumes at the end, sends nothing
+    assert.deepEqual([c.stats.inserted, c.stats.duplicates, c.stats.batches], [0, 0, 0]);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal(
+      db.psql(`SELECT count(*) FROM ${table} WHERE user_id = 'u1' AND path LIKE '/e/%' AND status = 200 AND method = 'GET'`),
+      '1000',
+    );
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'intact', JSON.stringify(r.findings));
+    assert.equal(r.entries, n);
+  });
+
+  it('resumes after SIGKILL of the shipper mid-batch, with every line once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 40_000);
+    const child = spawn(process.execPath, [CLI, 'ship', file, '--postgres', db.url, '--table', table, '--follow'], {
+      stdio: 'ignore',
+    });
+    await waitFor('the first batches', () => count(table) > 0);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const partial = count(table);
+    assert.ok(partial > 0 && partial < n, `killed after ${partial} of ${n}`);
+    const r = await cli(['ship', file, '--postgres', db.url, '--table', table]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('follows rotation while following: the renamed file is shipped to its end, then the new one', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const s = new PostgresShipper({
+      filename: file,
+      postgres: { connectionString: db.url, table },
+      rotationGrace: 300,
+      pollInterval: 20,
+    });
+    s.start();
+    const log = createAuditLog({ filename: file });
+    const write = (k: number) => {
+      for (let i = 0; i < k; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/r/${i}` });
+    };
+    write(300);
+    await log.drained();
+    await waitFor('first lines shipped', () => count(table) > 0);
+    renameSync(file, `${file}.1`);
+    write(300); // the log notices the rotation at its next batch and opens a new file
+    await log.drained();
+    write(200);
+    await log.close();
+    await waitFor('the new file', async () => {
+      try {
+        return lines(file) > 0;
+      } catch {
+        return false;
+      }
+    });
+    await s.flush(20_000);
+    await sleep(500); // past rotationGrace: the old file is done
+    await s.close(20_000);
+    const total = lines(`${file}.1`) + lines(file);
+    assert.equal(count(table), total);
+    assert.equal(distinct(table), total);
+    assert.equal(db.psql(`SELECT count(*) FROM ${table}_cursor WHERE done`), '1');
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'intact', JSON.stringify(r.findings));
+  });
+
+  it('rides out a database outage: the app keeps writing, the backlog waits in the file and is sent on recovery', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.url, table } });
+    const events: string[] = [];
+    log.shipper?.on('outage', (e: { code: string }) => events.push(`outage ${e.code}`));
+    log.shipper?.on('recovered', () => events.push('recovered'));
+    let written = 0;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 20; i++)
+        if (log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/o/${written}` })) written++;
+    }, 5);
+    await sleep(300);
+    await db.stop();
+    await sleep(3000);
+    assert.ok(log.shipper && log.shipper.lag.bytes > 0, 'a backlog while the database is down');
+    assert.equal(log.shipper?.outage, true);
+    await db.start();
+    await sleep(500);
+    clearInterval(timer);
+    await log.close({ shipTimeout: 30_000 });
+    assert.equal(count(table), written + 2);
+    assert.equal(distinct(table), written + 2);
+    assert.deepEqual(events, [`outage ${ErrorCodes.AUDIT_STORE_UNAVAILABLE}`, 'recovered']);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('close() rejects with ERR_PROXY_AUDIT_SHIP_TIMEOUT while the database is down; the next shipper sends the rest', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.url, table } });
+    for (let i = 0; i < 100; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/t/${i}` });
+    await db.stop();
+    try {
+      const t0 = Date.now();
+      await assert.rejects(log.close({ shipTimeout: 1000 }), (e: { code: string }) => e.code === ErrorCodes.AUDIT_SHIP_TIMEOUT);
+      assert.ok(Date.now() - t0 < 10_000);
+    } finally {
+      await db.start();
+    }
+    assert.equal(lines(file), 102);
+    await ship(file, table);
+    assert.equal(count(table), 102);
+  });
+
+  it('ships past torn fragments and splits a fragment glued to a whole line', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 5);
+    const text = readFileSync(file, 'utf8').split('\n');
+    // A torn head glued to the next whole line, and a blank line: what a crash and a restart can leave.
+    const damaged = [text[0], `${(text[1] as string).slice(0, 40)}${text[1]}`, '', ...text.slice(2)].join('\n');
+    writeFileSync(file, damaged);
+    const s = await ship(file, table);
+    assert.deepEqual([s.stats.inserted, s.stats.skipped], [n, 1]);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('verifies from the store: intact, an edited row, a deleted row, a killed writer (unsealed), a missing table', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const keyFile = join(dir, 'signing.key');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const pub = publicKey.export({ type: 'spki', format: 'pem' });
+    const signedTable = async (n: number) => {
+      const table = freshTable();
+      await init(table);
+      const file = join(dir, `${table}.jsonl`);
+      await writeEntries(file, n, { signingKey: privateKey, checkpointEvery: 100 });
+      await ship(file, table);
+      return table;
+    };
+    const cases: { name: string; damage?: (t: string) => string; verdict: string; exitCode: number; code?: string }[] = [
+      { name: 'intact', verdict: 'intact', exitCode: 0 },
+      {
+        name: 'a row edited by a superuser',
+        damage: (t) => `UPDATE ${t} SET line = replace(line, '"/e/41"', '"/e/14"') WHERE path = '/e/41'`,
+        verdict: 'tampered',
+        exitCode: 1,
+        code: VerifyCodes.HASH_MISMATCH,
+      },
+      {
+        name: 'a row deleted by a superuser',
+        damage: (t) => `DELETE FROM ${t} WHERE path = '/e/77'`,
+        verdict: 'tampered',
+        exitCode: 1,
+        code: VerifyCodes.SEQUENCE_GAP,
+      },
+    ];
+    for (const c of cases) {
+      const table = await signedTable(300);
+      // A superuser can bypass the triggers (replica mode): what verification is there to catch.
+      if (c.damage) db.psql(`SET session_replication_role = replica; ${c.damage(table)}`);
+      const r = await verifyTable(table, { publicKey: pub });
+      assert.equal(r.verdict, c.verdict, `${c.name}: ${JSON.stringify(r.findings)}`);
+      assert.equal(r.exitCode, c.exitCode, c.name);
+      if (c.code)
+        assert.ok(
+          r.findings.some((f) => f.code === c.code && f.severity === 'tampered'),
+          `${c.name}: ${JSON.stringify(r.findings)}`,
+        );
+    }
+
+    // A writer killed by SIGKILL: its chain ends without its final checkpoint and nothing witnesses it.
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const child: ChildProcess = fork(WRITER, [file, '250', keyFile, 'kill'], { stdio: 'ignore' });
+    await once(child, 'message');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    await ship(file, table);
+    writeFileSync(join(dir, 'pub.pem'), pub);
+    const r = await verifyTable(table, { publicKey: pub });
+    assert.equal(r.verdict, 'unsealed', JSON.stringify(r.findings));
+    assert.equal(r.exitCode, 3);
+    const f = r.findings.find((x) => x.code === VerifyCodes.CHAIN_UNSEALED);
+    assert.ok(f);
+    assert.equal(r.chainSummaries[0]?.status, 'unsealed');
+    const viaCli = await cli(['verify', '--postgres', db.url, '--table', table, '--public-key', join(dir, 'pub.pem')]);
+    assert.equal(viaCli.code, 3, viaCli.stdout + viaCli.stderr);
+    assert.match(viaCli.stdout, /^UNSEALED/);
+
+    const missing = await verifyTable('no_such_table');
+    assert.equal(missing.verdict, 'cannot-verify');
+    assert.equal(missing.exitCode, 2);
+  });
+
+  it('CLI: pg-init, ship and verify --postgres', async () => {
+    const table = freshTable();
+    const i1 = await cli(['pg-init', '--postgres', db.url, '--table', table, '--app-role', 'app']);
+    assert.equal(i1.code, 0, i1.stderr);
+    assert.match(i1.stdout, new RegExp(`${table} ready`));
+    assert.equal((await cli(['pg-init', '--postgres', db.url, '--table', table])).code, 0);
+    const a = join(dir, `${table}-a.jsonl`);
+    const b = join(dir, `${table}-b.jsonl`);
+    const n = (await writeEntries(a, 100)) + (await writeEntries(b, 50));
+    const s = await cli(['ship', a, b, '--postgres', db.url, '--table', table]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /102 rows inserted, 0 already there/);
+    assert.equal(count(table), n);
+    const v = await cli(['verify', '--postgres', db.url, '--table', table, '--json']);
+    assert.equal(v.code, 0, v.stdout);
+    assert.equal(JSON.parse(v.stdout).entries, n);
+    const bad = [
+      { args: ['ship', a], why: 'no --postgres' },
+      { args: ['ship', '--postgres', db.url], why: 'no file' },
+      { args: ['verify', a, '--postgres', db.url], why: 'both files and --postgres' },
+      { args: ['pg-init'], why: 'no --postgres' },
+    ];
+    for (const c of bad) assert.equal((await cli(c.args)).code, 2, c.why);
+    // No table: a one-off ship stops at once and says what to do (a following one waits for pg-init).
+    const none = await cli(['ship', a, '--postgres', db.url, '--table', 'not_initialised']);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /pg-init/);
+  });
+});
+
+describe('the package without PostgreSQL', () => {
+  it('importing the main entry does not load pg', async () => {
+    const main = join(__dirname, '../../src/index.js');
+    const { stdout } = await execFileP(process.execPath, [
+      '-e',
+      `require(${JSON.stringify(main)}); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/]pg[\\\\/]/.test(k)).length)`,
+    ]);
+    assert.equal(stdout.trim(), '0');
+  });
+
+  it('rejects bad options with a TypeError at construction', () => {
+    const cases = [
+      { name: 'no filename', options: { postgres: 'postgres://x' } },
+      { name: 'empty connection string', options: { filename: 'x', postgres: '' } },
+      { name: 'bad table', options: { filename: 'x', postgres: { connectionString: 'postgres://x', table: 'a;drop' } } },
+      { name: 'bad batchSize', options: { filename: 'x', postgres: 'postgres://x', batchSize: 0 } },
+      { name: 'bad pool', options: { filename: 'x', postgres: { pool: {} } } },
+    ];
+    for (const c of cases) assert.throws(() => new PostgresShipper(c.options as never), TypeError, c.name);
+    assert.throws(() => createAuditLog({ transports: [], postgres: 'postgres://x' } as never), TypeError);
+  });
+});
