@@ -53,4 +53,3 @@ if (r.status === 'invalid') {
   const code: `ERR_PROXY_${string}` = r.error.code;
   void code;
 }
-void info;
