@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createHttpServer, createServer, decodeTlvs, getProxyInfo, type ProxyInfo } from '../../src/index.js';
 import { certificate, close, listen, sleep } from '../helpers.js';
-import { freePort, haproxy, needs, nginxStream, type Peer, which } from './peers.js';
+import { freePort, HAPROXY_TCP, haproxy, needs, nginxStream, type Peer, which } from './peers.js';
 
 const execFileP = promisify(execFile);
 const CLIENT = '127.0.0.5'; // the "client" address, distinct from the balancer's 127.0.0.1
@@ -56,14 +56,7 @@ describe('HAProxy in front of the real server (TLS passthrough)', needs('haproxy
     t = await target('https');
     [v1, v2] = [await freePort(), await freePort()];
     peer = await haproxy(
-      `global
-  maxconn 256
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-frontend fe_v1
+      `${HAPROXY_TCP}frontend fe_v1
   bind 127.0.0.1:${v1}
   default_backend be_v1
 frontend fe_v2

@@ -10,7 +10,7 @@ import selfsigned from 'selfsigned';
 import { balancerFacts } from '../../src/connection/socket-info.js';
 import { createHttpServer, getProxyInfo } from '../../src/index.js';
 import { certificate, close, listen, tempDir } from '../helpers.js';
-import { freePort, haproxy, needs, type Peer } from './peers.js';
+import { freePort, HAPROXY_TCP, haproxy, needs, type Peer } from './peers.js';
 
 const CLIENT = '127.0.0.5';
 
@@ -60,14 +60,7 @@ describe('HAProxy terminating TLS, send-proxy-v2 with proxy-v2-options ssl,uniqu
     writeFileSync(join(dir, 'client-ca.pem'), c.cert); // the self-signed client certificate is its own CA
     [plain, full] = [await freePort(), await freePort()];
     peer = await haproxy(
-      `global
-  maxconn 256
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-frontend fe_plain
+      `${HAPROXY_TCP}frontend fe_plain
   bind 127.0.0.1:${plain} ssl crt ${join(dir, 'server.pem')}
   unique-id-format %ci-%cp-%rt
   default_backend be_plain
