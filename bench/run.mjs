@@ -6,3 +6,4 @@ console.log(
 await import('./codec.mjs');
 await import('./connections.mjs');
 await import('./audit.mjs');
+await import('./fastify.mjs');

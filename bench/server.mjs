@@ -49,8 +49,19 @@ function expressApp(setup) {
   return a;
 }
 
+// Fastify serves the same route as the Express apps; app.server is the server the bench listens on (Fastify's
+// own listen() is not used: server.mjs listens for every kind alike).
+async function fastifyApp(options, setup) {
+  const Fastify = require('fastify');
+  const app = Fastify(options);
+  await setup(app);
+  app.get('/patients/:id', async (request) => ({ id: request.params.id }));
+  await app.ready();
+  return app.server;
+}
+
 let log;
-function make() {
+async function make() {
   const tls = () => JSON.parse(fs.readFileSync(path.join(dir, 'tls.json'), 'utf8'));
   switch (kind) {
     case 'http':
@@ -87,12 +98,30 @@ function make() {
       log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
       return http.createServer(expressApp((a) => a.use(auditLog({ log, clientIp: true }))));
     }
+    case 'fastify':
+      return fastifyApp({}, () => {});
+    case 'fastify-pino':
+      // Fastify's built-in request logging (pino, one JSON line per request and per response) to a file.
+      return fastifyApp({ logger: { level: 'info', file: path.join(dir, 'fastify.log') } }, () => {});
+    case 'fastify-audit': {
+      const { clientIp, auditLog } = require(`${dist}/fastify/index.js`);
+      log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
+      return fastifyApp({}, (app) => {
+        app.register(clientIp);
+        app.register(auditLog, { log });
+      });
+    }
+    case 'fastify-audit-one-hook': {
+      const { auditLog } = require(`${dist}/fastify/index.js`);
+      log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
+      return fastifyApp({}, (app) => app.register(auditLog, { log, clientIp: true }));
+    }
     default:
       throw new Error(`unknown server kind ${kind}`);
   }
 }
 
-const server = make();
+const server = await make();
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
 process.send({ port: server.address().port });

@@ -12,7 +12,7 @@ rmSync(join(root, 'dist'), { recursive: true, force: true });
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
 
 const require = createRequire(import.meta.url);
-for (const entry of ['index', 'express/index', 'koa/index']) {
+for (const entry of ['index', 'express/index', 'koa/index', 'fastify/index']) {
   const cjs = join(root, 'dist', 'cjs', `${entry}.js`);
   const esm = join(root, 'dist', 'esm', `${entry}.mjs`);
   mkdirSync(dirname(esm), { recursive: true });

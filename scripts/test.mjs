@@ -13,5 +13,13 @@ function find(dir) {
 }
 
 const files = find('build/test').sort();
-const r = spawnSync(process.execPath, ['--test', ...process.argv.slice(2), ...files], { stdio: 'inherit' });
+// A test that fails with a server still open must not keep its file's process alive (force-exit), and no
+// test may hang the run (timeout per test).
+const r = spawnSync(
+  process.execPath,
+  ['--test', '--test-force-exit', '--test-timeout=240000', ...process.argv.slice(2), ...files],
+  {
+    stdio: 'inherit',
+  },
+);
 process.exit(r.status ?? 1);

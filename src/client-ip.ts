@@ -104,7 +104,10 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
       if (found) for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
       h['x-forwarded-for'] = ip;
       h['x-real-ip'] = ip;
-      if (rewritten !== raw) req.rawHeaders = rewritten;
+      if (rewritten !== raw) {
+        // In place: an HTTP/2 request's rawHeaders has a getter only (the array it holds).
+        raw.splice(0, raw.length, ...rewritten);
+      }
     } else if (forwardedFor === 'append') {
       const h = headersOf(req);
       const prior = h['x-forwarded-for'];

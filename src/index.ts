@@ -1,6 +1,7 @@
 /**
  * proxy-protocol-audit: PROXY protocol v1/v2 for Node.js servers, the client address on every socket, and a
- * tamper-evident audit log. Framework adapters live in `proxy-protocol-audit/express` and `/koa`.
+ * tamper-evident audit log. Framework adapters live in `proxy-protocol-audit/express`, `/koa` and `/fastify`;
+ * `auditRequests` and `auditUpgrades` audit any node:http, https or http2 server without one.
  * @packageDocumentation
  */
 
@@ -40,7 +41,9 @@ export { createHttpServer, createServer, type HttpServerOptions, type ServerOpti
 export type { ProxyProtocolOptions } from './connection/options.js';
 export { getProxyInfo, type ProxyInfo } from './connection/socket-info.js';
 export { withProxyProtocol } from './connection/with-proxy-protocol.js';
+export { type AuditRequestsOptions, auditRequests } from './middleware/audit-requests.js';
 export type { AuditMiddlewareOptions } from './middleware/request-audit.js';
+export { type AuditUpgradesOptions, auditUpgrades } from './middleware/upgrade-audit.js';
 export * from './protocol/index.js';
 export type { PgClient, PgPool, PostgresOption } from './store/pg.js';
 export { type PgInitOptions, type PgInitResult, pgInit } from './store/schema.js';

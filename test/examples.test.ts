@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { WebSocket } from 'ws';
 import { verifyAuditLog } from '../src/index.js';
-import { requests, tmpFile } from './audit/util.js';
-import { certificate, raw } from './helpers.js';
+import { entries, requests, tmpFile } from './audit/util.js';
+import { certificate, raw, sleep } from './helpers.js';
 
 const dir = join(__dirname, '..', 'examples');
 
@@ -95,5 +97,51 @@ describe('examples run as documented', () => {
     assert.equal(v.ok, true, v.reason);
     assert.equal(v.chains, 2);
     assert.equal(requests(file).length, 12);
+  });
+  it('fastify-app: route template in the log, request.clientIp from the header', async () => {
+    const file = tmpFile();
+    const { child, port } = await start('fastify-app', { AUDIT_LOG: file });
+    const { data } = await raw(port, [`${HEADER}GET /patients/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    assert.deepEqual(body(data), { id: '7', clientIp: '203.0.113.77' });
+    assert.equal(await stop(child), 0);
+    const [e] = requests(file);
+    assert.equal(e?.url.path, '/patients/:id');
+    assert.equal(e?.client.ip, '203.0.113.77');
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
+  it('websocket: a plain request, an accepted session and a refused one, each audited', async () => {
+    const file = tmpFile();
+    const { child, port } = await start('websocket', { AUDIT_LOG: file });
+    await raw(port, [`${HEADER}GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    const connect = () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.write(HEADER);
+      return s;
+    };
+    const ws = new WebSocket('ws://x/live?token=demo-token', { createConnection: connect });
+    await once(ws, 'open');
+    ws.send('bed 4');
+    assert.equal(String((await once(ws, 'message'))[0]), 'vitals ok: bed 4');
+    ws.close();
+    await once(ws, 'close');
+    const denied = new WebSocket('ws://x/live?token=wrong', { createConnection: connect });
+    denied.on('error', () => {});
+    const [, res] = (await once(denied, 'unexpected-response')) as [unknown, { statusCode: number }];
+    assert.equal(res.statusCode, 401);
+    await sleep(50);
+    assert.equal(await stop(child), 0);
+    const web = entries(file).filter((e) => e.event.category === 'web');
+    assert.deepEqual(
+      web.map((e) => [e.event.action, e.url.path, e.http.response?.status_code, e.user?.id ?? null]),
+      [
+        ['http-request', '/status', 200, null],
+        ['http-upgrade-started', '/live', 101, 'clinician-17'],
+        ['http-upgrade', '/live', 101, 'clinician-17'],
+        ['http-upgrade', '/live', 401, null],
+      ],
+    );
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /demo-token/);
+    assert.equal((await verifyAuditLog(file)).ok, true);
   });
 });

@@ -138,3 +138,35 @@ export function certificate(): Promise<{ key: string; cert: string }> {
 export function activeTimers(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 }
+
+/**
+ * A stand-in for a layer-4 balancer: a TCP forwarder on 127.0.0.1 that opens a connection to `port` for each
+ * client and sends `header(n)` (n: the client's number, from 0) before the client's bytes.
+ */
+export async function proxyFront(port: number, header: (n: number) => string): Promise<{ port: number; close(): Promise<void> }> {
+  let n = 0;
+  const sockets = new Set<net.Socket>();
+  const front = net.createServer((client) => {
+    const up = net.connect(port, '127.0.0.1');
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        up.destroy();
+      });
+    }
+    up.write(header(n++));
+    client.pipe(up);
+    up.pipe(client);
+  });
+  const p = await listen(front);
+  return {
+    port: p,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    },
+  };
+}

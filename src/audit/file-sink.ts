@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { ErrorCodes } from '../protocol/errors.js';
 import { LineBuffer } from './line-buffer.js';
-import { inspectTail, type TailInfo } from './tail.js';
+import { endsWithNewline, inspectTail, type TailInfo } from './tail.js';
 
 /** How far an entry has gone before the answer it belongs to may leave the process. */
 export type Durability = 'write' | 'fsync';
@@ -179,23 +179,26 @@ export class FileSink extends EventEmitter {
       return;
     }
     const out = this.out;
-    let off = 0;
     try {
       // (no descriptor: an earlier reopen failed; this one tells the owner through 'opened')
       if (this.fd === undefined) this.open('retry');
       const fd = this.fd as unknown as number;
-      if (this.torn) {
-        // The last write was cut short: unless another writer ended the fragment it left, end it now.
-        const size = fs.fstatSync(fd).size;
-        const last = Buffer.alloc(1);
-        if (size > 0 && fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a) fs.writeSync(fd, NL);
-        this.torn = false;
-      }
       // One synchronous append per batch, as pino's file destination does: the bytes reach the page cache in
-      // microseconds, where a thread-pool round trip costs more than the write.
-      while (off < out.pos) off += fs.writeSync(fd, out.buf, off, out.pos - off);
+      // microseconds, where a thread-pool round trip costs more than the write. A short write leaves part of
+      // a line in the file, and the rest is never appended after it (another process's line may follow it
+      // already): the line is written again whole, after a newline that ends the fragment unless another
+      // writer ended it — at once, once more, then on the retry timer.
+      for (let attempt = 0; ; attempt++) {
+        if (this.torn) {
+          if (!endsWithNewline(fd)) fs.writeSync(fd, NL);
+          this.torn = false;
+        }
+        const n = fs.writeSync(fd, out.buf, 0, out.pos);
+        if (n === out.pos) break;
+        this.keepFrom(n);
+        if (attempt === 1) throw Object.assign(new Error('short write: the disk took part of a batch'), { code: 'ENOSPC' });
+      }
     } catch (err) {
-      this.keepFrom(off);
       this.fail(err as Error);
       return;
     }

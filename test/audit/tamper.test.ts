@@ -159,7 +159,8 @@ describe('several processes, one file', () => {
   it('each writer keeps its own chain and every chain verifies', async () => {
     const file = tmpFile();
     const writer = join(__dirname, 'fixtures', 'writer.js');
-    await Promise.all([1, 2, 3].map(() => run(process.execPath, [writer, file, '300'])));
+    const startAt = String(Date.now() + 1500);
+    await Promise.all([1, 2, 3].map(() => run(process.execPath, [writer, file, '300', startAt])));
     const r = await verifyAuditLog(file);
     assert.equal(r.ok, true, r.reason);
     assert.equal(r.chains, 3);

@@ -19,3 +19,14 @@ koa.use((ctx) => {
 });
 const server = ppa.createServer({ proxyProtocol: { requireHeader: true } });
 void server;
+import Fastify = require('fastify');
+import ppaFastify = require('proxy-protocol-audit/fastify');
+
+const fastify = Fastify.default();
+fastify.register(ppaFastify.clientIp);
+fastify.register(ppaFastify.auditLog, { log: ppa.createAuditLog({ filename: 'audit.jsonl' }) });
+fastify.get('/', async (request) => {
+  const ip: string = request.clientIp;
+  return ip;
+});
+ppa.auditUpgrades(ppa.withProxyProtocol(fastify.server), { log: ppa.createAuditLog({ filename: 'audit.jsonl' }) });

@@ -53,3 +53,32 @@ if (r.status === 'invalid') {
   const code: `ERR_PROXY_${string}` = r.error.code;
   void code;
 }
+// Fastify: request.clientIp typed through declaration merging; the plugins' options checked.
+import Fastify from 'fastify';
+import { auditRequests, auditUpgrades } from 'proxy-protocol-audit';
+import { auditLog as fastifyAudit, clientIp as fastifyClientIp } from 'proxy-protocol-audit/fastify';
+
+const fastify = Fastify();
+fastify.register(fastifyClientIp, { trustForwardedFrom: ['10.0.0.0/8'] });
+fastify.register(fastifyAudit, { log, path: 'route', user: (request) => request.headers['x-user'] as string | undefined });
+// @ts-expect-error path takes 'path', 'route' or a function
+fastify.register(fastifyAudit, { log, path: 'template' });
+fastify.get('/', async (request) => {
+  const ip: string = request.clientIp;
+  const port: number | undefined = request.clientPort;
+  // @ts-expect-error clientIp is a string
+  const wrong: number = request.clientIp;
+  return { ip, port, wrong };
+});
+withProxyProtocol(fastify.server);
+
+// Plain servers and upgrades: the same server comes back.
+import http from 'node:http';
+
+const plain: http.Server = auditUpgrades(auditRequests(http.createServer(), { log, clientIp: true }), {
+  log,
+  user: (req) => req.headers['x-user'] as string | undefined,
+  startEntry: true,
+});
+// @ts-expect-error an upgrade has no route template
+auditUpgrades(plain, { log, path: 'route' });

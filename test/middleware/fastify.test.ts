@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import tls from 'node:tls';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { auditLog, clientIp } from '../../src/fastify/index.js';
+import { createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
+import { requests, tmpFile } from '../audit/util.js';
+import { certificate, raw, sleep } from '../helpers.js';
+
+const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+const SPOOF = 'X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\n';
+const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: ehr.example\r\nConnection: close\r\n${extra}\r\n`;
+const json = (d: Buffer) => JSON.parse(d.toString().split('\r\n\r\n')[1] ?? 'null');
+
+async function start(app: {
+  server: net.Server | http2.Http2SecureServer;
+  listen(o: { port: number; host: string }): Promise<string>;
+}) {
+  withProxyProtocol(app.server);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as net.AddressInfo).port;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: HTTP/1 and HTTP/2 Fastify instances alike
+function whoami(app: FastifyInstance<any, any, any>) {
+  app.get('/whoami', async (request) => ({
+    clientIp: request.clientIp,
+    clientPort: request.clientPort ?? null,
+    ip: request.ip,
+    xff: request.headers['x-forwarded-for'] ?? null,
+    cip: request.headers['x-client-ip'] ?? null,
+  }));
+}
+
+describe('Fastify clientIp plugin', () => {
+  const cases = [
+    {
+      name: 'from the PROXY header; spoofed headers replaced; request.ip agrees',
+      header: HEADER,
+      options: {},
+      extra: SPOOF,
+      expected: { clientIp: '203.0.113.7', clientPort: 51000, ip: '203.0.113.7', xff: '203.0.113.7', cip: null },
+    },
+    {
+      name: 'IPv4-mapped IPv6 from a TCP6 header is reported as IPv4, by request.ip too',
+      header: 'PROXY TCP6 ::ffff:cb00:7107 ::1 51000 443\r\n',
+      options: {},
+      extra: '',
+      expected: { clientIp: '203.0.113.7', clientPort: 51000, ip: '203.0.113.7', xff: '203.0.113.7', cip: null },
+    },
+    {
+      name: 'a trusted layer-7 hop is walked past through X-Forwarded-For (no port)',
+      header: HEADER,
+      options: { trustForwardedFrom: ['203.0.113.0/24'] },
+      extra: 'X-Forwarded-For: 6.6.6.6, 198.51.100.20\r\n',
+      expected: { clientIp: '198.51.100.20', clientPort: null, ip: '198.51.100.20', xff: '198.51.100.20', cip: null },
+    },
+    {
+      name: "forwardedFor: 'preserve' leaves the headers alone",
+      header: HEADER,
+      options: { forwardedFor: 'preserve' as const },
+      extra: SPOOF,
+      expected: { clientIp: '203.0.113.7', clientPort: 51000, ip: '203.0.113.7', xff: '6.6.6.6', cip: '6.6.6.6' },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const app = Fastify();
+      app.register(clientIp, c.options);
+      // Routes of a child context see it too: the plugin applies to the whole app.
+      app.register(async (child) => whoami(child));
+      const port = await start(app);
+      const { data } = await raw(port, [`${c.header}${get('/whoami', c.extra)}`]);
+      await app.close();
+      assert.deepEqual(json(data), c.expected);
+    });
+  }
+
+  it("with Fastify's trustProxy, request.ip is Fastify's own (proxy-addr over the rewritten header)", async () => {
+    const app = Fastify({ trustProxy: true });
+    app.register(clientIp);
+    whoami(app);
+    const port = await start(app);
+    const { data } = await raw(port, [`${HEADER}${get('/whoami', SPOOF)}`]);
+    await app.close();
+    assert.equal(json(data).clientIp, '203.0.113.7');
+    assert.equal(json(data).ip, '203.0.113.7');
+  });
+
+  it('assigning request.clientIp works (last writer wins)', async () => {
+    const app = Fastify();
+    app.register(clientIp);
+    app.get('/assign', async (request) => {
+      request.clientIp = '192.0.2.99';
+      return { ip: request.clientIp, port: request.clientPort ?? null, fastifyIp: request.ip };
+    });
+    const port = await start(app);
+    const { data } = await raw(port, [`${HEADER}${get('/assign')}`]);
+    await app.close();
+    assert.deepEqual(json(data), { ip: '192.0.2.99', port: 51000, fastifyIp: '192.0.2.99' });
+  });
+});
+
+describe('Fastify auditLog plugin', () => {
+  it('one entry per request of the whole app: route template, user, status, bytes; 404s; skip', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify();
+    app.get('/before/:id', async () => ({ ok: true })); // declared before the plugin: audited all the same
+    app.register(clientIp);
+    app.register(auditLog, {
+      log,
+      path: 'route',
+      queryKeys: true,
+      user: (request) => request.headers['x-user'] as string | undefined,
+      skip: (request) => request.url === '/health',
+    });
+    app.register(
+      async (child) => {
+        child.get('/patients/:id', async (request) => ({ id: (request.params as { id: string }).id }));
+      },
+      { prefix: '/v1' },
+    );
+    app.get('/health', async () => 'ok');
+    const port = await start(app);
+    const { data } = await raw(port, [`${HEADER}${get('/v1/patients/42?name=Jane', `X-User: dr-1\r\n${SPOOF}`)}`]);
+    assert.deepEqual(json(data), { id: '42' });
+    await raw(port, [`${HEADER}${get('/before/1')}`]);
+    await raw(port, [`${HEADER}${get('/nope')}`]);
+    await raw(port, [`${HEADER}${get('/health')}`]);
+    await app.close();
+    await log.close();
+    const list = requests(file);
+    assert.deepEqual(
+      list.map((e) => [e.url.path, e.http.route ?? null, e.http.response.status_code]),
+      [
+        ['/v1/patients/:id', '/v1/patients/:id', 200],
+        ['/before/:id', '/before/:id', 200],
+        ['/nope', null, 404],
+      ],
+    );
+    const [e] = list;
+    assert.deepEqual(e?.client, { ip: '203.0.113.7', port: 51000 });
+    assert.equal(e?.network.peer.address, '127.0.0.1');
+    assert.equal(e?.url.query, 'name');
+    assert.equal(e?.user.id, 'dr-1');
+    assert.equal(e?.http.response.body.bytes, 11);
+    assert.equal(e?.event.outcome, 'success');
+    assert.equal(list[2]?.event.outcome, 'failure');
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
+  it('the reply waits for its entry; an aborted request is written when the connection closes', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify();
+    app.register(auditLog, { log, clientIp: true });
+    app.get('/slow', async () => {
+      await sleep(300);
+      return 'late';
+    });
+    app.get('/now', async () => 'now');
+    const port = await start(app);
+    const { readFileSync } = await import('node:fs');
+    let inFile = false;
+    await raw(port, [`${HEADER}${get('/now', 'X-Request-Id: fast-1\r\n')}`], {
+      until: (d) => {
+        if (d.includes('now')) inFile = readFileSync(file, 'utf8').includes('"id":"fast-1"');
+        return d.includes('now');
+      },
+    });
+    assert.equal(inFile, true, 'the line was in the file when the answer arrived');
+    await raw(port, [`${HEADER}${get('/slow')}`], { timeout: 50 });
+    await sleep(400);
+    await app.close();
+    await log.close();
+    const slow = requests(file).find((e) => e.url.path === '/slow');
+    assert.equal(slow?.error.type, 'client_aborted');
+    assert.equal(slow?.client.ip, '203.0.113.7');
+  });
+
+  it('after close() begins, requests are answered 503 with Connection: close and get their entry', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify();
+    app.register(auditLog, { log });
+    let served = 0;
+    app.get('/x', async () => {
+      served++;
+      return 'x';
+    });
+    const port = await start(app);
+    const pending = log.open(); // something still in flight keeps the log closing
+    const closing = log.close({ timeout: 200 });
+    const { data } = await raw(port, [`${HEADER}${get('/x')}`]);
+    assert.match(data.toString(), /^HTTP\/1\.1 503 /);
+    assert.match(data.toString(), /connection: close/i);
+    assert.equal(served, 0);
+    await closing;
+    assert.equal(pending.done, true);
+    await app.close();
+    assert.equal(requests(file)[0]?.error.type, 'shutdown');
+  });
+
+  it('rejects bad options when registered', async () => {
+    const log = createAuditLog({ filename: tmpFile() });
+    for (const options of [{}, { log, path: 'nope' }, { log, user: 'x' }, { log, clientIp: 'yes' }]) {
+      const app = Fastify();
+      app.register(auditLog, options as never);
+      await assert.rejects(async () => {
+        await app.ready();
+      }, TypeError);
+    }
+    await log.close();
+  });
+});
+
+describe('Fastify over HTTPS and HTTP/2', () => {
+  it('https option: TLS after the PROXY header, audited with the TLS version', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify({ https: await certificate() });
+    app.register(clientIp);
+    app.register(auditLog, { log, path: 'route' });
+    whoami(app);
+    const port = await start(app);
+    const socket = net.connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(HEADER);
+    const t = tls.connect({ socket, rejectUnauthorized: false });
+    await once(t, 'secureConnect');
+    t.write(get('/whoami', SPOOF));
+    const chunks: Buffer[] = [];
+    for await (const d of t) chunks.push(d as Buffer);
+    await app.close();
+    await log.close();
+    assert.equal(json(Buffer.concat(chunks)).clientIp, '203.0.113.7');
+    assert.equal(json(Buffer.concat(chunks)).xff, '203.0.113.7');
+    const [e] = requests(file);
+    assert.match(e?.tls.version, /^1\.[23]$/);
+    assert.equal(e?.http.route, '/whoami');
+    assert.equal(e?.client.ip, '203.0.113.7');
+  });
+
+  it('http2: true (secure): request.clientIp from the header, one entry per stream', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify({ http2: true, https: await certificate() });
+    app.register(clientIp);
+    app.register(auditLog, { log, path: 'route' });
+    whoami(app);
+    const port = await start(app);
+    const session = http2.connect(`https://localhost:${port}`, {
+      createConnection: () => {
+        const s = net.connect(port, '127.0.0.1');
+        s.write(HEADER);
+        return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+      },
+    });
+    const req = session.request({ ':path': '/whoami', 'x-forwarded-for': '6.6.6.6', 'x-client-ip': '6.6.6.6' });
+    let body = '';
+    req.on('data', (d) => (body += d));
+    await once(req, 'end');
+    session.close();
+    await app.close();
+    await log.close();
+    assert.deepEqual(JSON.parse(body), {
+      clientIp: '203.0.113.7',
+      clientPort: 51000,
+      ip: '203.0.113.7',
+      xff: '203.0.113.7',
+      cip: null,
+    });
+    const [e] = requests(file);
+    assert.equal(e?.http.version, '2.0');
+    assert.equal(e?.http.route, '/whoami');
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.client.ip, '203.0.113.7');
+  });
+});
+
+it('importing proxy-protocol-audit/fastify loads neither Express nor Koa (nor Fastify itself)', () => {
+  const entry = join(__dirname, '..', '..', '..', 'dist', 'cjs', 'fastify', 'index.js');
+  const loaded = execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `require(${JSON.stringify(entry)}); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/](express|koa|fastify)[\\\\/]/.test(k)).length)`,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(loaded.trim(), '0');
+});

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import tls from 'node:tls';
+import { auditRequests, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
+import { requests, tmpFile } from '../audit/util.js';
+import { certificate, close, listen, raw } from '../helpers.js';
+
+const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+  const body = JSON.stringify({ xff: req.headers['x-forwarded-for'] ?? null, cip: req.headers['x-client-ip'] ?? null });
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+};
+
+describe('auditRequests on servers without a framework', () => {
+  it('http: one entry per request with the client from the PROXY header; PHI-free path; skip; user', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http.createServer(handler));
+    auditRequests(server, {
+      log,
+      user: (req) => req.headers['x-user'] as string,
+      skip: (req) => req.url === '/health',
+      queryKeys: true,
+    });
+    const port = await listen(server);
+    const { data } = await raw(port, [
+      `${HEADER}GET /patients/42?name=Jane HTTP/1.1\r\nHost: ehr.example\r\nX-User: dr-1\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n`,
+    ]);
+    assert.match(data.toString(), /^HTTP\/1\.1 200/);
+    assert.match(data.toString(), /"xff":"6\.6\.6\.6"/, 'without the clientIp option, headers stay as received');
+    await raw(port, [`${HEADER}GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    await close(server);
+    await log.close();
+    const [e, ...rest] = requests(file);
+    assert.equal(rest.length, 0, 'skipped requests get no entry');
+    assert.deepEqual(e?.client, { ip: '203.0.113.7', port: 51000 });
+    assert.deepEqual(e?.url, { domain: 'ehr.example', path: '/patients/42', query: 'name' });
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.http.response.body.bytes, 28);
+    assert.equal(e?.user.id, 'dr-1');
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
+  it('clientIp option: spoof-proof X-Forwarded-For, a trusted hop recorded as the client', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http.createServer(handler));
+    auditRequests(server, { log, clientIp: { trustForwardedFrom: ['203.0.113.0/24'] } });
+    const port = await listen(server);
+    const { data } = await raw(port, [
+      `${HEADER}GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.20\r\nX-Client-IP: 6.6.6.6\r\nConnection: close\r\n\r\n`,
+    ]);
+    assert.deepEqual(JSON.parse(data.toString().split('\r\n\r\n')[1] ?? 'null'), { xff: '198.51.100.20', cip: null });
+    await close(server);
+    await log.close();
+    assert.deepEqual(requests(file)[0]?.client, { ip: '198.51.100.20' });
+  });
+
+  it('after close() begins, a late request on a keep-alive connection is answered 503 with its entry; once closed, dropped unanswered', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const seen: string[] = [];
+    const server = withProxyProtocol(
+      http.createServer((req, res) => {
+        seen.push(req.url ?? '');
+        if (req.url === '/slow') setTimeout(() => handler(req, res), 300);
+        else handler(req, res);
+      }),
+    );
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const a = net.connect(port, '127.0.0.1');
+    await once(a, 'connect');
+    a.write(`${HEADER}GET /a HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await once(a, 'data');
+    const slow = raw(port, [`${HEADER}GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    await new Promise((r) => setTimeout(r, 50));
+    const closing = log.close();
+    let got = '';
+    a.on('data', (d) => (got += d));
+    a.write('GET /b HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(a, 'close');
+    assert.match(got, /^HTTP\/1\.1 503 /);
+    assert.match(got, /connection: close/i);
+    assert.match((await slow).data.toString(), /^HTTP\/1\.1 200 /);
+    await closing;
+    const late = await raw(port, [`${HEADER}GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    assert.equal(late.data.length, 0, 'once the log closed, the connection is closed without an answer');
+    await close(server);
+    assert.deepEqual(seen, ['/a', '/slow'], 'the app never saw the refused requests');
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.http.response?.status_code, e.error?.type]),
+      [
+        ['/a', 200, undefined],
+        ['/b', 503, 'shutdown'],
+        ['/slow', 200, undefined],
+      ],
+    );
+  });
+
+  it('https: TLS version recorded', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(https.createServer(await certificate(), handler));
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const socket = net.connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(HEADER);
+    const t = tls.connect({ socket, rejectUnauthorized: false });
+    await once(t, 'secureConnect');
+    t.end('GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    for await (const _ of t);
+    await close(server);
+    await log.close();
+    const [e] = requests(file);
+    assert.equal(e?.client.ip, '203.0.113.7');
+    assert.match(e?.tls.version, /^1\.[23]$/);
+    assert.equal(e?.http.response.status_code, 200);
+  });
+
+  it('http2 (secure, compatibility API): one entry per stream, HTTP version 2.0', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http2.createSecureServer(await certificate(), handler));
+    auditRequests(server, { log, clientIp: true });
+    const port = await listen(server);
+    const session = http2.connect(`https://localhost:${port}`, {
+      rejectUnauthorized: false,
+      createConnection: () => {
+        const s = net.connect(port, '127.0.0.1');
+        s.write(HEADER);
+        return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+      },
+    });
+    for (const path of ['/one', '/two']) {
+      const req = session.request({ ':path': path, 'x-forwarded-for': '6.6.6.6' });
+      let body = '';
+      req.on('data', (d) => (body += d));
+      await once(req, 'end');
+      assert.deepEqual(JSON.parse(body), { xff: '203.0.113.7', cip: null });
+    }
+    session.close();
+    await close(server);
+    await log.close();
+    const list = requests(file);
+    assert.deepEqual(
+      list.map((e) => [e.url.path, e.http.version, e.client.ip, e.http.response.status_code]),
+      [
+        ['/one', '2.0', '203.0.113.7', 200],
+        ['/two', '2.0', '203.0.113.7', 200],
+      ],
+    );
+  });
+
+  it('rejects bad options and a server audited twice', () => {
+    const log = createAuditLog({ filename: tmpFile() });
+    const server = http.createServer();
+    assert.throws(() => auditRequests(server, {} as never), TypeError);
+    assert.throws(() => auditRequests(server, { log, clientIp: 'yes' as never }), TypeError);
+    assert.throws(() => auditRequests({} as never, { log }), TypeError);
+    auditRequests(server, { log });
+    assert.throws(() => auditRequests(server, { log }), TypeError);
+    return log.close();
+  });
+});
