@@ -53,6 +53,7 @@ if (r.status === 'invalid') {
   const code: `ERR_PROXY_${string}` = r.error.code;
   void code;
 }
+
 // Fastify: request.clientIp typed through declaration merging; the plugins' options checked.
 import Fastify from 'fastify';
 import { auditRequests, auditUpgrades } from 'proxy-protocol-audit';
