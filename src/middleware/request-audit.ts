@@ -364,11 +364,19 @@ function holdEnd<T>(r: RequestEntry<T>): void {
   } as ServerResponse['end'];
 }
 
-/**
- * Compiles the options once (a `TypeError` for bad ones). The returned `begin` is called at the start of
- * every request: it opens the request's entry and says what to do with the request (see {@link Begin}).
- */
-export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
+/** The options every auditing entry point shares (requests, upgrades). */
+export interface CommonAuditOptions<T> {
+  log: AuditLog;
+  user?: (target: T) => string | number | undefined | null;
+  skip?: (target: T) => boolean;
+  path?: 'path' | 'route' | ((target: T) => string | undefined);
+  queryKeys?: boolean;
+  requestIdHeader?: string | false;
+  preferRequestIdHeader?: boolean;
+}
+
+/** Checks the shared options (a `TypeError` naming `name` for a bad one) and fills in their defaults. */
+export function checkAuditOptions<T>(name: string, options: CommonAuditOptions<T>, routes: boolean) {
   const {
     log,
     user,
@@ -376,18 +384,26 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     path = 'path',
     queryKeys = false,
     requestIdHeader = 'x-request-id',
-    echoRequestId = false,
     preferRequestIdHeader = false,
   } = options ?? ({} as never);
-  if (!log || typeof log.open !== 'function')
-    throw new TypeError('auditLog: options.log must be an AuditLog from createAuditLog');
-  if (user !== undefined && typeof user !== 'function') throw new TypeError('auditLog: user must be a function');
-  if (skip !== undefined && typeof skip !== 'function') throw new TypeError('auditLog: skip must be a function');
-  if (path !== 'path' && path !== 'route' && typeof path !== 'function')
-    throw new TypeError("auditLog: path must be 'path', 'route' or a function");
-  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditLog: bad requestIdHeader');
-  if (typeof preferRequestIdHeader !== 'boolean') throw new TypeError('auditLog: preferRequestIdHeader must be a boolean');
+  if (!log || typeof log.open !== 'function') throw new TypeError(`${name}: options.log must be an AuditLog from createAuditLog`);
+  if (user !== undefined && typeof user !== 'function') throw new TypeError(`${name}: user must be a function`);
+  if (skip !== undefined && typeof skip !== 'function') throw new TypeError(`${name}: skip must be a function`);
+  if (path !== 'path' && !(routes && path === 'route') && typeof path !== 'function')
+    throw new TypeError(`${name}: path must be 'path'${routes ? ", 'route'" : ''} or a function`);
+  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError(`${name}: bad requestIdHeader`);
+  if (typeof preferRequestIdHeader !== 'boolean') throw new TypeError(`${name}: preferRequestIdHeader must be a boolean`);
   const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
+  return { log, user, skip, path, queryKeys: queryKeys === true, idHeader, preferRequestIdHeader };
+}
+
+/**
+ * Compiles the options once (a `TypeError` for bad ones). The returned `begin` is called at the start of
+ * every request: it opens the request's entry and says what to do with the request (see {@link Begin}).
+ */
+export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
+  const { log, user, skip, path, queryKeys, idHeader, preferRequestIdHeader } = checkAuditOptions('auditLog', options, true);
+  const { echoRequestId = false } = options;
   const compiled: Compiled<T> = { log, binding, user, path, queryKeys };
 
   return function begin(target: T, req: IncomingMessage, res: ServerResponse): Begin {
@@ -406,7 +422,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     }
     const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
     const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
-    let requestId = pickRequestId(incoming, balancerFacts(req.socket), preferRequestIdHeader === true);
+    let requestId = pickRequestId(incoming, balancerFacts(req.socket), preferRequestIdHeader);
     if (echoRequestId) {
       // Needed now, as a string; otherwise the log writes a new one into the line (same kind: random UUID v4).
       requestId ??= randomUUID();

@@ -11,7 +11,7 @@ import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import type { AuditFields } from '../audit/entry.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { headersOf } from '../http-objects.js';
-import { domainOf, MAX_PATH, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
+import { checkAuditOptions, domainOf, MAX_PATH, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
 import { interceptEvent } from './server-events.js';
 
 /** Options of {@link auditUpgrades}. */
@@ -318,26 +318,14 @@ const REFUSALS = {
  * ```
  */
 export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditUpgradesOptions): S {
-  const {
-    log,
-    user,
-    skip,
-    path = 'path',
-    queryKeys = false,
-    requestIdHeader = 'x-request-id',
-    preferRequestIdHeader = false,
-    startEntry = true,
-  } = options ?? ({} as never);
-  if (!log || typeof log.open !== 'function')
-    throw new TypeError('auditUpgrades: options.log must be an AuditLog from createAuditLog');
-  if (user !== undefined && typeof user !== 'function') throw new TypeError('auditUpgrades: user must be a function');
-  if (skip !== undefined && typeof skip !== 'function') throw new TypeError('auditUpgrades: skip must be a function');
-  if (path !== 'path' && typeof path !== 'function') throw new TypeError("auditUpgrades: path must be 'path' or a function");
-  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditUpgrades: bad requestIdHeader');
+  const { log, user, skip, path, queryKeys, idHeader, preferRequestIdHeader } = checkAuditOptions<IncomingMessage>(
+    'auditUpgrades',
+    options,
+    false,
+  );
+  const { startEntry = true } = options;
   if (typeof startEntry !== 'boolean') throw new TypeError('auditUpgrades: startEntry must be a boolean');
-  if (typeof preferRequestIdHeader !== 'boolean') throw new TypeError('auditUpgrades: preferRequestIdHeader must be a boolean');
-  const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
-  const c: Compiled = { log, user, path, queryKeys: queryKeys === true, startEntry };
+  const c: Compiled = { log, user, path: path as Compiled['path'], queryKeys, startEntry };
 
   interceptEvent<IncomingMessage, Socket>(
     server,
@@ -356,7 +344,7 @@ export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditU
       }
       const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
       // Both entries of a session carry its id, so it is made here as a string (once per session).
-      const requestId = pickRequestId(incoming, balancerFacts(socket), preferRequestIdHeader === true) ?? randomUUID();
+      const requestId = pickRequestId(incoming, balancerFacts(socket), preferRequestIdHeader) ?? randomUUID();
       const s = new Session(c, req, socket, head as Buffer, requestId);
       const refused = log.state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
       if (refused !== undefined) {
