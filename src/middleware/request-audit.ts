@@ -365,15 +365,7 @@ function holdEnd<T>(r: RequestEntry<T>): void {
 }
 
 /** The options every auditing entry point shares (requests, upgrades). */
-export interface CommonAuditOptions<T> {
-  log: AuditLog;
-  user?: (target: T) => string | number | undefined | null;
-  skip?: (target: T) => boolean;
-  path?: 'path' | 'route' | ((target: T) => string | undefined);
-  queryKeys?: boolean;
-  requestIdHeader?: string | false;
-  preferRequestIdHeader?: boolean;
-}
+export type CommonAuditOptions<T> = Omit<AuditMiddlewareOptions<T>, 'echoRequestId'>;
 
 /** Checks the shared options (a `TypeError` naming `name` for a bad one) and fills in their defaults. */
 export function checkAuditOptions<T>(name: string, options: CommonAuditOptions<T>, routes: boolean) {
