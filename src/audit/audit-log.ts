@@ -199,7 +199,8 @@ export class AuditLog extends EventEmitter {
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
-    super();
+    // An async listener that rejects ('entry' handed to a SIEM) is reported as a warning, not a crash.
+    super({ captureRejections: true });
     const {
       filename,
       transports = [],
@@ -397,6 +398,14 @@ export class AuditLog extends EventEmitter {
       this.warnedCallback = true;
       process.emitWarning(err.message, { code: ErrorCodes.AUDIT_CALLBACK });
     }
+  }
+
+  /** Where EventEmitter sends the rejection of an async listener (captureRejections). */
+  [Symbol.for('nodejs.rejection')](err: unknown, event: string | symbol): void {
+    const what = `an async '${String(event)}' listener rejected`;
+    // (a 'warning' listener that rejects is not told about itself, again and again)
+    if (event === 'warning') process.emitWarning(`audit log: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    else this.warn(err, what);
   }
 
   private reopened(o: Opened): void {

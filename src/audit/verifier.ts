@@ -444,7 +444,9 @@ export class Verifier {
   private piece(text: string, where: LineSource): VerifiedEntry | undefined {
     this.lastWasEntry = false;
     if (!text.startsWith(MARKER)) {
-      if (MARKER.startsWith(text)) return this.fragment(text, where); // cut inside the marker itself
+      // Cut inside the marker itself — or zero bytes where a crash left the file longer than what reached the
+      // disk (power loss on XFS or ext4 with data=writeback), with or without the start of a line after them.
+      if (MARKER.startsWith(text) || MARKER.startsWith(text.replace(/^\0+/, ''))) return this.fragment(text, where);
       this.add(VerifyCodes.NOT_AN_ENTRY, `not an audit entry: ${preview(text)}`, where);
       return undefined;
     }

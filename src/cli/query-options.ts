@@ -1,12 +1,12 @@
 // What `query` and `report` share: filter and key options, the verification summary on stderr, and the
 // record of the access itself (`--audit-to`).
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { VerifyFinding } from '../audit/verify-codes.js';
 import type { QueryFilters } from '../query/filter.js';
 import type { QueryOptions, QueryResult } from '../query/query.js';
 import type { StoreSource } from '../store/query-store.js';
 import { last, UsageError } from './args.js';
+import { readKeys } from './keys.js';
 
 /** Options that take a value, for {@link parseArgs}. */
 export const FILTER_OPTIONS = [
@@ -53,18 +53,7 @@ export function filtersOf(options: Map<string, string[]>): QueryFilters {
 }
 
 export function keysOf(options: Map<string, string[]>): Pick<QueryOptions, 'publicKey' | 'hashKey'> {
-  const pubFile = last(options, '--public-key');
-  const keyFile = last(options, '--hash-key-file');
-  const keyEnv = last(options, '--hash-key-env');
-  const keys: Pick<QueryOptions, 'publicKey' | 'hashKey'> = {};
-  if (pubFile !== undefined) keys.publicKey = readFileSync(pubFile, 'utf8');
-  if (keyFile !== undefined) keys.hashKey = readFileSync(keyFile);
-  else if (keyEnv !== undefined) {
-    const v = process.env[keyEnv];
-    if (v === undefined) throw new UsageError(`environment variable ${keyEnv} is not set`);
-    keys.hashKey = Buffer.from(v);
-  }
-  return keys;
+  return readKeys(options);
 }
 
 /** The files given, or the PostgreSQL table of `--postgres URL [--table NAME]`; never both. */

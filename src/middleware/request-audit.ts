@@ -153,6 +153,27 @@ function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
   return undefined;
 }
 
+/**
+ * Runs a callback of the app for one entry (`user`, `path`, `skip`, an adapter's readers): a throw or a
+ * promise (the callbacks are synchronous: an answer that comes later cannot be in the entry, and a rejection
+ * nobody handles would end the process) costs the value, never the entry, and is reported on the log.
+ */
+export function callApp<A, R>(log: AuditLog, fn: (arg: A) => R, arg: A, what: string): R | undefined {
+  let r: R;
+  try {
+    r = fn(arg);
+  } catch (err) {
+    log.warn(err, `${what} threw`);
+    return undefined;
+  }
+  if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
+    Promise.resolve(r).catch((err: unknown) => log.warn(err, `${what} rejected`));
+    log.warn(new TypeError('returned a promise; it must answer synchronously'), what);
+    return undefined;
+  }
+  return r;
+}
+
 /** The byte count of the body `res.end(chunk, encoding)` sends, when no header says it. */
 function endLength(chunk: unknown, encoding: unknown): number | undefined {
   if (typeof chunk === 'string')
@@ -201,12 +222,7 @@ class RequestEntry<T> {
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
   private call<R>(fn: (target: T) => R, what: string): R | undefined {
-    try {
-      return fn(this.target);
-    } catch (err) {
-      this.c.log.warn(err, `${what} threw`);
-      return undefined;
-    }
+    return callApp(this.c.log, fn, this.target, what);
   }
 
   /** The entry's fields; `end`: the arguments of the `res.end()` call that finished the response. */
@@ -399,13 +415,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
   const compiled: Compiled<T> = { log, binding, user, path, queryKeys };
 
   return function begin(target: T, req: IncomingMessage, res: ServerResponse): Begin {
-    if (skip !== undefined) {
-      try {
-        if (skip(target) === true) return 'skip';
-      } catch (err) {
-        log.warn(err, 'the skip option threw (the request is audited)');
-      }
-    }
+    if (skip !== undefined && callApp(log, skip, target, 'the skip option (the request is audited)') === true) return 'skip';
     const state = log.state;
     if (state === 'closed') {
       // Nothing can record an answer any more: the connection goes without one.

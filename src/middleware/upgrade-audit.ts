@@ -11,7 +11,7 @@ import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import type { AuditFields } from '../audit/entry.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { headersOf } from '../http-objects.js';
-import { checkAuditOptions, domainOf, MAX_PATH, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
+import { callApp, checkAuditOptions, domainOf, MAX_PATH, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
 import { interceptEvent } from './server-events.js';
 
 /** Options of {@link auditUpgrades}. */
@@ -105,12 +105,7 @@ class Session {
   }
 
   private call<R>(fn: (req: IncomingMessage) => R, what: string): R | undefined {
-    try {
-      return fn(this.req);
-    } catch (err) {
-      this.c.log.warn(err, `${what} threw`);
-      return undefined;
-    }
+    return callApp(this.c.log, fn, this.req, what);
   }
 
   /** The user id, read once (see the `user` option). */
@@ -331,13 +326,7 @@ export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditU
     server,
     'upgrade',
     function auditUpgrade(req, socket, head) {
-      if (skip !== undefined) {
-        try {
-          if (skip(req) === true) return true;
-        } catch (err) {
-          log.warn(err, 'the skip option threw (the upgrade is audited)');
-        }
-      }
+      if (skip !== undefined && callApp(log, skip, req, 'the skip option (the upgrade is audited)') === true) return true;
       if (log.state === 'closed') {
         socket.destroy();
         return false;

@@ -287,6 +287,48 @@ describe("durability: 'fsync'", () => {
   });
 });
 
+describe('async callbacks and listeners', () => {
+  it('a user callback and an entry listener that reject cost nothing but a warning; the process lives on', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const warnings: string[] = [];
+    log.on('warning', (w: Error) => warnings.push(w.message));
+    log.on('entry', async () => {
+      throw new Error('SIEM unreachable');
+    });
+    const a = express();
+    a.use(
+      auditLog({
+        log,
+        user: (async () => {
+          throw new Error('session store down');
+        }) as never,
+      }),
+    );
+    a.get('/', (_req, res) => res.end('ok'));
+    const server = http.createServer(a);
+    const port = await listen(server);
+    const status = await new Promise<number>((resolve) =>
+      http.get({ port, path: '/', host: '127.0.0.1' }, (r) => r.resume().on('end', () => resolve(r.statusCode ?? 0))),
+    );
+    assert.equal(status, 200);
+    await close(server);
+    await log.close();
+    await sleep(20);
+    const [e] = requests(file);
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.user, undefined);
+    assert.ok(
+      warnings.some((w) => /user option rejected: session store down/.test(w)),
+      warnings.join('\n'),
+    );
+    assert.ok(
+      warnings.some((w) => /'entry' listener rejected: SIEM unreachable/.test(w)),
+      warnings.join('\n'),
+    );
+  });
+});
+
 describe('odd values the app puts on the request', () => {
   it('a client port out of range assigned by the app costs the app-given fields, never the entry', async () => {
     const file = tmpFile();
