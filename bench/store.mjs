@@ -2,11 +2,10 @@
 // same table) and verifying from the store (vs verifying the file). A private PostgreSQL is started in a
 // temp dir on a Unix socket with its default durability settings. Not run by the tests.
 // Knobs: ENTRIES (200000), ROUNDS (2).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
+import { startPostgres } from './pg.mjs';
 
 const require = createRequire(import.meta.url);
 const dist = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'cjs');
@@ -16,45 +15,8 @@ const { toRow, COLUMNS } = require(path.join(dist, 'store', 'row.js'));
 const ENTRIES = Number(process.env.ENTRIES ?? 200_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
 
-function pgBin() {
-  const root = '/usr/lib/postgresql';
-  const v = existsSync(root)
-    ? readdirSync(root)
-        .filter((d) => existsSync(path.join(root, d, 'bin', 'initdb')))
-        .sort((a, b) => b - a)[0]
-    : undefined;
-  if (v === undefined) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
-  return path.join(root, v, 'bin');
-}
-const bin = pgBin();
-const dir = mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-pg-'));
-// PostgreSQL refuses to run as root.
-const as =
-  os.userInfo().uid === 0
-    ? { uid: Number(execFileSync('id', ['-u', 'postgres'])), gid: Number(execFileSync('id', ['-g', 'postgres'])) }
-    : {};
-if (as.uid !== undefined) chownSync(dir, as.uid, as.gid);
-const run = (cmd, args) => {
-  const r = spawnSync(cmd, args, { ...as, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stdout}${r.stderr}`);
-};
-run(path.join(bin, 'initdb'), ['-D', path.join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale']);
-run(path.join(bin, 'pg_ctl'), [
-  '-D',
-  path.join(dir, 'data'),
-  '-l',
-  path.join(dir, 'log'),
-  '-w',
-  '-o',
-  `-c listen_addresses='' -c unix_socket_directories='${dir}'`,
-  'start',
-]);
-const url = `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}`;
-const psql = (args) => {
-  const t = process.hrtime.bigint();
-  execFileSync('psql', ['-X', '-q', '-h', dir, '-U', 'postgres', ...args]);
-  return Number(process.hrtime.bigint() - t) / 1e6;
-};
+const pg = startPostgres();
+const { dir, url, psql } = pg;
 
 try {
   // The file: request entries as the Express middleware writes them (about 820 bytes each).
@@ -99,9 +61,7 @@ try {
       .join('\n')}\n`,
   );
   const cols = `${COLUMNS.map(([, c]) => c).join(', ')}, line, source`;
-  console.log(
-    `store: ${text.length} entries, ${(readFileSync(file).length / 1e6).toFixed(0)} MB, PostgreSQL ${execFileSync(path.join(bin, 'postgres'), ['--version']).toString().trim()}`,
-  );
+  console.log(`store: ${text.length} entries, ${(readFileSync(file).length / 1e6).toFixed(0)} MB, PostgreSQL ${pg.version}`);
   console.log(
     'round | ship (entries/s) | \\copy (entries/s) | ship/\\copy | verify file (entries/s) | verify --postgres | store/file',
   );
@@ -133,6 +93,5 @@ try {
     );
   }
 } finally {
-  run(path.join(bin, 'pg_ctl'), ['-D', path.join(dir, 'data'), '-m', 'fast', '-w', 'stop']);
-  rmSync(dir, { recursive: true, force: true });
+  pg.stop();
 }

@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 
 /** Named ranges, as in jshttp/proxy-addr. */
-const PRESETS: Record<string, string[]> = {
+export const PRESETS: Readonly<Record<string, readonly string[]>> = {
   loopback: ['127.0.0.0/8', '::1/128'],
   linklocal: ['169.254.0.0/16', 'fe80::/10'],
   uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],

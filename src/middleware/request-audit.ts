@@ -240,7 +240,38 @@ class RequestEntry<T> {
   finish(kind: Kind): void {
     if (this.done) return;
     this.done = true;
-    this.entry?.write(this.fields(kind));
+    this.write(this.fields(kind));
+  }
+
+  /**
+   * Writes the entry. A field the log refuses (an odd value an adapter or the app put on the request, e.g.
+   * a port out of range) costs the fields that came from the app, never the entry.
+   */
+  write(fields: AuditFields, whenWritten?: () => void): void {
+    const entry = this.entry as OpenEntry;
+    try {
+      entry.write(fields, whenWritten);
+    } catch (err) {
+      this.c.log.warn(err, 'a field of the entry');
+      const { ends } = this;
+      entry.write(
+        {
+          timestamp: fields.timestamp,
+          category: 'web',
+          action: 'http-request',
+          outcome: fields.outcome,
+          duration: fields.duration,
+          clientIp: ends.clientIp,
+          clientPort: ends.clientPort,
+          peerAddress: ends.peerIp,
+          peerPort: ends.peerPort,
+          requestId: this.requestId,
+          status: fields.status,
+          errorType: fields.errorType,
+        },
+        whenWritten,
+      );
+    }
   }
 
   /** The response ended or the connection went away ('close'). */
@@ -275,10 +306,10 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     // Refused because the log cannot write: the 503 does not wait for a disk that may not come back (its
     // entry is queued and written on recovery, or counted as dropped).
     if (r.refused === 'audit_unavailable') {
-      r.entry.write(fields);
+      r.write(fields);
       return end.apply(this, args);
     }
-    r.entry.write(fields, () => release(args));
+    r.write(fields, () => release(args));
     return this;
   } as ServerResponse['end'];
 }

@@ -248,6 +248,34 @@ describe("the app's callbacks", () => {
   });
 });
 
+describe('odd values the app puts on the request', () => {
+  it('a client port out of range assigned by the app costs the app-given fields, never the entry', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const warnings: { code: string }[] = [];
+    log.on('warning', (w) => warnings.push(w));
+    const a = express();
+    a.use(auditLog({ log, clientIp: true }));
+    a.get('/', (req, res) => {
+      req.clientIp = '192.0.2.50';
+      req.clientPort = 70_000;
+      res.end('ok');
+    });
+    const server = http.createServer(a);
+    const port = await listen(server);
+    const status = await new Promise<number>((resolve) =>
+      http.get({ port, path: '/', host: '127.0.0.1' }, (r) => r.resume().on('end', () => resolve(r.statusCode ?? 0))),
+    );
+    assert.equal(status, 200);
+    await close(server);
+    await log.close();
+    const [e] = requests(file);
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.client.ip, '127.0.0.1', 'the connection address, not the refused one');
+    assert.equal(warnings[0]?.code, 'ERR_PROXY_AUDIT_CALLBACK');
+  });
+});
+
 describe('rotation without reopen()', () => {
   it('a renamed file is noticed: the next entries go to a new file that starts with a reopen entry; the access log follows', async () => {
     const file = tmpFile();

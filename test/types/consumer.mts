@@ -3,11 +3,14 @@
 import express from 'express';
 import Koa from 'koa';
 import {
+  auditReport,
   createAuditLog,
   getProxyInfo,
   type ParseResult,
   type ProxyInfo,
   parseProxyHeader,
+  type QueryMatch,
+  queryAuditLog,
   withProxyProtocol,
 } from 'proxy-protocol-audit';
 import { auditLog as expressAudit, clientIp as expressClientIp } from 'proxy-protocol-audit/express';
@@ -79,3 +82,25 @@ const plain: http.Server = auditUpgrades(auditRequests(http.createServer(), { lo
 });
 // @ts-expect-error an upgrade has no route template
 auditUpgrades(plain, { log, path: 'route' });
+
+// The auditor's API: an async iterable of typed matches, and a verdict.
+async function auditorQuestions(): Promise<number> {
+  const q = queryAuditLog(['audit.jsonl.1.gz', 'audit.jsonl'], { ip: '10.0.0.0/8', status: '4xx', from: '7d' }, { limit: 10 });
+  for await (const m of q) {
+    const match: QueryMatch = m;
+    const user: string | undefined = match.fields.userId;
+    const verified: boolean = match.verified;
+    void user;
+    void verified;
+  }
+  const { verdict, exitCode } = await q.result;
+  const v: 'intact' | 'unsealed' | 'tampered' | 'cannot-verify' = verdict;
+  void v;
+  // @ts-expect-error an unknown filter
+  queryAuditLog('audit.jsonl', { client: '10.0.0.1' });
+  const report = await auditReport('audit.jsonl', { user: 'dr-lee' });
+  const first: string | undefined = report.perUser[0]?.first;
+  void first;
+  return exitCode;
+}
+void auditorQuestions;
