@@ -31,7 +31,8 @@ export function compileTrust(list: TrustList, optionName: string): TrustFn {
   const blocks = new BlockList();
   for (const raw of entries) {
     if (typeof raw !== 'string') throw new TypeError(`${optionName}: ${String(raw)} is not a string`);
-    const preset = PRESETS[raw];
+    // Own keys only: 'constructor' or '__proto__' is an address to check, not a preset.
+    const preset = Object.hasOwn(PRESETS, raw) ? PRESETS[raw] : undefined;
     for (const entry of preset ?? [raw]) {
       const slash = entry.indexOf('/');
       const address = slash < 0 ? entry : entry.slice(0, slash);

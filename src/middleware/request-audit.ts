@@ -247,7 +247,7 @@ class RequestEntry<T> {
    * Writes the entry. A field the log refuses (an odd value an adapter or the app put on the request, e.g.
    * a port out of range) costs the fields that came from the app, never the entry.
    */
-  write(fields: AuditFields, whenWritten?: () => void): void {
+  write(fields: AuditFields, whenWritten?: (written: boolean) => void): void {
     const entry = this.entry as OpenEntry;
     try {
       entry.write(fields, whenWritten);
@@ -287,7 +287,12 @@ class RequestEntry<T> {
 function holdEnd<T>(r: RequestEntry<T>): void {
   const res = r.res;
   const end = res.end as (...args: unknown[]) => ServerResponse;
-  const release = (args: unknown[]) => {
+  const release = (args: unknown[], written: boolean) => {
+    if (!written) {
+      // The entry will never be written: no answer without it.
+      res.destroy();
+      return;
+    }
     try {
       end.apply(res, args);
     } catch (err) {
@@ -309,7 +314,7 @@ function holdEnd<T>(r: RequestEntry<T>): void {
       r.write(fields);
       return end.apply(this, args);
     }
-    r.write(fields, () => release(args));
+    r.write(fields, (written) => release(args, written));
     return this;
   } as ServerResponse['end'];
 }

@@ -2,7 +2,7 @@
 // rejects, the app's callbacks that fail, rotation without reopen(), and a full queue.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import fs, { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -245,6 +245,45 @@ describe("the app's callbacks", () => {
     assert.equal(log.stats.callbackErrors, 5, 'odd user, throwing user, odd path, throwing skip, throwing listener');
     assert.equal(warnings.length, 5);
     assert.equal((await verifyAuditLog(file)).verdict, 'intact');
+  });
+});
+
+describe("durability: 'fsync'", () => {
+  it('an answer leaves only after the fdatasync that covers its entry completed', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file, durability: 'fsync' });
+    await log.drained();
+    const events: string[] = [];
+    const original = fs.fdatasync;
+    // A slow disk: every sync takes 150 ms.
+    (fs as { fdatasync: unknown }).fdatasync = (fd: number, cb: (err: Error | null) => void) =>
+      original(fd, (err) =>
+        setTimeout(() => {
+          events.push('synced');
+          cb(err);
+        }, 150),
+      );
+    try {
+      const server = http.createServer(app(log));
+      const port = await listen(server);
+      const t0 = Date.now();
+      const status = await new Promise<number>((resolve) =>
+        http.get({ port, path: '/', host: '127.0.0.1', agent: false }, (r) =>
+          r.resume().on('end', () => {
+            events.push('answered');
+            resolve(r.statusCode ?? 0);
+          }),
+        ),
+      );
+      assert.equal(status, 200);
+      assert.ok(Date.now() - t0 >= 140, 'the answer waited for the disk');
+      assert.deepEqual(events.slice(0, 2), ['synced', 'answered']);
+      await close(server);
+    } finally {
+      (fs as { fdatasync: unknown }).fdatasync = original;
+    }
+    await log.close();
+    assert.equal(requests(file).length, 1);
   });
 });
 
