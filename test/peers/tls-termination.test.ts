@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import selfsigned from 'selfsigned';
 import { balancerFacts } from '../../src/connection/socket-info.js';
-import { createHttpServer, getProxyInfo } from '../../src/index.js';
+import { auditRequests, createAuditLog, createHttpServer, getProxyInfo } from '../../src/index.js';
+import { requests } from '../audit/util.js';
 import { certificate, close, listen, tempDir } from '../helpers.js';
 import { freePort, HAPROXY_TCP, haproxy, needs, type Peer } from './peers.js';
 
@@ -37,6 +38,13 @@ describe('HAProxy terminating TLS, send-proxy-v2 with proxy-v2-options ssl,uniqu
   let full: number;
   let clientCert: { key: string; cert: string };
   const errors: string[] = [];
+  const auditFile = join(tempDir('ppa-haproxy-audit-'), 'audit.jsonl');
+  const log = createAuditLog({ filename: auditFile });
+  /** The entry of the request `uniqueId` named, once written. */
+  async function entryOf(uniqueId: string) {
+    await log.drained();
+    return requests(auditFile).find((e) => e.http.request.id === uniqueId);
+  }
   before(async () => {
     server = createHttpServer({ proxyProtocol: { trustedProxies: ['127.0.0.1'] } }, (req, res) => {
       res.end(
@@ -48,6 +56,7 @@ describe('HAProxy terminating TLS, send-proxy-v2 with proxy-v2-options ssl,uniqu
       );
     });
     server.on('proxyError', (e: { code: string }) => errors.push(e.code));
+    auditRequests(server, { log });
     const port = await listen(server);
     const dir = tempDir('ppa-haproxy-tls-');
     const { key, cert } = await certificate();
@@ -79,6 +88,7 @@ backend be_full
   after(async () => {
     await peer?.stop();
     await close(server);
+    await log.close();
   });
 
   it("ssl,unique-id: the TLS version of the client session and HAProxy's unique id", async () => {
@@ -91,6 +101,18 @@ backend be_full
     assert.match(seen.facts.uniqueId, new RegExp(`^${CLIENT.replaceAll('.', '\\.')}-${r.localPort}-\\d+$`));
     assert.equal(seen.facts.authority, undefined);
     assert.deepEqual(errors, []);
+    // The audit entry: TLS as the balancer saw it, and HAProxy's unique id as the request id (the two logs join).
+    const e = await entryOf(seen.facts.uniqueId);
+    assert.equal(e?.client.ip, CLIENT);
+    assert.deepEqual(e?.tls, { version: '1.3', version_protocol: 'tls' });
+  });
+
+  it("a client's X-Request-Id does not replace the balancer's unique id", async () => {
+    const r = await get(plain, { headers: { 'x-request-id': 'spoofed-id' } });
+    const seen = JSON.parse(r.body);
+    const e = await entryOf(seen.facts.uniqueId);
+    assert.ok(e, 'the entry carries the unique id');
+    assert.equal(requests(auditFile).filter((x) => x.http.request.id === 'spoofed-id').length, 0);
   });
 
   it('TLS 1.2 is reported as such', async () => {
@@ -106,6 +128,11 @@ backend be_full
     assert.equal(facts.tls.clientCn, 'dr-grey');
     assert.equal(facts.authority, 'ehr.example');
     assert.match(facts.uniqueId, new RegExp(`-${r.localPort}-\\d+$`));
+    const e = await entryOf(facts.uniqueId);
+    assert.equal(e?.tls.version, '1.3');
+    assert.equal(e?.tls.cipher, facts.tls.cipher);
+    assert.equal(e?.tls.client.x509.subject.common_name, 'dr-grey');
+    assert.equal(e?.url.domain, '127.0.0.1', 'the Host header comes first');
   });
 
   it('without a client certificate there is no CN', async () => {
