@@ -120,6 +120,9 @@ async function make() {
     }
     case 'fastify':
       return fastifyApp({}, () => {});
+    case 'fastify-noop-hook':
+      // What one onRequest hook costs by itself (a reference for the audit's own hooks).
+      return fastifyApp({}, (app) => app.addHook('onRequest', (_request, _reply, next) => next()));
     case 'fastify-pino':
       // Fastify's built-in request logging (pino, one JSON line per request and per response) to a file.
       return fastifyApp({ logger: { level: 'info', file: path.join(dir, 'fastify.log') } }, () => {});

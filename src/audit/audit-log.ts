@@ -573,8 +573,9 @@ export class AuditLog extends EventEmitter {
   /**
    * Also audits the connection level of a server: an entry for every connection rejected by
    * `withProxyProtocol` (`'proxyError'`), every request Node's HTTP server rejects before the app
-   * (`'clientError'`: 400, 408, 431, answered once the entry is written), and with `accepted: true` every
-   * accepted connection.
+   * (`'clientError'`: 400, 408, 431, answered once the entry is written — unless the server has another
+   * `'clientError'` listener, as Fastify's has: that listener answers, and the entry, written all the same,
+   * records no status), and with `accepted: true` every accepted connection.
    *
    * @example
    * ```ts

@@ -49,27 +49,6 @@ export const MAX_STRING = 8192;
 const KINDS = new Set(['event', 'state']);
 const CATEGORIES = new Set(['web', 'network', 'configuration']);
 const OUTCOMES = new Set(['success', 'failure', 'unknown']);
-const STRINGS = [
-  'clientIp',
-  'peerAddress',
-  'method',
-  'requestId',
-  'httpVersion',
-  'domain',
-  'path',
-  'query',
-  'route',
-  'userAgent',
-  'userId',
-  'tlsVersion',
-  'tlsCipher',
-  'tlsClientCn',
-  'errorType',
-  'errorCode',
-  'errorMessage',
-] as const;
-const PORTS = ['clientPort', 'peerPort'] as const;
-const COUNTS = ['bytes', 'requestBytes'] as const;
 
 /**
  * An entry as the log holds it between `write()` and sealing: checked, copied (a caller may reuse its object),
@@ -119,6 +98,20 @@ function isInt(v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 }
 
+/** A string field, cut to {@link MAX_STRING}; undefined when absent. */
+function text(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw bad(name, 'a string');
+  return v.length > MAX_STRING ? v.slice(0, MAX_STRING) : v;
+}
+
+/** An integer field from 0 to `max`; undefined when absent. */
+function int(v: unknown, name: string, max: number, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!isInt(v, 0, max)) throw bad(name, what);
+  return v;
+}
+
 /**
  * Checks the fields of `write()` and copies them into an {@link Entry}. Throws a `TypeError` naming the first
  * field of a wrong type or range: at the call, never later inside the log's timers.
@@ -148,107 +141,170 @@ export function toEntry(fields: AuditFields): Entry {
     if (typeof d !== 'number' || !Number.isFinite(d) || d < 0) throw bad('duration', 'a finite number of nanoseconds ≥ 0');
     e.duration = Math.round(d);
   }
-  for (const k of STRINGS) {
-    const v = f[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'string') throw bad(k, 'a string');
-    e[k] = v.length > MAX_STRING ? v.slice(0, MAX_STRING) : v;
-  }
-  for (const k of PORTS) {
-    const v = f[k];
-    if (v === undefined) continue;
-    if (!isInt(v, 0, 65535)) throw bad(k, 'an integer 0–65535');
-    e[k] = v;
-  }
-  if (f.status !== undefined) {
-    if (!isInt(f.status, 0, 999)) throw bad('status', 'an integer 0–999');
-    e.status = f.status;
-  }
-  for (const k of COUNTS) {
-    const v = f[k];
-    if (v === undefined) continue;
-    if (!isInt(v, 0, Number.MAX_SAFE_INTEGER)) throw bad(k, 'a whole number ≥ 0');
-    e[k] = v;
-  }
+  // One line per field, not a loop over names: each read and write then has one shape to expect (the loop's
+  // keyed reads and writes over ~20 names; this and the serialiser's comma-and-key pieces together measured
+  // 1.026x of an audited Fastify request head to head, bench/ab.mjs fastify-audit, 2 rounds).
+  e.clientIp = text(f.clientIp, 'clientIp');
+  e.peerAddress = text(f.peerAddress, 'peerAddress');
+  e.method = text(f.method, 'method');
+  e.requestId = text(f.requestId, 'requestId');
+  e.httpVersion = text(f.httpVersion, 'httpVersion');
+  e.domain = text(f.domain, 'domain');
+  e.path = text(f.path, 'path');
+  e.query = text(f.query, 'query');
+  e.route = text(f.route, 'route');
+  e.userAgent = text(f.userAgent, 'userAgent');
+  e.userId = text(f.userId, 'userId');
+  e.tlsVersion = text(f.tlsVersion, 'tlsVersion');
+  e.tlsCipher = text(f.tlsCipher, 'tlsCipher');
+  e.tlsClientCn = text(f.tlsClientCn, 'tlsClientCn');
+  e.errorType = text(f.errorType, 'errorType');
+  e.errorCode = text(f.errorCode, 'errorCode');
+  e.errorMessage = text(f.errorMessage, 'errorMessage');
+  e.clientPort = int(f.clientPort, 'clientPort', 65535, 'an integer 0–65535');
+  e.peerPort = int(f.peerPort, 'peerPort', 65535, 'an integer 0–65535');
+  e.status = int(f.status, 'status', 999, 'an integer 0–999');
+  e.bytes = int(f.bytes, 'bytes', Number.MAX_SAFE_INTEGER, 'a whole number ≥ 0');
+  e.requestBytes = int(f.requestBytes, 'requestBytes', Number.MAX_SAFE_INTEGER, 'a whole number ≥ 0');
   return e;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The line, as a table of members. Each member writes its own key (with the quotes and colon) and its value;
-// an object member is left out when none of its members is present.
-
-type Value = (out: LineBuffer, e: Entry, fill: boolean) => boolean;
-
-interface Member {
-  /** `"name":` as bytes. */
-  key: Uint8Array;
-  /** Writes the value and returns true, or writes nothing and returns false (absent). */
-  value: Value;
-}
+// The line, as a table of members. Each member has its key (with the quotes and colon) and its value; an
+// object member is left out when none of its members is present. The table is compiled once, at load, into
+// one straight-line function (as fast-json-stringify compiles a schema): walking the table per entry made
+// every value's call site see every member's function, and the serialiser measured 15% of an audited Fastify
+// request (bench/ab.mjs: with the walk cut to one member, 1.149x); see compileMembers for what compiling gains.
 
 const COMMA = 0x2c;
 const QUOTE = 0x22;
 const OPEN = 0x7b;
 const CLOSE = 0x7d;
 
-function member(name: string, value: Value): Member {
-  return { key: ascii(`${JSON.stringify(name)}:`), value };
+interface Member {
+  /** `"name":` as bytes. */
+  key: Uint8Array;
+  /** How the value is written: JSON-quoted and escaped, a number, ASCII that needs no escaping, an object, or by `write`. */
+  kind: 'str' | 'num' | 'plain' | 'obj' | 'custom';
+  /** The value, or undefined: the member is absent (str, num, plain). */
+  get?: (e: Entry) => string | number | undefined;
+  /** The members of an object member. */
+  members?: readonly Member[];
+  /** Writes the value and returns true, or writes nothing and returns false: absent (custom). */
+  write?: (out: LineBuffer, e: Entry, fill: boolean) => boolean;
+}
+
+function key(name: string): Uint8Array {
+  return ascii(`${JSON.stringify(name)}:`);
 }
 
 /** A string member: JSON-quoted and escaped. */
 function str(name: string, get: (e: Entry) => string | undefined): Member {
-  return member(name, (out, e) => {
-    const v = get(e);
-    if (v === undefined) return false;
-    out.str(v);
-    return true;
-  });
+  return { key: key(name), kind: 'str', get };
 }
 
 /** A number member (checked to be a non-negative integer by `toEntry`, or assigned by the log). */
 function num(name: string, get: (e: Entry) => number | undefined): Member {
-  return member(name, (out, e) => {
-    const v = get(e);
-    if (v === undefined) return false;
-    out.num(v);
-    return true;
-  });
+  return { key: key(name), kind: 'num', get };
 }
 
 /** A string member whose values are known to need no escaping (enumerations, ISO timestamps). */
 function plain(name: string, get: (e: Entry) => string | undefined): Member {
-  return member(name, (out, e) => {
-    const v = get(e);
-    if (v === undefined) return false;
-    out.byte(QUOTE);
-    out.ascii(v);
-    out.byte(QUOTE);
-    return true;
-  });
+  return { key: key(name), kind: 'plain', get };
 }
 
 /** An object member: written when at least one of its members is. */
 function obj(name: string, members: Member[]): Member {
-  return member(name, (out, e, fill) => {
-    const start = out.pos;
-    out.byte(OPEN);
-    if (!writeMembers(out, members, e, fill)) {
-      out.pos = start;
-      return false;
-    }
-    out.byte(CLOSE);
-    return true;
-  });
+  return { key: key(name), kind: 'obj', members };
 }
 
-/** Writes the present members with commas between them; returns whether any was present. */
-function writeMembers(out: LineBuffer, members: readonly Member[], e: Entry, fill: boolean): boolean {
+/** A member that writes its own value. */
+function custom(name: string, write: NonNullable<Member['write']>): Member {
+  return { key: key(name), kind: 'custom', write };
+}
+
+type Serializer = (out: LineBuffer, e: Entry, fill: boolean) => void;
+
+/**
+ * Compiles members into one function that writes `{` and the present members with commas between them: per
+ * member, its value is read by its own getter (a call site of its own, which the engine inlines), then its
+ * key and value are written, or nothing when it is absent. The source is made from the table alone (no
+ * caller's data reaches it); the keys and getters are handed in as values. Measured against the table walk it
+ * replaces: 1.041x of an audited Fastify request (bench/ab.mjs fastify-audit, 2 rounds, Q1–Q3 1.033–1.053).
+ */
+function compileMembers(members: readonly Member[]): Serializer {
+  const refs: unknown[] = [];
+  const ref = (x: unknown): string => {
+    refs.push(x);
+    return `r${refs.length - 1}`;
+  };
+  let n = 0;
+  // `any`: the variable that says whether the enclosing object has a member written yet (comma before the next).
+  const emit = (list: readonly Member[], any: string): string => {
+    let code = '';
+    for (const m of list) {
+      // The key, and the key after a comma, as one piece each.
+      const comma = `if (${any}) out.raw(${ref(Buffer.concat([Buffer.of(COMMA), m.key]))}); else { ${any} = true; out.raw(${ref(m.key)}); }`;
+      const id = n++;
+      if (m.kind === 'obj') {
+        const inner = `a${id}`;
+        code += `{ const s = out.pos; const was = ${any}; ${comma} out.byte(${OPEN}); let ${inner} = false;\n`;
+        code += emit(m.members as readonly Member[], inner);
+        code += `if (${inner}) out.byte(${CLOSE}); else { out.pos = s; ${any} = was; } }\n`;
+      } else if (m.kind === 'custom') {
+        code += `{ const s = out.pos; const was = ${any}; ${comma} if (!${ref(m.write)}(out, e, fill)) { out.pos = s; ${any} = was; } }\n`;
+      } else {
+        const put =
+          m.kind === 'str'
+            ? 'out.str(v);'
+            : m.kind === 'num'
+              ? 'out.num(v);'
+              : `out.byte(${QUOTE}); out.ascii(v); out.byte(${QUOTE});`;
+        code += `{ const v = ${ref(m.get)}(e); if (v !== undefined) { ${comma} ${put} } }\n`;
+      }
+    }
+    return code;
+  };
+  const body = `out.byte(${OPEN}); let a = false;\n${emit(members, 'a')}`;
+  const bindings = refs.map((_, i) => `const r${i} = refs[${i}];`).join('\n');
+  try {
+    // (source made from the constant member table above, never from input)
+    return new Function('refs', `${bindings}\nreturn function serializeEntry(out, e, fill) {\n${body}};`)(refs) as Serializer;
+  } catch {
+    // Code generation is disallowed (node --disallow-code-generation-from-strings): walk the table instead,
+    // the same bytes at the cost measured above.
+    return function serializeEntry(out, e, fill) {
+      out.byte(OPEN);
+      walkMembers(out, members, e, fill);
+    };
+  }
+}
+
+/** Writes the present members with commas between them, walking the table; returns whether any was present. */
+function walkMembers(out: LineBuffer, members: readonly Member[], e: Entry, fill: boolean): boolean {
   let any = false;
   for (const m of members) {
     const start = out.pos;
     if (any) out.byte(COMMA);
     out.raw(m.key);
-    if (m.value(out, e, fill)) any = true;
+    let present: boolean;
+    if (m.kind === 'obj') {
+      out.byte(OPEN);
+      present = walkMembers(out, m.members as readonly Member[], e, fill);
+      if (present) out.byte(CLOSE);
+    } else if (m.kind === 'custom') {
+      present = (m.write as NonNullable<Member['write']>)(out, e, fill);
+    } else {
+      const v = (m.get as NonNullable<Member['get']>)(e);
+      present = v !== undefined;
+      if (typeof v === 'string' && m.kind === 'str') out.str(v);
+      else if (typeof v === 'string') {
+        out.byte(QUOTE);
+        out.ascii(v);
+        out.byte(QUOTE);
+      } else if (typeof v === 'number') out.num(v);
+    }
+    if (present) any = true;
     else out.pos = start;
   }
   return any;
@@ -266,7 +322,7 @@ function iso(ms: number): string {
 }
 
 /** `http.request.id`: given, or a new random UUID written as bytes (kept in the entry when `fill`). */
-const requestId = member('id', (out, e, fill) => {
+const requestId = custom('id', (out, e, fill) => {
   if (e.requestId !== undefined || !e.generateRequestId) {
     if (e.requestId === undefined) return false;
     out.str(e.requestId);
@@ -314,12 +370,12 @@ const LINE: readonly Member[] = [
   ]),
   obj('error', [str('type', (e) => e.errorType), str('code', (e) => e.errorCode), str('message', (e) => e.errorMessage)]),
 ];
+const writeLine = compileMembers(LINE);
 
 /**
  * Writes `{` and the entry's members up to, and not including, the chain's own members. `fill`: keep a
  * generated request id in `e.requestId` (for whoever reads the entry afterwards).
  */
 export function serializeEntry(e: Entry, out: LineBuffer, fill: boolean): void {
-  out.byte(OPEN);
-  writeMembers(out, LINE, e, fill);
+  writeLine(out, e, fill);
 }
