@@ -170,141 +170,81 @@ export function toEntry(fields: AuditFields): Entry {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The line, as a table of members. Each member has its key (with the quotes and colon) and its value; an
-// object member is left out when none of its members is present. The table is compiled once, at load, into
-// one straight-line function (as fast-json-stringify compiles a schema): walking the table per entry made
-// every value's call site see every member's function, and the serialiser measured 15% of an audited Fastify
-// request (bench/ab.mjs: with the walk cut to one member, 1.149x); see compileMembers for what compiling gains.
+// The line, as a table of members. Each member writes its own key (with the quotes and colon) and its value;
+// an object member is left out when none of its members is present.
+
+type Value = (out: LineBuffer, e: Entry, fill: boolean) => boolean;
+
+interface Member {
+  /** `"name":` as bytes. */
+  key: Uint8Array;
+  /** Writes the value and returns true, or writes nothing and returns false (absent). */
+  value: Value;
+}
 
 const COMMA = 0x2c;
 const QUOTE = 0x22;
 const OPEN = 0x7b;
 const CLOSE = 0x7d;
 
-interface Member {
-  /** `"name":` as bytes. */
-  key: Uint8Array;
-  /** How the value is written: JSON-quoted and escaped, a number, ASCII that needs no escaping, an object, or by `write`. */
-  kind: 'str' | 'num' | 'plain' | 'obj' | 'custom';
-  /** The value, or undefined: the member is absent (str, num, plain). */
-  get?: (e: Entry) => string | number | undefined;
-  /** The members of an object member. */
-  members?: readonly Member[];
-  /** Writes the value and returns true, or writes nothing and returns false: absent (custom). */
-  write?: (out: LineBuffer, e: Entry, fill: boolean) => boolean;
-}
-
-function key(name: string): Uint8Array {
-  return ascii(`${JSON.stringify(name)}:`);
+function member(name: string, value: Value): Member {
+  return { key: ascii(`${JSON.stringify(name)}:`), value };
 }
 
 /** A string member: JSON-quoted and escaped. */
 function str(name: string, get: (e: Entry) => string | undefined): Member {
-  return { key: key(name), kind: 'str', get };
+  return member(name, (out, e) => {
+    const v = get(e);
+    if (v === undefined) return false;
+    out.str(v);
+    return true;
+  });
 }
 
 /** A number member (checked to be a non-negative integer by `toEntry`, or assigned by the log). */
 function num(name: string, get: (e: Entry) => number | undefined): Member {
-  return { key: key(name), kind: 'num', get };
+  return member(name, (out, e) => {
+    const v = get(e);
+    if (v === undefined) return false;
+    out.num(v);
+    return true;
+  });
 }
 
 /** A string member whose values are known to need no escaping (enumerations, ISO timestamps). */
 function plain(name: string, get: (e: Entry) => string | undefined): Member {
-  return { key: key(name), kind: 'plain', get };
+  return member(name, (out, e) => {
+    const v = get(e);
+    if (v === undefined) return false;
+    out.byte(QUOTE);
+    out.ascii(v);
+    out.byte(QUOTE);
+    return true;
+  });
 }
 
 /** An object member: written when at least one of its members is. */
 function obj(name: string, members: Member[]): Member {
-  return { key: key(name), kind: 'obj', members };
-}
-
-/** A member that writes its own value. */
-function custom(name: string, write: NonNullable<Member['write']>): Member {
-  return { key: key(name), kind: 'custom', write };
-}
-
-type Serializer = (out: LineBuffer, e: Entry, fill: boolean) => void;
-
-/**
- * Compiles members into one function that writes `{` and the present members with commas between them: per
- * member, its value is read by its own getter (a call site of its own, which the engine inlines), then its
- * key and value are written, or nothing when it is absent. The source is made from the table alone (no
- * caller's data reaches it); the keys and getters are handed in as values. Measured against the table walk it
- * replaces: 1.041x of an audited Fastify request (bench/ab.mjs fastify-audit, 2 rounds, Q1–Q3 1.033–1.053).
- */
-function compileMembers(members: readonly Member[]): Serializer {
-  const refs: unknown[] = [];
-  const ref = (x: unknown): string => {
-    refs.push(x);
-    return `r${refs.length - 1}`;
-  };
-  let n = 0;
-  // `any`: the variable that says whether the enclosing object has a member written yet (comma before the next).
-  const emit = (list: readonly Member[], any: string): string => {
-    let code = '';
-    for (const m of list) {
-      // The key, and the key after a comma, as one piece each.
-      const comma = `if (${any}) out.raw(${ref(Buffer.concat([Buffer.of(COMMA), m.key]))}); else { ${any} = true; out.raw(${ref(m.key)}); }`;
-      const id = n++;
-      if (m.kind === 'obj') {
-        const inner = `a${id}`;
-        code += `{ const s = out.pos; const was = ${any}; ${comma} out.byte(${OPEN}); let ${inner} = false;\n`;
-        code += emit(m.members as readonly Member[], inner);
-        code += `if (${inner}) out.byte(${CLOSE}); else { out.pos = s; ${any} = was; } }\n`;
-      } else if (m.kind === 'custom') {
-        code += `{ const s = out.pos; const was = ${any}; ${comma} if (!${ref(m.write)}(out, e, fill)) { out.pos = s; ${any} = was; } }\n`;
-      } else {
-        const put =
-          m.kind === 'str'
-            ? 'out.str(v);'
-            : m.kind === 'num'
-              ? 'out.num(v);'
-              : `out.byte(${QUOTE}); out.ascii(v); out.byte(${QUOTE});`;
-        code += `{ const v = ${ref(m.get)}(e); if (v !== undefined) { ${comma} ${put} } }\n`;
-      }
+  return member(name, (out, e, fill) => {
+    const start = out.pos;
+    out.byte(OPEN);
+    if (!writeMembers(out, members, e, fill)) {
+      out.pos = start;
+      return false;
     }
-    return code;
-  };
-  const body = `out.byte(${OPEN}); let a = false;\n${emit(members, 'a')}`;
-  const bindings = refs.map((_, i) => `const r${i} = refs[${i}];`).join('\n');
-  try {
-    // (source made from the constant member table above, never from input)
-    return new Function('refs', `${bindings}\nreturn function serializeEntry(out, e, fill) {\n${body}};`)(refs) as Serializer;
-  } catch {
-    // Code generation is disallowed (node --disallow-code-generation-from-strings): walk the table instead,
-    // the same bytes at the cost measured above.
-    return function serializeEntry(out, e, fill) {
-      out.byte(OPEN);
-      walkMembers(out, members, e, fill);
-    };
-  }
+    out.byte(CLOSE);
+    return true;
+  });
 }
 
-/** Writes the present members with commas between them, walking the table; returns whether any was present. */
-function walkMembers(out: LineBuffer, members: readonly Member[], e: Entry, fill: boolean): boolean {
+/** Writes the present members with commas between them; returns whether any was present. */
+function writeMembers(out: LineBuffer, members: readonly Member[], e: Entry, fill: boolean): boolean {
   let any = false;
   for (const m of members) {
     const start = out.pos;
     if (any) out.byte(COMMA);
     out.raw(m.key);
-    let present: boolean;
-    if (m.kind === 'obj') {
-      out.byte(OPEN);
-      present = walkMembers(out, m.members as readonly Member[], e, fill);
-      if (present) out.byte(CLOSE);
-    } else if (m.kind === 'custom') {
-      present = (m.write as NonNullable<Member['write']>)(out, e, fill);
-    } else {
-      const v = (m.get as NonNullable<Member['get']>)(e);
-      present = v !== undefined;
-      if (typeof v === 'string' && m.kind === 'str') out.str(v);
-      else if (typeof v === 'string') {
-        out.byte(QUOTE);
-        out.ascii(v);
-        out.byte(QUOTE);
-      } else if (typeof v === 'number') out.num(v);
-    }
-    if (present) any = true;
+    if (m.value(out, e, fill)) any = true;
     else out.pos = start;
   }
   return any;
@@ -322,7 +262,7 @@ function iso(ms: number): string {
 }
 
 /** `http.request.id`: given, or a new random UUID written as bytes (kept in the entry when `fill`). */
-const requestId = custom('id', (out, e, fill) => {
+const requestId = member('id', (out, e, fill) => {
   if (e.requestId !== undefined || !e.generateRequestId) {
     if (e.requestId === undefined) return false;
     out.str(e.requestId);
@@ -370,12 +310,12 @@ const LINE: readonly Member[] = [
   ]),
   obj('error', [str('type', (e) => e.errorType), str('code', (e) => e.errorCode), str('message', (e) => e.errorMessage)]),
 ];
-const writeLine = compileMembers(LINE);
 
 /**
  * Writes `{` and the entry's members up to, and not including, the chain's own members. `fill`: keep a
  * generated request id in `e.requestId` (for whoever reads the entry afterwards).
  */
 export function serializeEntry(e: Entry, out: LineBuffer, fill: boolean): void {
-  writeLine(out, e, fill);
+  out.byte(OPEN);
+  writeMembers(out, LINE, e, fill);
 }
