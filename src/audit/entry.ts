@@ -54,7 +54,7 @@ const OUTCOMES = new Set(['success', 'failure', 'unknown']);
  * An entry as the log holds it between `write()` and sealing: checked, copied (a caller may reuse its object),
  * and of one shape for every entry, so that the serialiser's reads stay monomorphic.
  */
-export class Entry implements AuditFields {
+export class Entry {
   timestamp = 0;
   kind: 'event' | 'state' = 'event';
   category: AuditFields['category'] = 'web';
