@@ -16,8 +16,13 @@ export interface PgPool {
 /** One connection of a {@link PgPool}. */
 export interface PgClient {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  /** node-postgres runs a "submittable" (here pg-copy-streams' COPY FROM STDIN) and returns it. */
+  query<T extends object>(submittable: T): T;
   release(err?: Error | boolean): void;
 }
+
+/** pg-copy-streams' `from(sql)`: a writable stream of COPY data that a {@link PgClient} runs. */
+export type CopyFrom = (sql: string) => NodeJS.WritableStream & { rowCount: number };
 
 /** Where the store lives: a connection string, or an existing pool, and the table name. */
 export type PostgresOption =
@@ -42,6 +47,20 @@ export function loadPg(): { Pool: new (config: Record<string, unknown>) => PgPoo
     return load('pg');
   } catch (cause) {
     throw Object.assign(new Error('the PostgreSQL store needs node-postgres: npm install pg', { cause }), {
+      code: ErrorCodes.AUDIT_PG_MISSING,
+    });
+  }
+}
+
+/**
+ * `require('pg-copy-streams').from`, or an error with code ERR_PROXY_AUDIT_PG_MISSING saying how to install it.
+ * The shipper sends its batches with COPY, which node-postgres itself does not offer.
+ */
+export function loadCopyFrom(): CopyFrom {
+  try {
+    return (load('pg-copy-streams') as { from: CopyFrom }).from;
+  } catch (cause) {
+    throw Object.assign(new Error('shipping to PostgreSQL needs pg-copy-streams: npm install pg pg-copy-streams', { cause }), {
       code: ErrorCodes.AUDIT_PG_MISSING,
     });
   }
