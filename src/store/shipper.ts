@@ -5,9 +5,9 @@ import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { ErrorCodes } from '../protocol/errors.js';
-import { copyData } from './encode.js';
+import { type CopyBatch, copyKeys, copyRows } from './encode.js';
 import { type CopyFrom, loadCopyFrom, openPool, type PgClient, type PgPool, type PostgresOption } from './pg.js';
-import { COLUMNS, type Row } from './row.js';
+import { COLUMNS } from './row.js';
 import { type Chunk, type SkippedLine, SpoolFile } from './spool.js';
 import { type TableNames, tableNames } from './table.js';
 
@@ -67,6 +67,7 @@ export interface ShipperStats {
 }
 
 const BATCH_BYTES = 4 * 1024 * 1024;
+const NONE: CopyBatch = { data: Buffer.alloc(0), ends: [] };
 
 /** An error PostgreSQL sent (a five-character SQLSTATE), as opposed to a failed connection (ECONNRESET, …). */
 function isSqlState(err: unknown): boolean {
@@ -467,11 +468,12 @@ export class PostgresShipper extends EventEmitter {
       const f = this.files[i] as SpoolFile;
       const p = this.prefetched;
       this.prefetched = undefined;
-      const chunk = p?.file === f && p.chunk.from === f.offset ? p.chunk : await f.read(f.offset, BATCH_BYTES, this.batchSize);
+      const chunk =
+        p?.file === f && p.chunk.from === f.offset ? p.chunk : await f.read(f.offset, BATCH_BYTES, this.batchSize, this.source);
       if (chunk.to > chunk.from) {
         // The next batch is read and parsed while PostgreSQL inserts this one (200,000 entries of
         // bench/store.mjs: 8.3 s one after the other, X s overlapped).
-        const [, next] = await Promise.all([this.ship(f, chunk), f.read(chunk.to, BATCH_BYTES, this.batchSize)]);
+        const [, next] = await Promise.all([this.ship(f, chunk), f.read(chunk.to, BATCH_BYTES, this.batchSize, this.source)]);
         this.prefetched = { file: f, chunk: next };
         return true;
       }
@@ -498,24 +500,24 @@ export class PostgresShipper extends EventEmitter {
     const id = await f.identify();
     if (id === undefined) throw new Error(`cannot identify ${f.path}`); // unreachable: a whole line was read
     const months = new Set<string>();
-    for (const r of chunk.rows) if (r.month !== undefined && !this.knownMonths.has(r.month)) months.add(r.month);
+    for (const m of chunk.months) if (!this.knownMonths.has(m)) months.add(m);
     if (months.size > 0) {
       await this.pool.query(`SELECT ${this.names.addPartitions}($1::text[])`, [[...months]]);
       for (const m of months) this.knownMonths.add(m);
     }
     let inserted: number;
     try {
-      inserted = await this.insert(f, id, chunk.to, chunk.rows);
+      inserted = await this.insert(f, id, chunk.to, chunk.batch);
     } catch (err) {
-      if (!(isDataError(err) || isUniqueViolation(err)) || chunk.rows.length === 0) throw err;
+      if (!(isDataError(err) || isUniqueViolation(err)) || chunk.batch.ends.length === 0) throw err;
       inserted = await this.insertOneByOne(f, id, chunk);
     }
     f.offset = chunk.to;
     this.stats.batches++;
     this.stats.inserted += inserted;
-    this.stats.duplicates += chunk.rows.length - inserted;
+    this.stats.duplicates += chunk.batch.ends.length - inserted;
     for (const s of chunk.skipped) this.skip(s);
-    this.emit('shipped', { file: f.path, rows: chunk.rows.length, inserted });
+    this.emit('shipped', { file: f.path, rows: chunk.batch.ends.length, inserted });
   }
 
   private skip(s: SkippedLine): void {
@@ -528,11 +530,11 @@ export class PostgresShipper extends EventEmitter {
    * only for several rows that were not all there when asked (another shipper inserted some meanwhile): the
    * caller then goes row by row.
    */
-  private async insert(f: SpoolFile, id: string, to: number, rows: Row[]): Promise<number> {
+  private async insert(f: SpoolFile, id: string, to: number, batch: CopyBatch): Promise<number> {
     const cursor = [this.source, id, f.path, to];
     if (this.skipDuplicates === 0) {
       try {
-        return await this.transaction(rows, cursor, false);
+        return await this.transaction(batch, cursor, false);
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
         this.skipDuplicates = 20;
@@ -540,32 +542,31 @@ export class PostgresShipper extends EventEmitter {
     }
     this.skipDuplicates--;
     try {
-      return await this.transaction(rows, cursor, true);
+      return await this.transaction(batch, cursor, true);
     } catch (err) {
-      if (!isUniqueViolation(err) || rows.length > 1) throw err;
+      if (!isUniqueViolation(err) || batch.ends.length > 1) throw err;
       // One row, there by now: a duplicate.
-      return this.transaction([], cursor, false);
+      return this.transaction(NONE, cursor, false);
     }
   }
 
   /** One transaction: the rows (`fresh`: only those the store does not hold) and the resume point. */
-  private async transaction(rows: Row[], cursor: unknown[], fresh: boolean): Promise<number> {
+  private async transaction(batch: CopyBatch, cursor: unknown[], fresh: boolean): Promise<number> {
     const client = await this.pool.connect();
     let open = false;
     try {
       await client.query('BEGIN');
       open = true;
-      let batch = rows;
-      if (fresh && rows.length > 0) {
-        const held = await client.query(this.heldSql, [
-          rows.map((r) => r.chain),
-          rows.map((r) => r.sequence),
-          rows.map((r) => r.ts),
-        ]);
+      let data = batch.data;
+      if (fresh && batch.ends.length > 0) {
+        const k = copyKeys(batch);
+        const held = await client.query(this.heldSql, [k.chains, k.sequences, k.ts]);
         const skip = new Set(held.rows.map((r) => Number(r.i) - 1));
-        batch = rows.filter((_, i) => !skip.has(i));
+        const keep: number[] = [];
+        for (let i = 0; i < batch.ends.length; i++) if (!skip.has(i)) keep.push(i);
+        data = copyRows(batch, keep).data;
       }
-      const inserted = await this.copy(client, this.copySql, copyData(batch, this.source));
+      const inserted = await this.copy(client, this.copySql, data);
       await client.query(this.cursorSql, cursor);
       await client.query('COMMIT');
       open = false;
@@ -598,15 +599,15 @@ export class PostgresShipper extends EventEmitter {
    */
   private async insertOneByOne(f: SpoolFile, id: string, chunk: Chunk): Promise<number> {
     let inserted = 0;
-    for (const r of chunk.rows) {
+    for (let i = 0; i < chunk.batch.ends.length; i++) {
       try {
-        inserted += await this.insert(f, id, chunk.from, [r]);
+        inserted += await this.insert(f, id, chunk.from, copyRows(chunk.batch, [i]));
       } catch (err) {
         if (!isDataError(err)) throw err;
         this.skip({ file: f.path, offset: chunk.from, reason: `refused by PostgreSQL: ${(err as Error).message}` });
       }
     }
-    await this.insert(f, id, chunk.to, []);
+    await this.insert(f, id, chunk.to, NONE);
     return inserted;
   }
 }

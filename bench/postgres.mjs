@@ -1,0 +1,67 @@
+// A private PostgreSQL for the store benchmarks: initdb in a temp dir, a Unix socket there (no TCP port),
+// trust authentication, its default durability settings. `core`: pin the cluster to one CPU (taskset), as a
+// database on its own host would not share the application's.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+function pgBin() {
+  const root = '/usr/lib/postgresql';
+  const v = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => existsSync(path.join(root, d, 'bin', 'initdb')))
+        .sort((a, b) => b - a)[0]
+    : undefined;
+  if (v === undefined) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
+  return path.join(root, v, 'bin');
+}
+
+export function startPostgres({ core } = {}) {
+  const bin = pgBin();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-pg-'));
+  // PostgreSQL refuses to run as root.
+  const as =
+    os.userInfo().uid === 0
+      ? { uid: Number(execFileSync('id', ['-u', 'postgres'])), gid: Number(execFileSync('id', ['-g', 'postgres'])) }
+      : {};
+  if (as.uid !== undefined) chownSync(dir, as.uid, as.gid);
+  const run = (cmd, args) => {
+    const r = spawnSync(cmd, args, { ...as, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stdout}${r.stderr}`);
+  };
+  const data = path.join(dir, 'data');
+  run(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale']);
+  const start = [
+    path.join(bin, 'pg_ctl'),
+    '-D',
+    data,
+    '-l',
+    path.join(dir, 'log'),
+    '-w',
+    '-o',
+    `-c listen_addresses='' -c unix_socket_directories='${dir}'`,
+    'start',
+  ];
+  let pinned = false;
+  if (core !== undefined) {
+    try {
+      execFileSync('taskset', ['-c', String(core), 'true'], { stdio: 'ignore' });
+      pinned = true;
+    } catch {}
+  }
+  if (pinned) run('taskset', ['-c', String(core), ...start]);
+  else run(start[0], start.slice(1));
+  return {
+    dir,
+    bin,
+    pinned,
+    url: `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}`,
+    version: execFileSync(path.join(bin, 'postgres'), ['--version']).toString().trim(),
+    psql: (args) => execFileSync('psql', ['-X', '-q', '-h', dir, '-U', 'postgres', ...args], { encoding: 'utf8' }),
+    stop() {
+      run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
