@@ -2,8 +2,11 @@
 // against the same app writing the file only; keep-alive load from a separate process, the method of
 // bench/audit.mjs. A private PostgreSQL (bench/postgres.mjs) runs on the load generator's core, away from the
 // servers' (as a database on its own host would). Every round ships to a fresh table, and after it the table
-// must hold every line of the shipping server's file. Not part of `npm run bench`: it needs PostgreSQL.
-// Knobs: ROUNDS (3), PAIRS (11), MS (800), WARMUP.
+// must hold every line of the shipping server's file. Then the same two apps at the same time, by
+// bench/ab.mjs (server CPU per request; drift of the host hits both alike). Not part of `npm run bench`: it
+// needs PostgreSQL. Knobs: ROUNDS (3), PAIRS (11), MS (800), WARMUP; AB=0 skips the second comparison, SEQ=0
+// the first.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -52,29 +55,42 @@ for (let i = 1; i <= 2 * ROUNDS; i++) await pgInit({ postgres: { connectionStrin
 let ship;
 let aa;
 try {
-  ship = await run('express-audit-ship', 'express-audit');
-  aa = await run('express-audit', 'express-audit');
+  if (process.env.SEQ !== '0') {
+    ship = await run('express-audit-ship', 'express-audit');
+    aa = await run('express-audit', 'express-audit');
+  }
+  if (process.env.AB !== '0') {
+    await pgInit({ postgres: { connectionString: db.url, table: 'app_ab' } });
+    const bench = path.dirname(new URL(import.meta.url).pathname);
+    const dist = path.join(bench, '..', 'dist', 'cjs');
+    spawnSync(process.execPath, [path.join(bench, 'ab.mjs'), 'express-audit-ship', dist, 'express-audit', dist], {
+      env: { ...process.env, BENCH_PG_TABLE: 'app_ab', ROUNDS: process.env.AB_ROUNDS ?? '4' },
+      stdio: 'inherit',
+    });
+  }
 } finally {
   load.kill();
   db.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-console.log(
-  `\nIn-process shipping to PostgreSQL (keep-alive, 32 connections; each app alone in its own process, load from another; PostgreSQL ${db.pinned ? 'pinned to the load generator core' : 'not pinned'}; ${ROUNDS} rounds of fresh processes × ${PAIRS} alternating pairs of ${MS} ms, median of all pairs)\n`,
-);
-const row = (name, r) => [
-  name,
-  Math.round(r.a),
-  Math.round(r.b),
-  `${r.ratio.toFixed(3)}x`,
-  `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)}`,
-  r.perRound.map((x) => x.toFixed(2)).join(' '),
-  `${r.capacity.toFixed(3)}x`,
-];
-table([
-  ['comparison', 'ours req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
-  row('Express + clientIp + auditLog shipping to PostgreSQL vs the same writing the file only', ship),
-  row('method check (A/A): file only vs file only', aa),
-]);
-console.log(`\n${shipped} entries shipped and counted in PostgreSQL.`);
+if (ship) {
+  console.log(
+    `\nIn-process shipping to PostgreSQL (keep-alive, 32 connections; each app alone in its own process, load from another; PostgreSQL ${db.pinned ? 'pinned to the load generator core' : 'not pinned'}; ${ROUNDS} rounds of fresh processes × ${PAIRS} alternating pairs of ${MS} ms, median of all pairs)\n`,
+  );
+  const row = (name, r) => [
+    name,
+    Math.round(r.a),
+    Math.round(r.b),
+    `${r.ratio.toFixed(3)}x`,
+    `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)}`,
+    r.perRound.map((x) => x.toFixed(2)).join(' '),
+    `${r.capacity.toFixed(3)}x`,
+  ];
+  table([
+    ['comparison', 'ours req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
+    row('Express + clientIp + auditLog shipping to PostgreSQL vs the same writing the file only', ship),
+    row('method check (A/A): file only vs file only', aa),
+  ]);
+  console.log(`\n${shipped} entries shipped and counted in PostgreSQL.`);
+}

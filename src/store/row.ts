@@ -264,11 +264,13 @@ function layoutSource(layout: Layout, names: (keyof Members)[]): string {
   }
   return out;
 }
-const CAPTURED: (keyof Members)[] = ['at'];
+const CAPTURED: (keyof Members | 'hash')[] = ['at'];
 const WRITER_LINE = new RegExp(
-  `^\\{"@timestamp":(${STR})${layoutSource(ENTRY, CAPTURED)},"audit":\\{"chain":(${STR}),"alg":${STR},"prev":${STR},"hash":"[0-9a-f]{64}"\\}\\}$`,
+  `^\\{"@timestamp":(${STR})${layoutSource(ENTRY, CAPTURED as (keyof Members)[])},"audit":\\{"chain":(${STR}),"alg":${STR},"prev":${STR},"hash":"([0-9a-f]{64})"\\}\\}$`,
 );
-CAPTURED.push('chain');
+CAPTURED.push('chain', 'hash');
+/** Each capture's group number. */
+const G = Object.fromEntries(CAPTURED.map((k, i) => [k, i + 1])) as Record<keyof Members | 'hash', number>;
 
 /** A captured JSON value: strings without escapes are sliced (JSON.parse gives the same text). */
 function value(token: string | undefined): unknown {
@@ -277,13 +279,27 @@ function value(token: string | undefined): unknown {
   return token.includes('\\') ? JSON.parse(token) : token.slice(1, -1);
 }
 
-/** The members of a line in the writers' request layout, or undefined for any other line. */
-function writerMembers(line: string): Members | undefined {
+/** The row of a line in the writers' request layout, or undefined for any other line. */
+export function writerRow(line: string): Row | string | undefined {
   const m = WRITER_LINE.exec(line);
   if (m === null) return undefined;
-  const out = {} as Record<keyof Members, unknown>;
-  for (let i = 0; i < CAPTURED.length; i++) out[CAPTURED[i] as keyof Members] = value(m[i + 1]);
-  return out as unknown as Members;
+  const members: Members = {
+    at: value(m[G.at]),
+    action: value(m[G.action]),
+    outcome: value(m[G.outcome]),
+    sequence: value(m[G.sequence]),
+    clientIp: value(m[G.clientIp]),
+    peerAddress: value(m[G.peerAddress]),
+    method: value(m[G.method]),
+    status: value(m[G.status]),
+    route: value(m[G.route]),
+    path: value(m[G.path]),
+    userId: value(m[G.userId]),
+    service: value(m[G.service]),
+    host: value(m[G.host]),
+    chain: value(m[G.chain]),
+  };
+  return rowOf(members, line, m[G.hash] as string);
 }
 
 /**
@@ -293,10 +309,10 @@ function writerMembers(line: string): Members | undefined {
  */
 export function toRow(line: string, parse = false): Row | string {
   if (!line.startsWith(MARKER)) return 'not an audit entry';
+  const fast = parse ? undefined : writerRow(line);
+  if (fast !== undefined) return fast;
   const h = hashOf(line);
   if (h === undefined) return 'torn fragment (no hash at the end)';
-  const fast = parse ? undefined : writerMembers(line);
-  if (fast) return rowOf(fast, line, h);
   let e: Json;
   try {
     e = JSON.parse(line);
