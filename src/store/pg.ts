@@ -30,7 +30,10 @@ export type PostgresOption =
   | {
       /** `postgres://user:password@host:port/db?sslmode=…` (or libpq's environment variables when absent). */
       connectionString?: string;
-      /** An existing `pg.Pool` (or compatible): used as is and not ended by the store. */
+      /**
+       * An existing `pg.Pool` (or compatible: for shipping, its clients must run pg-copy-streams' COPY, as
+       * node-postgres' do): used as is and not ended by the store.
+       */
       pool?: PgPool;
       /** The table created by `pg-init`. Default `"audit_log"`. */
       table?: string;
