@@ -31,6 +31,7 @@ const run = (a, b) =>
 const vsMorgan = await run('express-audit', 'express-morgan');
 const vsBare = await run('express-audit', 'express');
 const oneLayer = await run('express-audit-one-layer', 'express');
+const fsync = await run('express-audit-fsync', 'express-audit');
 const aa = await run('express', 'express');
 load.kill();
 fs.rmSync(dir, { recursive: true, force: true });
@@ -52,7 +53,8 @@ table([
   row('Express + clientIp + auditLog vs Express + morgan combined (file)', vsMorgan),
   row('Express + clientIp + auditLog vs bare Express', vsBare),
   row('the same in one layer, auditLog({ clientIp: true }), vs bare Express', oneLayer),
+  row("durability 'fsync' vs the default 'write'", fsync),
   row('method check (A/A): bare Express vs bare Express', aa),
 ]);
 console.log(`\n${lines} chained audit entries written during the run (each round to fresh files).`);
-export default { vsMorgan, vsBare, oneLayer, aa };
+export default { vsMorgan, vsBare, oneLayer, fsync, aa };

@@ -1,5 +1,5 @@
 // The load generator: a separate process that opens real connections (header first) and reports a rate.
-// Usage (fork): message { mode: 'conn' | 'keepalive' | 'tls', port, ms, concurrency, header, path }
+// Usage (fork): message { mode: 'conn' | 'keepalive' | 'tls' | 'tls-keepalive', port, ms, concurrency, header, path }
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -58,40 +58,71 @@ function tlsLoop(o, until, counter) {
   });
 }
 
-/** Keep-alive: one connection, header once, then request after request. */
+/**
+ * Request after request on one connection: `write` sends, `stream` receives (the socket itself, or TLS over
+ * it); counts complete responses by their terminating body marker (responses are small and fixed).
+ */
+function requestLoop(o, until, counter, stream, first, done) {
+  const req = Buffer.from(request(o.path, true));
+  let buf = '';
+  stream.on('data', (d) => {
+    buf += d.toString('latin1');
+    let i = buf.indexOf(o.marker);
+    while (i >= 0) {
+      counter.n++;
+      buf = buf.slice(i + o.marker.length);
+      if (Date.now() >= until) return done();
+      stream.write(req);
+      i = buf.indexOf(o.marker);
+    }
+  });
+  stream.on('error', () => {
+    counter.errors++;
+    done();
+  });
+  stream.on('close', done);
+  return first === undefined ? req : Buffer.concat([first, req]);
+}
+
+/** Keep-alive: one connection, header once (with the first request), then request after request. */
 function keepAliveLoop(o, until, counter) {
   return new Promise((resolve) => {
     const s = net.connect(o.port, '127.0.0.1');
     s.setNoDelay(true);
-    const req = Buffer.from(request(o.path, true));
-    let buf = '';
-    s.on('connect', () => s.write(o.header ? Buffer.concat([Buffer.from(o.header), req]) : req));
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      // Responses are small and fixed: count complete ones by their terminating body marker.
-      let i = buf.indexOf(o.marker);
-      while (i >= 0) {
-        counter.n++;
-        buf = buf.slice(i + o.marker.length);
-        if (Date.now() >= until) {
-          s.destroy();
-          return resolve();
-        }
-        s.write(req);
-        i = buf.indexOf(o.marker);
-      }
-    });
-    s.on('error', () => {
-      counter.errors++;
+    const done = () => {
+      s.destroy();
       resolve();
-    });
-    s.on('close', resolve);
+    };
+    const first = requestLoop(o, until, counter, s, o.header ? Buffer.from(o.header) : undefined, done);
+    s.on('connect', () => s.write(first));
   });
 }
 
+/** TLS keep-alive: header on the raw socket, one handshake, then request after request over it. */
+function tlsKeepAliveLoop(o, until, counter) {
+  return new Promise((resolve) => {
+    const raw = net.connect(o.port, '127.0.0.1');
+    raw.setNoDelay(true);
+    raw.on('error', () => {});
+    raw.on('connect', () => {
+      if (o.header) raw.write(o.header);
+      const s = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' });
+      const done = () => {
+        s.destroy();
+        raw.destroy();
+        resolve();
+      };
+      const first = requestLoop(o, until, counter, s, undefined, done);
+      s.on('secureConnect', () => s.write(first));
+    });
+  });
+}
+
+const LOOPS = { tls: tlsLoop, keepalive: keepAliveLoop, 'tls-keepalive': tlsKeepAliveLoop, conn: connLoop };
+
 process.on('message', async (o) => {
   const counter = { n: 0, errors: 0 };
-  const loop = o.mode === 'tls' ? tlsLoop : o.mode === 'keepalive' ? keepAliveLoop : connLoop;
+  const loop = LOOPS[o.mode] ?? connLoop;
   const start = Date.now();
   const until = start + o.ms;
   await Promise.all(Array.from({ length: o.concurrency }, () => loop(o, until, counter)));

@@ -7,3 +7,4 @@ await import('./codec.mjs');
 await import('./connections.mjs');
 await import('./audit.mjs');
 await import('./fastify.mjs');
+await import('./query.mjs');

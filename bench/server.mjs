@@ -110,6 +110,26 @@ async function make() {
         }),
       );
     }
+    case 'ppa-https-express-audit': {
+      // The whole stack in one process: PROXY header, TLS, Express, the audit (default durability).
+      const { auditLog } = require(`${dist}/express/index.js`);
+      log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
+      return createServer(
+        tls(),
+        expressApp((a) => a.use(auditLog({ log, clientIp: true }))),
+      );
+    }
+    case 'express-audit-fsync': {
+      // As express-audit, with answers waiting for the disk.
+      const { clientIp, auditLog } = require(`${dist}/express/index.js`);
+      log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench', durability: 'fsync' });
+      return http.createServer(
+        expressApp((a) => {
+          a.use(clientIp());
+          a.use(auditLog({ log }));
+        }),
+      );
+    }
     case 'express-audit-one-layer': {
       const { auditLog } = require(`${dist}/express/index.js`);
       log = createAuditLog({ filename: path.join(dir, 'audit.jsonl'), service: 'bench' });
@@ -117,6 +137,9 @@ async function make() {
     }
     case 'fastify':
       return fastifyApp({}, () => {});
+    case 'fastify-noop-hook':
+      // What one onRequest hook costs by itself (a reference for the audit's own hooks).
+      return fastifyApp({}, (app) => app.addHook('onRequest', (_request, _reply, next) => next()));
     case 'fastify-pino':
       // Fastify's built-in request logging (pino, one JSON line per request and per response) to a file.
       return fastifyApp({ logger: { level: 'info', file: path.join(dir, 'fastify.log') } }, () => {});

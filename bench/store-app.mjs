@@ -1,6 +1,6 @@
 // The audited Express app shipping its file to PostgreSQL in process (createAuditLog({ filename, postgres }))
 // against the same app writing the file only; keep-alive load from a separate process, the method of
-// bench/audit.mjs. A private PostgreSQL (bench/postgres.mjs) runs on the load generator's core, away from the
+// bench/audit.mjs. A private PostgreSQL (bench/pg.mjs) runs on the load generator's core, away from the
 // servers' (as a database on its own host would). Every round ships to a fresh table, and after it the table
 // must hold every line of the shipping server's file. Then the same two apps at the same time, by
 // bench/ab.mjs (server CPU per request; drift of the host hits both alike). Not part of `npm run bench`: it
@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { compareRounds, ROUNDS, startLoad, table } from './lib.mjs';
-import { startPostgres } from './postgres.mjs';
+import { startPostgres } from './pg.mjs';
 
 const require = createRequire(import.meta.url);
 const { pgInit } = require('../dist/cjs/index.js');
@@ -41,7 +41,7 @@ const run = async (a, b) => {
       if (fs.existsSync(file)) {
         // close() resolved only once every line was in PostgreSQL: check by counting.
         const lines = fs.readFileSync(file, 'utf8').split('\n').length - 1;
-        const rows = Number(db.psql(['-A', '-t', '-c', `SELECT count(*) FROM ${tableName}`]).trim());
+        const rows = Number(db.query(`SELECT count(*) FROM ${tableName}`));
         if (rows !== lines) throw new Error(`${tableName}: ${rows} rows for ${lines} lines`);
         shipped += rows;
       }

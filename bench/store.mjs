@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { table } from './lib.mjs';
-import { startPostgres } from './postgres.mjs';
+import { startPostgres } from './pg.mjs';
 
 const require = createRequire(import.meta.url);
 const dist = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'cjs');
@@ -56,7 +56,6 @@ async function timed(fn) {
 
 const db = startPostgres();
 const { url, dir } = db;
-const psql = db.psql;
 
 try {
   // The file: request entries as the Express middleware writes them (about 820 bytes each).
@@ -120,7 +119,7 @@ try {
     const steps = {
       ship: () => ship(PostgresShipper, `ship_${round}`, `bench-${round}`),
       before: BEFORE ? () => ship(BEFORE, `before_${round}`, `before-${round}`) : undefined,
-      copy: () => timed(() => psql(['-c', `\\copy copy_${round} (${cols}) FROM '${csv}' CSV`])),
+      copy: () => timed(() => db.psql(['-c', `\\copy copy_${round} (${cols}) FROM '${csv}' CSV`])),
     };
     const order = round % 2 ? ['ship', 'before', 'copy'] : ['copy', 'before', 'ship'];
     const r = {};

@@ -17,7 +17,7 @@ const server = createServer(
     res.setHeader('content-type', 'application/json');
     // req.socket.remoteAddress is already the client; getProxyInfo also knows the balancer.
     res.end(
-      JSON.stringify({ client: req.socket.remoteAddress, balancer: info?.peer.address, tlvs: info?.header?.tlvs.length ?? 0 }),
+      JSON.stringify({ client: req.socket.remoteAddress, balancer: info?.peer?.address, tlvs: info?.header?.tlvs.length ?? 0 }),
     );
   },
 );

@@ -38,23 +38,15 @@ export interface ClientAddress {
 const SPOOFABLE = ['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip', 'forwarded'];
 const REPLACED = new Set(['x-forwarded-for', 'x-real-ip', ...SPOOFABLE]);
 
-/** Whether a raw header name is one `replace` rewrites; a cheap length/first-letter test comes first. */
-function isReplaced(name: string): boolean {
-  const n = name.length;
-  if (n !== 9 && n !== 11 && n !== 14 && n !== 15 && n !== 16 && n !== 19) return false;
-  const c = name.charCodeAt(0) | 0x20;
-  if (c !== 0x78 && c !== 0x74 && c !== 0x63 && c !== 0x66) return false; // x t c f
-  return REPLACED.has(name.toLowerCase());
+/** Whether the request carries a header that `replace` removes (Node's headers object has lower-case names). */
+function hasReplaced(h: IncomingHttpHeaders): boolean {
+  if (h['x-forwarded-for'] !== undefined || h['x-real-ip'] !== undefined) return true;
+  for (const name of SPOOFABLE) if (h[name] !== undefined) return true;
+  return false;
 }
 
-function rewriteRaw(raw: string[], ip: string): string[] {
-  let found = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (isReplaced(raw[i] as string)) {
-      found = true;
-      break;
-    }
-  }
+/** `raw` without the headers `replace` removes, then the client IP headers. */
+function rewriteRaw(raw: string[], ip: string, found: boolean): string[] {
   if (!found) {
     // The common case: nothing to remove, the client IP headers are appended in place.
     raw.push('X-Forwarded-For', ip, 'X-Real-IP', ip);
@@ -63,7 +55,7 @@ function rewriteRaw(raw: string[], ip: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (!isReplaced(name)) out.push(name, raw[i + 1] as string);
+    if (!REPLACED.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
   }
   out.push('X-Forwarded-For', ip, 'X-Real-IP', ip);
   return out;
@@ -88,7 +80,9 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     trustForwardedFrom === undefined ? undefined : compileTrust(trustForwardedFrom, 'clientIp.trustForwardedFrom');
 
   return function resolveClientAddress(req: IncomingMessage): ClientAddress {
-    const connectionIp = clientIpOf(req.socket);
+    // '' when the connection's address is unknown (a plain socket that closed before the request was read):
+    // the adapters' address is a string, as Koa's `ctx.ip` is.
+    const connectionIp = clientIpOf(req.socket) ?? '';
     let ip = connectionIp;
     let port = clientPortOf(req.socket);
     if (trusted?.(ip)) {
@@ -103,13 +97,14 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     }
     if (ip !== connectionIp) ip = unmapIPv4(ip);
     if (forwardedFor === 'replace') {
-      const raw = req.rawHeaders;
-      const rewritten = rewriteRaw(raw, ip);
       const h = headersOf(req);
+      const found = hasReplaced(h);
+      const raw = req.rawHeaders;
+      const rewritten = rewriteRaw(raw, ip, found);
+      if (found) for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
       h['x-forwarded-for'] = ip;
       h['x-real-ip'] = ip;
       if (rewritten !== raw) {
-        for (const name of SPOOFABLE) if (h[name] !== undefined) delete h[name];
         // In place: an HTTP/2 request's rawHeaders has a getter only (the array it holds).
         raw.splice(0, raw.length, ...rewritten);
       }

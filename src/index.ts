@@ -45,7 +45,24 @@ export { type AuditRequestsOptions, auditRequests } from './middleware/audit-req
 export type { AuditMiddlewareOptions } from './middleware/request-audit.js';
 export { type AuditUpgradesOptions, auditUpgrades } from './middleware/upgrade-audit.js';
 export * from './protocol/index.js';
+export { type AuditEntry, type EntryView, view as entryFields } from './query/entry.js';
+export { type CompiledFilter, compileFilter, type QueryFilters } from './query/filter.js';
+export { createCsvFormatter, csvField } from './query/format/csv.js';
+export {
+  createFhirBundleFormatter,
+  createFhirNdjsonFormatter,
+  type FhirResource,
+  toFhirAuditEvent,
+} from './query/format/fhir.js';
+export { formatReport } from './query/format/report-text.js';
+export { createTableFormatter, type Formatter, type TableOptions } from './query/format/table.js';
+export { type AuditQuery, type QueryMatch, type QueryOptions, type QueryResult, queryAuditLog } from './query/query.js';
+export { type AuditReport, auditReport, type Tally } from './query/report.js';
+export { orderFiles } from './query/sources.js';
+export { parseTime } from './query/time.js';
 export type { PgClient, PgPool, PostgresOption } from './store/pg.js';
+export { type SqlStatement, type StoreQuerySqlOptions, storeQuerySql } from './store/query-sql.js';
+export { queryStore, type StoreQueryOptions, type StoreSource } from './store/query-store.js';
 export { type PgInitOptions, type PgInitResult, pgInit } from './store/schema.js';
 export { PostgresShipper, type ShipperLag, type ShipperOptions, type ShipperStats } from './store/shipper.js';
 export type { SkippedLine } from './store/spool.js';

@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 
 /** Named ranges, as in jshttp/proxy-addr. */
-const PRESETS: Record<string, string[]> = {
+export const PRESETS: Readonly<Record<string, readonly string[]>> = {
   loopback: ['127.0.0.0/8', '::1/128'],
   linklocal: ['169.254.0.0/16', 'fe80::/10'],
   uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
@@ -31,7 +31,8 @@ export function compileTrust(list: TrustList, optionName: string): TrustFn {
   const blocks = new BlockList();
   for (const raw of entries) {
     if (typeof raw !== 'string') throw new TypeError(`${optionName}: ${String(raw)} is not a string`);
-    const preset = PRESETS[raw];
+    // Own keys only: 'constructor' or '__proto__' is an address to check, not a preset.
+    const preset = Object.hasOwn(PRESETS, raw) ? PRESETS[raw] : undefined;
     for (const entry of preset ?? [raw]) {
       const slash = entry.indexOf('/');
       const address = slash < 0 ? entry : entry.slice(0, slash);

@@ -103,11 +103,13 @@ export type AuditLogState = 'open' | 'closing' | 'closed';
  */
 export interface OpenEntry {
   /**
-   * Writes the entry (the first call only; later calls return false). `whenWritten` runs once its line is
-   * written to the file (and on disk, with `durability: 'fsync'`): an adapter holds the last byte of its
-   * answer until then. Throws a `TypeError` for fields of a wrong type.
+   * Writes the entry (the first call only; later calls return false). `whenWritten(true)` runs once its line
+   * is written to the file (and on disk, with `durability: 'fsync'`): an adapter holds the last byte of its
+   * answer until then. `whenWritten(false)`: the entry will not be written (the disk never came back before
+   * `close()` gave up, or no room while failing closed) — do not answer; close the connection. Throws a
+   * `TypeError` for fields of a wrong type.
    */
-  write(fields: AuditFields, whenWritten?: () => void): boolean;
+  write(fields: AuditFields, whenWritten?: (written: boolean) => void): boolean;
   /** Whether the entry was written. */
   readonly done: boolean;
 }
@@ -139,7 +141,7 @@ class Open implements OpenEntry {
     readonly onShutdown: ((entry: OpenEntry) => void) | undefined,
   ) {}
 
-  write(fields: AuditFields, whenWritten?: () => void): boolean {
+  write(fields: AuditFields, whenWritten?: (written: boolean) => void): boolean {
     if (this.done) return false;
     const e = toEntry(fields); // a TypeError leaves the entry open
     e.generateRequestId = this.generate;
@@ -186,7 +188,7 @@ export class AuditLog extends EventEmitter {
   private readonly unwatch: (() => void)[] = [];
   /** Entries written this turn of the event loop, sealed together at its end (see sealQueued). */
   private queued: Entry[] = [];
-  private holds: (() => void)[] = [];
+  private holds: ((written: boolean) => void)[] = [];
   private sealScheduled = false;
   /** Where lines are sealed when there is no file (the file's own buffer takes them otherwise). */
   private readonly scratch = new LineBuffer();
@@ -197,7 +199,8 @@ export class AuditLog extends EventEmitter {
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
-    super();
+    // An async listener that rejects ('entry' handed to a SIEM) is reported as a warning, not a crash.
+    super({ captureRejections: true });
     const {
       filename,
       transports = [],
@@ -344,7 +347,7 @@ export class AuditLog extends EventEmitter {
     const first = this.unhealthy === undefined;
     this.unhealthy = err;
     // Fail-open serves while the disk fails: the answers waiting for their entries go now.
-    if (!this.failClosed) this.file?.releaseWaiting();
+    if (!this.failClosed) this.file?.releaseWaiting(true);
     if (!first) return;
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else if (!this.warnedSink) {
@@ -397,6 +400,14 @@ export class AuditLog extends EventEmitter {
     }
   }
 
+  /** Where EventEmitter sends the rejection of an async listener (captureRejections). */
+  [Symbol.for('nodejs.rejection')](err: unknown, event: string | symbol): void {
+    const what = `an async '${String(event)}' listener rejected`;
+    // (a 'warning' listener that rejects is not told about itself, again and again)
+    if (event === 'warning') process.emitWarning(`audit log: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    else this.warn(err, what);
+  }
+
   private reopened(o: Opened): void {
     // (after the stop entry nothing more may join the chain: the lines left are written as they are)
     if (o.reason === 'start' || this.stopped) return;
@@ -405,7 +416,7 @@ export class AuditLog extends EventEmitter {
     if (o.reason === 'rotated') this.emit('reopened', this.file?.filename);
   }
 
-  private enqueue(e: Entry, hold?: () => void): void {
+  private enqueue(e: Entry, hold?: (written: boolean) => void): void {
     this.queued.push(e);
     if (hold !== undefined) this.holds.push(hold);
     if (!this.sealScheduled) {
@@ -442,7 +453,7 @@ export class AuditLog extends EventEmitter {
     }
     this.access?.flush();
     if (file === undefined) {
-      for (const h of holds) h();
+      for (const h of holds) h(true);
       return;
     }
     file.flush();
@@ -450,7 +461,7 @@ export class AuditLog extends EventEmitter {
     const wait = this.failClosed || this.unhealthy === undefined;
     for (const h of holds) {
       if (wait) file.whenWritten(h);
-      else h();
+      else h(true);
     }
   }
 
@@ -500,18 +511,19 @@ export class AuditLog extends EventEmitter {
   /**
    * Writes one entry; `whenWritten` runs once its line is written (see {@link OpenEntry.write}). Returns false
    * when it could not be queued (queue full, or the log closed): the loss is counted and recorded as soon as
-   * the sink recovers, and `whenWritten` runs at once. Throws a `TypeError` for fields of a wrong type.
+   * the sink recovers, and `whenWritten` runs at once — with `false` when failing closed (do not answer),
+   * `true` when failing open. Throws a `TypeError` for fields of a wrong type.
    */
-  write(fields: AuditFields, whenWritten?: () => void): boolean {
+  write(fields: AuditFields, whenWritten?: (written: boolean) => void): boolean {
     const e = toEntry(fields);
     return this.queue(e, false, whenWritten);
   }
 
-  private queue(e: Entry, reserved: boolean, whenWritten: (() => void) | undefined): boolean {
+  private queue(e: Entry, reserved: boolean, whenWritten: ((written: boolean) => void) | undefined): boolean {
     if (this.lifecycle === 'closed' || (!reserved && this.full)) {
       this.dropped++;
       if (this.lifecycle !== 'closed') this.droppedUnreported++;
-      whenWritten?.();
+      whenWritten?.(!this.failClosed);
       return false;
     }
     this.enqueue(e, whenWritten);
@@ -542,7 +554,7 @@ export class AuditLog extends EventEmitter {
   }
 
   /** @internal an open entry was written */
-  ended(o: Open, e: Entry, whenWritten: (() => void) | undefined): boolean {
+  ended(o: Open, e: Entry, whenWritten: ((written: boolean) => void) | undefined): boolean {
     if (o.prev) o.prev.next = o.next;
     else this.openHead.next = o.next;
     if (o.next) o.next.prev = o.prev;
@@ -561,8 +573,9 @@ export class AuditLog extends EventEmitter {
   /**
    * Also audits the connection level of a server: an entry for every connection rejected by
    * `withProxyProtocol` (`'proxyError'`), every request Node's HTTP server rejects before the app
-   * (`'clientError'`: 400, 408, 431, answered once the entry is written), and with `accepted: true` every
-   * accepted connection.
+   * (`'clientError'`: 400, 408, 431, answered once the entry is written — unless the server has another
+   * `'clientError'` listener, as Fastify's has: that listener answers, and the entry, written all the same,
+   * records no status), and with `accepted: true` every accepted connection.
    *
    * @example
    * ```ts
@@ -597,7 +610,7 @@ export class AuditLog extends EventEmitter {
     this.sealQueued();
     const file = this.file;
     if (file === undefined) return Promise.resolve();
-    return new Promise((resolve) => file.whenWritten(resolve));
+    return new Promise((resolve) => file.whenWritten(() => resolve()));
   }
 
   /**

@@ -49,27 +49,6 @@ export const MAX_STRING = 8192;
 const KINDS = new Set(['event', 'state']);
 const CATEGORIES = new Set(['web', 'network', 'configuration']);
 const OUTCOMES = new Set(['success', 'failure', 'unknown']);
-const STRINGS = [
-  'clientIp',
-  'peerAddress',
-  'method',
-  'requestId',
-  'httpVersion',
-  'domain',
-  'path',
-  'query',
-  'route',
-  'userAgent',
-  'userId',
-  'tlsVersion',
-  'tlsCipher',
-  'tlsClientCn',
-  'errorType',
-  'errorCode',
-  'errorMessage',
-] as const;
-const PORTS = ['clientPort', 'peerPort'] as const;
-const COUNTS = ['bytes', 'requestBytes'] as const;
 
 /**
  * An entry as the log holds it between `write()` and sealing: checked, copied (a caller may reuse its object),
@@ -119,6 +98,20 @@ function isInt(v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 }
 
+/** A string field, cut to {@link MAX_STRING}; undefined when absent. */
+function text(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw bad(name, 'a string');
+  return v.length > MAX_STRING ? v.slice(0, MAX_STRING) : v;
+}
+
+/** An integer field from 0 to `max`; undefined when absent. */
+function int(v: unknown, name: string, max: number, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!isInt(v, 0, max)) throw bad(name, what);
+  return v;
+}
+
 /**
  * Checks the fields of `write()` and copies them into an {@link Entry}. Throws a `TypeError` naming the first
  * field of a wrong type or range: at the call, never later inside the log's timers.
@@ -148,28 +141,31 @@ export function toEntry(fields: AuditFields): Entry {
     if (typeof d !== 'number' || !Number.isFinite(d) || d < 0) throw bad('duration', 'a finite number of nanoseconds ≥ 0');
     e.duration = Math.round(d);
   }
-  for (const k of STRINGS) {
-    const v = f[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'string') throw bad(k, 'a string');
-    e[k] = v.length > MAX_STRING ? v.slice(0, MAX_STRING) : v;
-  }
-  for (const k of PORTS) {
-    const v = f[k];
-    if (v === undefined) continue;
-    if (!isInt(v, 0, 65535)) throw bad(k, 'an integer 0–65535');
-    e[k] = v;
-  }
-  if (f.status !== undefined) {
-    if (!isInt(f.status, 0, 999)) throw bad('status', 'an integer 0–999');
-    e.status = f.status;
-  }
-  for (const k of COUNTS) {
-    const v = f[k];
-    if (v === undefined) continue;
-    if (!isInt(v, 0, Number.MAX_SAFE_INTEGER)) throw bad(k, 'a whole number ≥ 0');
-    e[k] = v;
-  }
+  // One line per field, not a loop over names: each read and write then has one shape to expect (the loop's
+  // keyed reads and writes over ~20 names; this and the serialiser's comma-and-key pieces together measured
+  // 1.026x of an audited Fastify request head to head, bench/ab.mjs fastify-audit, 2 rounds).
+  e.clientIp = text(f.clientIp, 'clientIp');
+  e.peerAddress = text(f.peerAddress, 'peerAddress');
+  e.method = text(f.method, 'method');
+  e.requestId = text(f.requestId, 'requestId');
+  e.httpVersion = text(f.httpVersion, 'httpVersion');
+  e.domain = text(f.domain, 'domain');
+  e.path = text(f.path, 'path');
+  e.query = text(f.query, 'query');
+  e.route = text(f.route, 'route');
+  e.userAgent = text(f.userAgent, 'userAgent');
+  e.userId = text(f.userId, 'userId');
+  e.tlsVersion = text(f.tlsVersion, 'tlsVersion');
+  e.tlsCipher = text(f.tlsCipher, 'tlsCipher');
+  e.tlsClientCn = text(f.tlsClientCn, 'tlsClientCn');
+  e.errorType = text(f.errorType, 'errorType');
+  e.errorCode = text(f.errorCode, 'errorCode');
+  e.errorMessage = text(f.errorMessage, 'errorMessage');
+  e.clientPort = int(f.clientPort, 'clientPort', 65535, 'an integer 0–65535');
+  e.peerPort = int(f.peerPort, 'peerPort', 65535, 'an integer 0–65535');
+  e.status = int(f.status, 'status', 999, 'an integer 0–999');
+  e.bytes = int(f.bytes, 'bytes', Number.MAX_SAFE_INTEGER, 'a whole number ≥ 0');
+  e.requestBytes = int(f.requestBytes, 'requestBytes', Number.MAX_SAFE_INTEGER, 'a whole number ≥ 0');
   return e;
 }
 

@@ -57,11 +57,13 @@ export class FileSink extends EventEmitter {
   private failed: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private scheduled: NodeJS.Immediate | undefined;
-  /** Run once everything now in `out` is written (and synced, with `'fsync'`). */
-  private waiting: (() => void)[] = [];
+  /** Run once everything now in `out` is written (and synced, with `'fsync'`); false: given up on. */
+  private waiting: ((written: boolean) => void)[] = [];
   /** Written, waiting for the fsync under way or the next one. */
-  private unsynced: (() => void)[] = [];
+  private unsynced: ((written: boolean) => void)[] = [];
   private syncing = false;
+  /** Lines were written since the last fdatasync began. */
+  private writtenSinceSync = false;
   private closed = false;
 
   constructor(options: FileSinkOptions) {
@@ -148,18 +150,31 @@ export class FileSink extends EventEmitter {
     }
   }
 
-  /** Runs `callback` once every line now queued is written (and on disk, with `'fsync'`). */
-  whenWritten(callback: () => void): void {
-    if (this.lines === 0 && !this.syncing && this.unsynced.length === 0) callback();
-    else this.waiting.push(callback);
+  /**
+   * Runs `callback(true)` once every line now queued is written (and on disk, with `'fsync'`), or
+   * `callback(false)` if the sink gives up on them (see {@link close}).
+   */
+  whenWritten(callback: (written: boolean) => void): void {
+    if (this.lines > 0)
+      this.waiting.push(callback); // released by the flush that writes them
+    else if (this.durability === 'write' || (!this.writtenSinceSync && !this.syncing && this.unsynced.length === 0)) {
+      callback(true);
+    } else {
+      // Written, not yet synced (or a sync under way that may have started before): the next sync.
+      this.unsynced.push(callback);
+      this.sync();
+    }
   }
 
-  /** Runs every waiting callback now, written or not (the owner serves while the disk fails: fail-open). */
-  releaseWaiting(): void {
+  /**
+   * Runs every waiting callback now: with `true` when the owner lets answers go while the disk fails
+   * (fail-open), `false` when the lines are given up on.
+   */
+  releaseWaiting(written: boolean): void {
     const w = [...this.unsynced, ...this.waiting];
     this.unsynced = [];
     this.waiting = [];
-    for (const cb of w) cb();
+    for (const cb of w) cb(written);
   }
 
   private readonly flushSoon = (): void => {
@@ -204,6 +219,7 @@ export class FileSink extends EventEmitter {
     }
     this.written += this.lines;
     this.lines = 0;
+    this.writtenSinceSync = true;
     out.clear();
     if (this.failed) {
       this.failed = undefined;
@@ -231,7 +247,7 @@ export class FileSink extends EventEmitter {
     if (this.durability === 'write') {
       const w = this.waiting;
       this.waiting = [];
-      for (const cb of w) cb();
+      for (const cb of w) cb(true);
       return;
     }
     this.unsynced.push(...this.waiting);
@@ -243,6 +259,7 @@ export class FileSink extends EventEmitter {
   private sync(): void {
     if (this.syncing || this.unsynced.length === 0 || this.fd === undefined) return;
     this.syncing = true;
+    this.writtenSinceSync = false;
     const batch = this.unsynced;
     this.unsynced = [];
     fs.fdatasync(this.fd, (err) => {
@@ -252,7 +269,7 @@ export class FileSink extends EventEmitter {
         this.fail(err);
         return;
       }
-      for (const cb of batch) cb();
+      for (const cb of batch) cb(true);
       this.sync();
     });
   }
@@ -289,7 +306,7 @@ export class FileSink extends EventEmitter {
     if (lost > 0) {
       this.lines = 0;
       this.out.clear();
-      this.releaseWaiting();
+      this.releaseWaiting(false);
       this.closeFd();
       throw Object.assign(new Error(`audit log closed with ${lost} entries not written (the disk did not take them)`), {
         code: ErrorCodes.AUDIT_LOST,
@@ -301,7 +318,7 @@ export class FileSink extends EventEmitter {
     if (fd !== undefined) {
       await new Promise<void>((resolve) => fs.fsync(fd, () => fs.close(fd, () => resolve())));
     }
-    this.releaseWaiting();
+    this.releaseWaiting(true);
   }
 
   /** Writes what is left, syncs and closes, synchronously (at process exit). Errors are given up on. */

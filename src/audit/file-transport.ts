@@ -54,7 +54,7 @@ export class AuditFileTransport extends TransportStream {
   /** Resolves when every line given so far is written. */
   drained(): Promise<void> {
     this.sink.flush();
-    return new Promise((resolve) => this.sink.whenWritten(resolve));
+    return new Promise((resolve) => this.sink.whenWritten(() => resolve()));
   }
 
   // Writable's last step before 'finish': 'finish' must mean "on disk".

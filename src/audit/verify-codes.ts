@@ -29,6 +29,11 @@ export const VerifyCodes = {
    */
   WITNESS_UNCHECKED: 'witness-unchecked',
   /**
+   * note: a query of the PostgreSQL store recomputed the hash of every row it answered, but did not walk the
+   * chains (gaps, links, checkpoints, cut tails): `verify --postgres` does, over the whole table.
+   */
+  CHAINS_NOT_VERIFIED: 'chains-not-verified',
+  /**
    * unsealed: with the public key, a chain that ends with neither its final signed checkpoint nor a later
    * writer's witness (`proven`: entries covered by its last valid checkpoint; `unproven`: entries after it).
    */
@@ -104,6 +109,7 @@ export const VerifySeverities: Readonly<Record<VerifyCode, VerifySeverity>> = {
   'chain-open': 'note',
   'signatures-unchecked': 'note',
   'witness-unchecked': 'note',
+  'chains-not-verified': 'note',
   'chain-unsealed': 'unsealed',
   'chain-unkeyed': 'unsealed',
   'hash-mismatch': 'tampered',

@@ -14,7 +14,7 @@ export interface WatchOptions {
 
 /** What `watch` needs of the log. */
 interface Writer {
-  write(fields: AuditFields, whenWritten?: () => void): boolean;
+  write(fields: AuditFields, whenWritten?: (written: boolean) => void): boolean;
 }
 
 // Node's own answers to a request it rejects (lib/_http_server.js), sent by its default 'clientError'
@@ -59,10 +59,10 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
     // the socket. `_httpMessage` is the response Node attached to the socket: read as Node's own check reads it.
     const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
     const answer = socket.writable && !(inFlight?._headerSent === true);
-    const respond = () => {
+    const respond = (written: boolean) => {
       // Another 'clientError' listener of the app decides what happens to the socket, as without us.
       if (server.listenerCount('clientError') > 1) return;
-      if (answer && !socket.destroyed) socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n\r\n`);
+      if (answer && written && !socket.destroyed) socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n\r\n`);
       socket.destroy(err);
     };
     log.write(

@@ -4,10 +4,12 @@
 import { type Command, UsageError } from './args.js';
 import { keygen } from './keygen.js';
 import { pgInit } from './pg-init.js';
+import { query } from './query.js';
+import { report } from './report.js';
 import { ship } from './ship.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Command> = { verify, keygen, ship, 'pg-init': pgInit };
+const COMMANDS: Record<string, Command> = { verify, query, report, keygen, ship, 'pg-init': pgInit };
 
 function usage(): string {
   return `Usage:\n${Object.values(COMMANDS)

@@ -1,7 +1,8 @@
 // `proxy-protocol-audit verify FILE...`: checks audit log files and says what the result proves.
-import { readFileSync } from 'node:fs';
 import { type VerifyFinding, type VerifyResult, verifyAuditLog } from '../audit/verify.js';
+import { orderFiles } from '../query/sources.js';
 import { type Command, last, parseArgs, UsageError } from './args.js';
+import { readKeys } from './keys.js';
 
 const HEADLINE = { intact: 'INTACT', unsealed: 'UNSEALED', tampered: 'TAMPERED', 'cannot-verify': 'CANNOT VERIFY' } as const;
 /** Findings printed in the human output; `--json` has them all (up to the verifier's own bound). */
@@ -9,7 +10,7 @@ const SHOWN = 50;
 
 export const verify: Command = {
   usage: `verify FILE... | --postgres URL [--table audit_log] [--public-key PEM] [--hash-key-file FILE | --hash-key-env VAR] [--json]
-      Checks audit log files (rotated files oldest first, .gz too), or every chain in the PostgreSQL table. Exit 0: intact. 1: tampered.
+      Checks audit log files (each rotated set read oldest first, whatever the order named, .gz too), or every chain in the PostgreSQL table. Exit 0: intact. 1: tampered.
       2: cannot verify (no entry, unreadable file, HMAC log without its key) or a usage error.
       3: unsealed (a signed chain ends with neither its final checkpoint nor a later writer's witness).`,
   async run(args) {
@@ -18,17 +19,7 @@ export const verify: Command = {
       options,
       set,
     } = parseArgs(args, ['--public-key', '--hash-key-file', '--hash-key-env', '--postgres', '--table'], ['--json']);
-    const pubFile = last(options, '--public-key');
-    const publicKey = pubFile === undefined ? undefined : readFileSync(pubFile, 'utf8');
-    let hashKey: Buffer | undefined;
-    const keyFile = last(options, '--hash-key-file');
-    const keyEnv = last(options, '--hash-key-env');
-    if (keyFile !== undefined) hashKey = readFileSync(keyFile);
-    else if (keyEnv !== undefined) {
-      const v = process.env[keyEnv];
-      if (v === undefined) throw new UsageError(`environment variable ${keyEnv} is not set`);
-      hashKey = Buffer.from(v);
-    }
+    const { publicKey, hashKey } = readKeys(options);
     const url = last(options, '--postgres');
     const table = last(options, '--table');
     if (url !== undefined && files.length > 0) throw new UsageError('verify reads files or --postgres, not both');
@@ -36,7 +27,7 @@ export const verify: Command = {
     if (url === undefined && files.length === 0) throw new UsageError('verify needs at least one file, or --postgres URL');
     const r =
       url === undefined
-        ? await verifyAuditLog(files, { publicKey, hashKey })
+        ? await verifyAuditLog(orderFiles([...new Set(files)]), { publicKey, hashKey })
         : await verifyAuditLog({ postgres: { connectionString: url, table: table ?? 'audit_log' }, publicKey, hashKey });
     process.stdout.write(set.has('--json') ? `${JSON.stringify(r)}\n` : report(r, publicKey !== undefined));
     return r.exitCode;

@@ -20,11 +20,14 @@ interface Layer {
   /**
    * Connections reading their header, oldest first (one timeout for all, so deadlines are in order), as an
    * intrusive doubly linked list: a connection leaves it the moment its header is read, so nothing here keeps
-   * a finished socket alive until the next sweep (under load that retention was what the GC paid for).
+   * a finished socket alive until the next sweep (under load that retention was what the GC paid for). Kept
+   * also without a timeout, for closeAllConnections().
    */
   pending: List<Pending>;
   sweeper: NodeJS.Timeout | undefined;
   sweepEvery: number;
+  /** A sweep that reached its per-turn bound continues in the next turn (setImmediate). */
+  sweepAgain: NodeJS.Immediate | undefined;
   /** Read in flowing mode ('data') and unshift after 'connection': for http.Server only (see handOver). */
   flowing: boolean;
 }
@@ -142,20 +145,28 @@ function received(socket: PendingSocket, st: Pending, buffered: Buffer): void {
         reject(socket, st, layer, new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'));
       } else {
         const peer = st.peer ?? socketPeer(socket);
+        if (peer === undefined) {
+          dropSilently(socket, st); // reset under us: the socket no longer knows its peer
+          return;
+        }
         stopReading(socket, st);
         handOver(socket, layer, new ConnectionInfo(socket, undefined, undefined, peer), false, buffered);
       }
       return;
     case 'ok': {
-      stopReading(socket, st);
       const header: ProxyHeader = r.header;
       const src = header.source;
       // The client from the header; LOCAL, UNKNOWN and UNIX headers leave the peer as the client.
       const proxied = header.command === 'proxy' && src !== undefined && (header.family === 'IPv4' || header.family === 'IPv6');
-      const info = proxied
-        ? new ConnectionInfo(socket, header, { address: src.address, port: src.port, family: header.family }, st.peer)
-        : new ConnectionInfo(socket, header, undefined, st.peer ?? socketPeer(socket));
+      const peer = proxied ? st.peer : (st.peer ?? socketPeer(socket));
+      if (!proxied && peer === undefined) {
+        dropSilently(socket, st); // reset under us: the socket no longer knows its peer, the client
+        return;
+      }
       stopReading(socket, st);
+      const info = proxied
+        ? new ConnectionInfo(socket, header, { address: src.address, port: src.port, family: header.family }, peer)
+        : new ConnectionInfo(socket, header, undefined, peer);
       const rest = r.length < buffered.length ? buffered.subarray(r.length) : undefined;
       handOver(socket, layer, info, o.overrideRemoteAddress, rest);
     }
@@ -187,25 +198,57 @@ function onEnd(this: PendingSocket): void {
 }
 
 /**
- * One interval per server, running only while headers are awaited, instead of a timer per connection:
- * every connection shares the same timeout, so the list is in deadline order. The walk covers only the
- * connections still reading a header, and also drops sockets destroyed under us without 'end' or 'error'.
+ * A sweep closes at most this many timed-out connections per turn of the event loop, and stops early once it
+ * has spent SWEEP_MS: each close costs a 'proxyError' and a destroy (30 µs on an idle machine, several times
+ * that on a busy one: 5,000 stalled connections closed in one pass held the loop for ~100 ms). The rest follow
+ * in the next turns, so requests on good connections are served in between (test/connection/sweep.test.ts).
  */
+const CLOSES_PER_TURN = 64;
+const SWEEP_MS = 5;
+
+/**
+ * One interval per server, running only while headers are awaited, instead of a timer per connection:
+ * every connection shares the same timeout, so the list is in deadline order and the walk stops at the first
+ * connection not yet due. Sockets destroyed under us without 'end' or 'error' leave the list when they come
+ * due. While a sweep continues from turn to turn, the interval leaves the work to it (one batch per turn).
+ */
+function onSweepInterval(layer: Layer): void {
+  if (layer.sweepAgain === undefined) sweep(layer);
+}
+
 function sweep(layer: Layer): void {
+  layer.sweepAgain = undefined;
   const now = Date.now();
   const ms = layer.options.headerTimeout;
+  const stopAt = performance.now() + SWEEP_MS;
+  let budget = CLOSES_PER_TURN;
   let st = layer.pending.head;
-  while (st !== undefined) {
+  while (st !== undefined && st.deadline <= now) {
+    if (budget === 0 || performance.now() >= stopAt) {
+      layer.sweepAgain = setImmediate(sweep, layer);
+      return;
+    }
     const next = st.next;
     if (st.socket.destroyed) stopReading(st.socket, st);
-    else if (st.deadline <= now)
+    else {
       reject(st.socket, st, layer, new ProxyProtocolError(ErrorCodes.TIMEOUT, `no complete PROXY header within ${ms} ms`));
+      budget--;
+    }
     st = next;
   }
   if (layer.pending.head === undefined && layer.sweeper) {
     clearInterval(layer.sweeper);
     layer.sweeper = undefined;
   }
+}
+
+/**
+ * Ends every connection still reading its header, without an event (as http.Server's own
+ * closeAllConnections() ends its connections): they are part of the server's connections, and with
+ * `headerTimeout: 0` nothing else would ever end a stalled one.
+ */
+function closePending(layer: Layer): void {
+  for (let st = layer.pending.head; st !== undefined; st = layer.pending.head) dropSilently(st.socket, st);
 }
 
 /** Reads the header off one accepted socket, then hands the socket on, or rejects it. */
@@ -252,13 +295,38 @@ function accept(layer: Layer, socket: PendingSocket): void {
   socket.on('end', onEnd);
   if (layer.flowing) socket.on('data', onData);
   else socket.on('readable', onReadable);
+  append(layer.pending, st);
   if (o.headerTimeout > 0) {
     st.deadline = Date.now() + o.headerTimeout;
-    append(layer.pending, st);
     if (layer.sweeper === undefined) {
-      layer.sweeper = setInterval(sweep, layer.sweepEvery, layer);
+      layer.sweeper = setInterval(onSweepInterval, layer.sweepEvery, layer);
       layer.sweeper.unref();
     }
+  }
+}
+
+type Closer = { closeAllConnections?: () => void; closeIdleConnections?: () => void };
+
+/**
+ * http.Server (and https) end their connections in closeAllConnections() and, from server.close(), their idle
+ * ones in closeIdleConnections(); a connection still reading its PROXY header has sent no request yet, so it
+ * is idle for both. The two methods are wrapped on this one server.
+ */
+function installClose(server: NetServer, layer: Layer): void {
+  const s = server as NetServer & Closer;
+  const all = s.closeAllConnections;
+  const idle = s.closeIdleConnections;
+  if (typeof all === 'function') {
+    s.closeAllConnections = function closeAllConnections(this: NetServer): void {
+      closePending(layer);
+      all.call(this);
+    };
+  }
+  if (typeof idle === 'function') {
+    s.closeIdleConnections = function closeIdleConnections(this: NetServer): void {
+      closePending(layer);
+      idle.call(this);
+    };
   }
 }
 
@@ -292,11 +360,13 @@ export function withProxyProtocol<S extends NetServer>(server: S, options: Proxy
     emit,
     pending: { head: undefined, tail: undefined },
     sweeper: undefined,
+    sweepAgain: undefined,
     // Timeouts fire within a tenth of headerTimeout (at most 250 ms) after they are due.
     sweepEvery: Math.max(5, Math.min(250, Math.floor(o.headerTimeout / 10))),
     flowing: server instanceof HttpServer,
   };
   target[kWrapped] = true;
+  installClose(server, layer);
   // Node announces accepted sockets only through emit('connection'); intercepting that one event on this
   // one server is the narrowest hook there is (no socket or prototype is patched).
   server.emit = function emitWithProxyProtocol(this: NetServer, event: string | symbol, a?: unknown, b?: unknown): boolean {

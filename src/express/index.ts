@@ -26,73 +26,92 @@ type Store = WeakMap<object, Decided>;
 
 // Where the address lives. Express gives every request its app's `request` object as prototype
 // (Object.setPrototypeOf); after that, every property added to a request makes V8 build a new hidden class for
-// that one object (transitions from such maps are not shared), which measured several microseconds for the two
-// properties. So on an Express app's `request` prototype — Express's own extension point — `clientIp` and
-// `clientPort` are accessors: they read the connection's client (what the PROXY header said), unless the
-// middleware took the address from X-Forwarded-For or someone assigned it, which a WeakMap then holds. A
-// registry symbol names the map, so that two copies of this package share it.
-const kStore = Symbol.for('proxy-protocol-audit.express.clientIp');
+// that one object, which measured several microseconds for the two properties. So, as Express defines `req.ip`
+// with a getter on its request prototype, `clientIp`, `clientPort` and `ip` are accessors on the outermost
+// app's `request`: they read the connection's client (what the PROXY header said), unless the middleware took
+// the address from X-Forwarded-For or someone assigned it, which one store then holds. The store is named by
+// a registry symbol so that two copies of this package (ESM and CommonJS) share it.
+const kDecided = Symbol.for('proxy-protocol-audit.express.decided');
+const registry = globalThis as { [kDecided]?: Store };
+registry[kDecided] ??= new WeakMap();
+const decided: Store = registry[kDecided];
 
-type Req = IncomingMessage & { [kStore]?: Store };
+/** Request prototypes (one per app) whose chain has the accessors. */
+const ready = new WeakSet<object>();
 
-/** The stores by prototype, found without a property lookup on the request (see above). */
-const stores = new WeakMap<object, Store>();
-
-/** The store behind the accessors of this request's app, if `clientIp()` installed them. */
-function findStore(req: Req, proto: object | null): Store | undefined {
-  if (proto !== null) {
-    const known = stores.get(proto);
-    if (known !== undefined) return known;
-  }
-  const store = req[kStore]; // a sub-app's prototype, or installed by another copy of this package
-  if (store !== undefined && proto !== null) stores.set(proto, store);
-  return store;
+function ipOf(req: IncomingMessage): string {
+  return decided.get(req)?.ip ?? clientIpOf(req.socket) ?? '';
 }
 
-/** The store of this request's app, installing the accessors on its first request; undefined outside Express. */
-function storeOf(req: Req): Store | undefined {
+function portOf(req: IncomingMessage): number | undefined {
+  const d = decided.get(req);
+  return d !== undefined ? d.port : clientPortOf(req.socket);
+}
+
+const accessors: PropertyDescriptorMap = {
+  [kDecided]: { value: decided, configurable: true },
+  clientIp: {
+    configurable: true,
+    get(this: IncomingMessage): string {
+      return ipOf(this);
+    },
+    set(this: IncomingMessage, ip: string) {
+      decided.set(this, { ip, port: portOf(this) });
+    },
+  },
+  clientPort: {
+    configurable: true,
+    get(this: IncomingMessage): number | undefined {
+      return portOf(this);
+    },
+    set(this: IncomingMessage, port: number | undefined) {
+      decided.set(this, { ip: ipOf(this), port });
+    },
+  },
+  // Express's own `req.ip` reads X-Forwarded-For as `trust proxy` says, which can disagree with the decided
+  // address (`trust proxy: true` with `forwardedFor: 'append'` gives the client's first, spoofable entry).
+  ip: {
+    configurable: true,
+    enumerable: true,
+    get(this: IncomingMessage): string {
+      return ipOf(this);
+    },
+  },
+};
+
+/** The store when the accessors are on this request's prototype chain; else undefined. */
+function findStore(req: IncomingMessage, proto: object | null): Store | undefined {
+  if (proto === null) return undefined;
+  if (ready.has(proto)) return decided;
+  if (!(kDecided in req)) return undefined;
+  ready.add(proto); // a sub-app's prototype, or installed by another copy of this package
+  return decided;
+}
+
+/** The store, installing the accessors on the app's first request; undefined outside Express. */
+function storeOf(req: IncomingMessage): Store | undefined {
   const proto = Object.getPrototypeOf(req) as object | null;
-  const store = findStore(req, proto);
-  if (store !== undefined) return store;
+  const found = findStore(req, proto);
+  if (found !== undefined || proto === null) return found;
   type App = { request?: unknown; parent?: App };
   const app = (req as { app?: App }).app;
-  if (proto === null || app === undefined || app === null || app.request !== proto) return undefined; // not Express
-  // Installed on the outermost app's `request`: a mounted app's `request` inherits from its parent's, so every
-  // app of the tree sees them, also once the request has left the sub-app whose clientIp() installed them.
+  if (app === undefined || app === null || app.request !== proto) return undefined; // not Express
+  // On the outermost app's `request`: a mounted app's `request` inherits from its parent's, so every app of
+  // the tree sees them, also once the request has left the sub-app whose clientIp() installed them.
   let top = app;
   for (let up = top.parent; up && typeof up.request === 'object' && up.request !== null; up = up.parent) top = up;
-  const target = top.request as object;
-  const map: Store = new WeakMap();
-  stores.set(proto, map);
-  stores.set(target, map);
-  Object.defineProperties(target, {
-    [kStore]: { value: map, configurable: true },
-    clientIp: {
-      configurable: true,
-      get(this: IncomingMessage): string {
-        return map.get(this)?.ip ?? clientIpOf(this.socket);
-      },
-      set(this: IncomingMessage, ip: string) {
-        map.set(this, { ip, port: map.get(this)?.port ?? clientPortOf(this.socket) });
-      },
-    },
-    clientPort: {
-      configurable: true,
-      get(this: IncomingMessage): number | undefined {
-        const d = map.get(this);
-        return d !== undefined ? d.port : clientPortOf(this.socket);
-      },
-      set(this: IncomingMessage, port: number | undefined) {
-        map.set(this, { ip: map.get(this)?.ip ?? clientIpOf(this.socket), port });
-      },
-    },
-  });
-  return map;
+  Object.defineProperties(top.request as object, accessors);
+  ready.add(proto);
+  // Set before the accessors existed: own properties would hide them.
+  const r = req as { clientIp?: unknown; clientPort?: unknown };
+  if (Object.hasOwn(r, 'clientIp')) delete r.clientIp;
+  if (Object.hasOwn(r, 'clientPort')) delete r.clientPort;
+  return decided;
 }
 
 /**
- * Sets `req.clientIp` and `req.clientPort` from the PROXY header of the connection (or the socket peer) and
- * makes `X-Forwarded-For` spoof-proof.
+ * Sets `req.clientIp` and `req.clientPort` from the PROXY header of the connection (or the socket peer),
+ * makes `req.ip` report the same address whatever `trust proxy` says, and makes `X-Forwarded-For` spoof-proof.
  *
  * @param options.forwardedFor `'replace'` (default) | `'append'` | `'preserve'`
  * @param options.trustForwardedFrom layer-7 hops whose `X-Forwarded-For` entries are followed (default none)
@@ -113,23 +132,17 @@ export function clientIp(options: ClientIpOptions = {}) {
 
 /** What `clientIp()` does to one request (also run by `auditLog({ clientIp })`). */
 function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, req: IncomingMessage): void {
-  const decided = resolve(req);
+  const d = resolve(req);
   const store = storeOf(req);
   if (store !== undefined) {
-    // Set before the accessors existed (the app's first requests): own properties would hide them.
-    if (Object.hasOwn(req, 'clientIp') || Object.hasOwn(req, 'clientPort')) {
-      const r = req as { clientIp?: unknown; clientPort?: unknown };
-      delete r.clientIp;
-      delete r.clientPort;
-    }
     // The accessors read the connection's client; only an address from X-Forwarded-For is stored (and one
     // assigned before this middleware ran is dropped, as an assignment would have overwritten it).
-    if (decided.forwarded) store.set(req, decided);
+    if (d.forwarded) store.set(req, { ip: d.ip, port: d.port });
     else store.delete(req);
   } else {
     const r = req as IncomingMessage & { clientIp: string; clientPort: number | undefined };
-    r.clientIp = decided.ip;
-    r.clientPort = decided.port;
+    r.clientIp = d.ip;
+    r.clientPort = d.port;
   }
 }
 

@@ -61,7 +61,7 @@ function decorate(fastify: FastifyInstance): void {
   fastify.decorateRequest(kDecided as unknown as string, null);
   fastify.decorateRequest('clientIp', {
     getter(this: FastifyRequest): string {
-      return (this as Req)[kDecided]?.ip ?? clientIpOf(this.raw.socket);
+      return (this as Req)[kDecided]?.ip ?? clientIpOf(this.raw.socket) ?? '';
     },
     setter(this: FastifyRequest, ip: string) {
       (this as Req)[kDecided] = { ip, port: this.clientPort };

@@ -37,7 +37,8 @@ interface KoaLikeContext {
 
 /**
  * Sets `ctx.clientIp`, `ctx.clientPort` and `ctx.request.clientIp` from the PROXY header of the connection
- * (or the socket peer) and makes `X-Forwarded-For` spoof-proof.
+ * (or the socket peer), makes `ctx.ip` / `ctx.request.ip` the same address whatever `app.proxy` says, and makes
+ * `X-Forwarded-For` spoof-proof.
  *
  * @param options.forwardedFor `'replace'` (default) | `'append'` | `'preserve'`
  * @param options.trustForwardedFrom layer-7 hops whose `X-Forwarded-For` entries are followed (default none)
@@ -59,10 +60,17 @@ export function clientIp(options: ClientIpOptions = {}) {
 /** What `clientIp()` does to one context (also run by `auditLog({ clientIp })`). */
 function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, ctx: KoaLikeContext): void {
   const { ip, port } = resolve(ctx.req);
-  const c = ctx as KoaLikeContext & { clientIp: string; clientPort: number | undefined; request: { clientIp: string } };
+  const c = ctx as KoaLikeContext & {
+    clientIp: string;
+    clientPort: number | undefined;
+    request: { clientIp: string; ip: string };
+  };
   c.clientIp = ip;
   c.clientPort = port;
   c.request.clientIp = ip;
+  // Koa's `request.ip` (and `ctx.ip`, which delegates to it) is read once and memoised, from
+  // X-Forwarded-For when `app.proxy` is set; its setter replaces the memo, also after an earlier reader.
+  c.request.ip = ip;
 }
 
 /** Options of the Koa `auditLog` middleware (`T` is your Koa context type). */

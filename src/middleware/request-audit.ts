@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
-import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
+import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, responseHeader } from '../http-objects.js';
 
 /** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
@@ -32,6 +32,12 @@ export interface AuditMiddlewareOptions<T> {
   requestIdHeader?: string | false;
   /** Also set the request id on the response, under `requestIdHeader`. Default false: no header the app did not ask for. */
   echoRequestId?: boolean;
+  /**
+   * Which request id wins when both are there: by default the balancer's unique id (PROXY v2 unique-id TLV,
+   * set by the balancer, so the two logs join) before the `requestIdHeader` (which a client can set); true:
+   * the header first. Default false.
+   */
+  preferRequestIdHeader?: boolean;
 }
 
 /** How an adapter tells the shared code about its framework. */
@@ -72,18 +78,49 @@ export function queryNames(url: string, q: number): string | undefined {
   return names.size === 0 ? undefined : [...names].sort().join('&');
 }
 
-export function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
-  const p = (socket as TLSSocket | null)?.getProtocol?.();
+/** `TLSv1.3` → `1.3` (ECS `tls.version`). */
+function ecsTlsVersion(p: unknown): string | undefined {
   return typeof p === 'string' && p.startsWith('TLSv') ? p.slice(4) : undefined;
+}
+
+/** The TLS version of a connection this process decrypts. */
+export function tlsVersion(socket: IncomingMessage['socket']): string | undefined {
+  return ecsTlsVersion((socket as TLSSocket | null)?.getProtocol?.());
+}
+
+/**
+ * The TLS facts of a request's connection for `tls.*`: the connection's own when this process decrypts it,
+ * else what the balancer said in its SSL TLV when TLS ended there (version, cipher, client certificate CN).
+ */
+export function tlsFacts(
+  socket: IncomingMessage['socket'],
+  facts: BalancerFacts,
+): { version?: string; cipher?: string; clientCn?: string } | undefined {
+  const own = tlsVersion(socket);
+  if (own !== undefined) return { version: own };
+  const t = facts.tls;
+  return t === undefined ? undefined : { version: ecsTlsVersion(t.version), cipher: t.cipher, clientCn: t.clientCn };
+}
+
+/**
+ * The request id of an entry: the balancer's unique id (PROXY v2 unique-id TLV, e.g. HAProxy's
+ * `unique-id-format`, which its own log carries) when it sent one, else the incoming header — or the header
+ * first with `preferHeader`. Each only when it is 1–128 safe characters. Undefined: generate one.
+ */
+export function pickRequestId(incoming: unknown, facts: BalancerFacts, preferHeader: boolean): string | undefined {
+  const header = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : undefined;
+  const balancer = facts.uniqueId !== undefined && SAFE_ID.test(facts.uniqueId) ? facts.uniqueId : undefined;
+  return preferHeader ? (header ?? balancer) : (balancer ?? header);
 }
 
 // Most requests carry the same Host header: remember the last answer.
 let lastHost = '';
 let lastDomain: string | undefined;
 
-export function domainOf(req: IncomingMessage): string | undefined {
+/** `url.domain`: the Host (or `:authority`) of the request, else the balancer's authority TLV (its SNI). */
+export function domainOf(req: IncomingMessage, facts?: BalancerFacts): string | undefined {
   const headers = headersOf(req);
-  const host = headers.host ?? (headers[':authority'] as string | undefined);
+  const host = headers.host ?? (headers[':authority'] as string | undefined) ?? facts?.authority;
   if (!host) return undefined;
   if (host === lastHost) return lastDomain;
   const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
@@ -116,6 +153,27 @@ function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
   return undefined;
 }
 
+/**
+ * Runs a callback of the app for one entry (`user`, `path`, `skip`, an adapter's readers): a throw or a
+ * promise (the callbacks are synchronous: an answer that comes later cannot be in the entry, and a rejection
+ * nobody handles would end the process) costs the value, never the entry, and is reported on the log.
+ */
+export function callApp<A, R>(log: AuditLog, fn: (arg: A) => R, arg: A, what: string): R | undefined {
+  let r: R;
+  try {
+    r = fn(arg);
+  } catch (err) {
+    log.warn(err, `${what} threw`);
+    return undefined;
+  }
+  if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
+    Promise.resolve(r).catch((err: unknown) => log.warn(err, `${what} rejected`));
+    log.warn(new TypeError('returned a promise; it must answer synchronously'), what);
+    return undefined;
+  }
+  return r;
+}
+
 /** The byte count of the body `res.end(chunk, encoding)` sends, when no header says it. */
 function endLength(chunk: unknown, encoding: unknown): number | undefined {
   if (typeof chunk === 'string')
@@ -143,6 +201,8 @@ class RequestEntry<T> {
   readonly url: string;
   /** Read when the request starts: the balancer's address is asked of the socket while it is open. */
   readonly ends: ConnectionEnds;
+  /** What the balancer said in its header's TLVs (TLS, unique id, authority); the empty set otherwise. */
+  readonly facts: BalancerFacts;
   entry: OpenEntry | undefined = undefined;
   done = false;
 
@@ -157,16 +217,12 @@ class RequestEntry<T> {
   ) {
     this.url = req.url ?? '/';
     this.ends = connectionEnds(req.socket);
+    this.facts = balancerFacts(req.socket);
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
   private call<R>(fn: (target: T) => R, what: string): R | undefined {
-    try {
-      return fn(this.target);
-    } catch (err) {
-      this.c.log.warn(err, `${what} threw`);
-      return undefined;
-    }
+    return callApp(this.c.log, fn, this.target, what);
   }
 
   /** The entry's fields; `end`: the arguments of the `res.end()` call that finished the response. */
@@ -219,7 +275,7 @@ class RequestEntry<T> {
       method: req.method,
       requestId: this.requestId,
       httpVersion: req.httpVersion,
-      domain: domainOf(req),
+      domain: domainOf(req, this.facts),
       path: logged === undefined ? undefined : (logged as string).slice(0, MAX_PATH),
       query: c.queryKeys && q >= 0 ? queryNames(url, q) : undefined,
       route: typeof route === 'string' ? route.slice(0, MAX_STRING) : undefined,
@@ -227,8 +283,13 @@ class RequestEntry<T> {
       bytes,
       userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
       userId: uid === undefined || uid === null ? undefined : (uid as string),
-      tlsVersion: tlsVersion(req.socket),
     };
+    const tls = tlsFacts(req.socket, this.facts);
+    if (tls !== undefined) {
+      f.tlsVersion = tls.version;
+      f.tlsCipher = tls.cipher;
+      f.tlsClientCn = tls.clientCn;
+    }
     if (this.refused !== undefined) f.errorType = this.refused;
     else if (kind === 'aborted') f.errorType = 'client_aborted';
     else if (kind === 'timeout') f.errorType = 'timeout';
@@ -240,7 +301,38 @@ class RequestEntry<T> {
   finish(kind: Kind): void {
     if (this.done) return;
     this.done = true;
-    this.entry?.write(this.fields(kind));
+    this.write(this.fields(kind));
+  }
+
+  /**
+   * Writes the entry. A field the log refuses (an odd value an adapter or the app put on the request, e.g.
+   * a port out of range) costs the fields that came from the app, never the entry.
+   */
+  write(fields: AuditFields, whenWritten?: (written: boolean) => void): void {
+    const entry = this.entry as OpenEntry;
+    try {
+      entry.write(fields, whenWritten);
+    } catch (err) {
+      this.c.log.warn(err, 'a field of the entry');
+      const { ends } = this;
+      entry.write(
+        {
+          timestamp: fields.timestamp,
+          category: 'web',
+          action: 'http-request',
+          outcome: fields.outcome,
+          duration: fields.duration,
+          clientIp: ends.clientIp,
+          clientPort: ends.clientPort,
+          peerAddress: ends.peerIp,
+          peerPort: ends.peerPort,
+          requestId: this.requestId,
+          status: fields.status,
+          errorType: fields.errorType,
+        },
+        whenWritten,
+      );
+    }
   }
 
   /** The response ended or the connection went away ('close'). */
@@ -256,7 +348,12 @@ class RequestEntry<T> {
 function holdEnd<T>(r: RequestEntry<T>): void {
   const res = r.res;
   const end = res.end as (...args: unknown[]) => ServerResponse;
-  const release = (args: unknown[]) => {
+  const release = (args: unknown[], written: boolean) => {
+    if (!written) {
+      // The entry will never be written: no answer without it.
+      res.destroy();
+      return;
+    }
     try {
       end.apply(res, args);
     } catch (err) {
@@ -275,19 +372,19 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     // Refused because the log cannot write: the 503 does not wait for a disk that may not come back (its
     // entry is queued and written on recovery, or counted as dropped).
     if (r.refused === 'audit_unavailable') {
-      r.entry.write(fields);
+      r.write(fields);
       return end.apply(this, args);
     }
-    r.entry.write(fields, () => release(args));
+    r.write(fields, (written) => release(args, written));
     return this;
   } as ServerResponse['end'];
 }
 
-/**
- * Compiles the options once (a `TypeError` for bad ones). The returned `begin` is called at the start of
- * every request: it opens the request's entry and says what to do with the request (see {@link Begin}).
- */
-export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
+/** The options every auditing entry point shares (requests, upgrades). */
+export type CommonAuditOptions<T> = Omit<AuditMiddlewareOptions<T>, 'echoRequestId'>;
+
+/** Checks the shared options (a `TypeError` naming `name` for a bad one) and fills in their defaults. */
+export function checkAuditOptions<T>(name: string, options: CommonAuditOptions<T>, routes: boolean) {
   const {
     log,
     user,
@@ -295,26 +392,30 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     path = 'path',
     queryKeys = false,
     requestIdHeader = 'x-request-id',
-    echoRequestId = false,
+    preferRequestIdHeader = false,
   } = options ?? ({} as never);
-  if (!log || typeof log.open !== 'function')
-    throw new TypeError('auditLog: options.log must be an AuditLog from createAuditLog');
-  if (user !== undefined && typeof user !== 'function') throw new TypeError('auditLog: user must be a function');
-  if (skip !== undefined && typeof skip !== 'function') throw new TypeError('auditLog: skip must be a function');
-  if (path !== 'path' && path !== 'route' && typeof path !== 'function')
-    throw new TypeError("auditLog: path must be 'path', 'route' or a function");
-  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditLog: bad requestIdHeader');
+  if (!log || typeof log.open !== 'function') throw new TypeError(`${name}: options.log must be an AuditLog from createAuditLog`);
+  if (user !== undefined && typeof user !== 'function') throw new TypeError(`${name}: user must be a function`);
+  if (skip !== undefined && typeof skip !== 'function') throw new TypeError(`${name}: skip must be a function`);
+  if (path !== 'path' && !(routes && path === 'route') && typeof path !== 'function')
+    throw new TypeError(`${name}: path must be 'path'${routes ? ", 'route'" : ''} or a function`);
+  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError(`${name}: bad requestIdHeader`);
+  if (typeof preferRequestIdHeader !== 'boolean') throw new TypeError(`${name}: preferRequestIdHeader must be a boolean`);
   const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
+  return { log, user, skip, path, queryKeys: queryKeys === true, idHeader, preferRequestIdHeader };
+}
+
+/**
+ * Compiles the options once (a `TypeError` for bad ones). The returned `begin` is called at the start of
+ * every request: it opens the request's entry and says what to do with the request (see {@link Begin}).
+ */
+export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
+  const { log, user, skip, path, queryKeys, idHeader, preferRequestIdHeader } = checkAuditOptions('auditLog', options, true);
+  const { echoRequestId = false } = options;
   const compiled: Compiled<T> = { log, binding, user, path, queryKeys };
 
   return function begin(target: T, req: IncomingMessage, res: ServerResponse): Begin {
-    if (skip !== undefined) {
-      try {
-        if (skip(target) === true) return 'skip';
-      } catch (err) {
-        log.warn(err, 'the skip option threw (the request is audited)');
-      }
-    }
+    if (skip !== undefined && callApp(log, skip, target, 'the skip option (the request is audited)') === true) return 'skip';
     const state = log.state;
     if (state === 'closed') {
       // Nothing can record an answer any more: the connection goes without one.
@@ -323,7 +424,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     }
     const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
     const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
-    let requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : undefined;
+    let requestId = pickRequestId(incoming, balancerFacts(req.socket), preferRequestIdHeader);
     if (echoRequestId) {
       // Needed now, as a string; otherwise the log writes a new one into the line (same kind: random UUID v4).
       requestId ??= randomUUID();

@@ -9,9 +9,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import type { AuditFields } from '../audit/entry.js';
-import { type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
+import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { headersOf } from '../http-objects.js';
-import { domainOf, MAX_PATH, MAX_UA, queryNames, SAFE_ID, tlsVersion } from './request-audit.js';
+import { callApp, checkAuditOptions, domainOf, MAX_PATH, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
 import { interceptEvent } from './server-events.js';
 
 /** Options of {@link auditUpgrades}. */
@@ -32,6 +32,8 @@ export interface AuditUpgradesOptions {
   queryKeys?: boolean;
   /** Header carrying an incoming request id (kept when 1–128 safe characters). Default `x-request-id`; false: always generate. */
   requestIdHeader?: string | false;
+  /** The header's id before the balancer's unique id (see `auditLog`). Default false. */
+  preferRequestIdHeader?: boolean;
   /**
    * Write an `http-upgrade-started` entry when the app accepts an upgrade, and send its `101` once that line is
    * written. Default true. With false, an upgrade has only its `http-upgrade` entry, written when the
@@ -79,7 +81,8 @@ class Session {
   /** The client ended its side (or reset the connection): an unanswered upgrade it left is `client_aborted`. */
   clientLeft = false;
   /** Read when the upgrade starts: a closed socket no longer tells. */
-  readonly tlsVersion: string | undefined;
+  readonly tls: ReturnType<typeof tlsFacts>;
+  readonly facts: BalancerFacts;
   entry: OpenEntry | undefined = undefined;
   /** Socket calls of the app that wait for a line to be written, in order; undefined while none wait. */
   held: Held | undefined = undefined;
@@ -95,18 +98,14 @@ class Session {
     readonly requestId: string,
   ) {
     this.ends = connectionEnds(socket);
-    this.tlsVersion = tlsVersion(socket);
+    this.facts = balancerFacts(socket);
+    this.tls = tlsFacts(socket, this.facts);
     this.readBase = socket.bytesRead - (head?.length ?? 0);
     this.own = { write: socket.write, end: socket.end, destroy: socket.destroy };
   }
 
   private call<R>(fn: (req: IncomingMessage) => R, what: string): R | undefined {
-    try {
-      return fn(this.req);
-    } catch (err) {
-      this.c.log.warn(err, `${what} threw`);
-      return undefined;
-    }
+    return callApp(this.c.log, fn, this.req, what);
   }
 
   /** The user id, read once (see the `user` option). */
@@ -147,13 +146,15 @@ class Session {
       method: req.method,
       requestId: this.requestId,
       httpVersion: req.httpVersion,
-      domain: domainOf(req),
+      domain: domainOf(req, this.facts),
       path: typeof logged === 'string' ? logged.slice(0, MAX_PATH) : undefined,
       query: c.queryKeys && q >= 0 ? queryNames(url, q) : undefined,
       status,
       userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
       userId: this.user(),
-      tlsVersion: this.tlsVersion,
+      tlsVersion: this.tls?.version,
+      tlsCipher: this.tls?.cipher,
+      tlsClientCn: this.tls?.clientCn,
     };
     if (end) {
       f.duration = (performance.now() - this.t0) * 1e6;
@@ -312,43 +313,27 @@ const REFUSALS = {
  * ```
  */
 export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditUpgradesOptions): S {
-  const {
-    log,
-    user,
-    skip,
-    path = 'path',
-    queryKeys = false,
-    requestIdHeader = 'x-request-id',
-    startEntry = true,
-  } = options ?? ({} as never);
-  if (!log || typeof log.open !== 'function')
-    throw new TypeError('auditUpgrades: options.log must be an AuditLog from createAuditLog');
-  if (user !== undefined && typeof user !== 'function') throw new TypeError('auditUpgrades: user must be a function');
-  if (skip !== undefined && typeof skip !== 'function') throw new TypeError('auditUpgrades: skip must be a function');
-  if (path !== 'path' && typeof path !== 'function') throw new TypeError("auditUpgrades: path must be 'path' or a function");
-  if (requestIdHeader !== false && typeof requestIdHeader !== 'string') throw new TypeError('auditUpgrades: bad requestIdHeader');
+  const { log, user, skip, path, queryKeys, idHeader, preferRequestIdHeader } = checkAuditOptions<IncomingMessage>(
+    'auditUpgrades',
+    options,
+    false,
+  );
+  const { startEntry = true } = options;
   if (typeof startEntry !== 'boolean') throw new TypeError('auditUpgrades: startEntry must be a boolean');
-  const idHeader = requestIdHeader === false ? undefined : requestIdHeader.toLowerCase();
-  const c: Compiled = { log, user, path, queryKeys: queryKeys === true, startEntry };
+  const c: Compiled = { log, user, path: path as Compiled['path'], queryKeys, startEntry };
 
   interceptEvent<IncomingMessage, Socket>(
     server,
     'upgrade',
     function auditUpgrade(req, socket, head) {
-      if (skip !== undefined) {
-        try {
-          if (skip(req) === true) return true;
-        } catch (err) {
-          log.warn(err, 'the skip option threw (the upgrade is audited)');
-        }
-      }
+      if (skip !== undefined && callApp(log, skip, req, 'the skip option (the upgrade is audited)') === true) return true;
       if (log.state === 'closed') {
         socket.destroy();
         return false;
       }
       const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
       // Both entries of a session carry its id, so it is made here as a string (once per session).
-      const requestId = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+      const requestId = pickRequestId(incoming, balancerFacts(socket), preferRequestIdHeader) ?? randomUUID();
       const s = new Session(c, req, socket, head as Buffer, requestId);
       const refused = log.state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
       if (refused !== undefined) {

@@ -1,9 +1,9 @@
-import { crc32c } from './crc32c.js';
+// encodeProxyHeader: checks what it is given, then writes it with the v1 or v2 encoder.
 import { addressToBytes, formatIPv6 } from './ip.js';
-import { TlvType } from './tlv.js';
+import { NO_TLVS } from './tlv.js';
 import type { ProxyAddress, ProxyHeader, Tlv } from './types.js';
 import { encodeV1 } from './v1.js';
-import { V2_FIXED_LENGTH, V2_SIGNATURE } from './v2.js';
+import { encodeV2 } from './v2.js';
 
 /** What {@link encodeProxyHeader} needs; everything but `version` has a sensible default. */
 export interface ProxyHeaderInit {
@@ -17,7 +17,7 @@ export interface ProxyHeaderInit {
   source?: ProxyAddress;
   destination?: ProxyAddress;
   /** v2 only. */
-  tlvs?: Tlv[];
+  tlvs?: readonly Tlv[];
 }
 
 /** Options of {@link encodeProxyHeader}. */
@@ -25,10 +25,6 @@ export interface EncodeOptions {
   /** v2 only: append a CRC32C TLV computed over the whole header. Default false. */
   crc32c?: boolean;
 }
-
-const FAMILY_CODE = { unspec: 0, IPv4: 1, IPv6: 2, unix: 3 } as const;
-const TRANSPORT_CODE = { unspec: 0, stream: 1, dgram: 2 } as const;
-const ADDRESS_LENGTH = { unspec: 0, IPv4: 12, IPv6: 36, unix: 216 } as const;
 
 function bytesFor(a: ProxyAddress, family: 'IPv4' | 'IPv6', what: string): Uint8Array {
   const raw = addressToBytes(a.address);
@@ -94,63 +90,31 @@ export function encodeProxyHeader(init: ProxyHeaderInit, options: EncodeOptions 
     return new TextEncoder().encode(line);
   }
 
-  const addrLen = withAddresses ? ADDRESS_LENGTH[family] : 0;
-  const tlvs = init.tlvs ?? [];
-  let tlvLen = 0;
-  for (const t of tlvs) {
-    if (t.value.length > 0xffff) throw new TypeError('encodeProxyHeader: TLV value longer than 65535 bytes');
-    tlvLen += 3 + t.value.length;
-  }
-  if (options.crc32c) tlvLen += 7;
-  const declared = addrLen + tlvLen;
-  if (declared > 0xffff) throw new TypeError('encodeProxyHeader: header longer than 65535 bytes');
-  const out = new Uint8Array(V2_FIXED_LENGTH + declared);
-  out.set(V2_SIGNATURE, 0);
-  out[12] = 0x20 | (command === 'local' ? 0 : 1);
-  out[13] = (FAMILY_CODE[family] << 4) | TRANSPORT_CODE[init.transport ?? 'stream'];
-  out[14] = declared >>> 8;
-  out[15] = declared & 0xff;
-  let p = V2_FIXED_LENGTH;
+  let addresses: Parameters<typeof encodeV2>[0]['addresses'];
   if (withAddresses && src && dst) {
+    let source: Uint8Array;
+    let destination: Uint8Array;
     if (family === 'unix') {
       const enc = new TextEncoder();
-      const s = enc.encode(src.address);
-      const d = enc.encode(dst.address);
-      if (s.length > 108 || d.length > 108) throw new TypeError('encodeProxyHeader: UNIX path longer than 108 bytes');
-      out.set(s, p);
-      out.set(d, p + 108);
+      source = enc.encode(src.address);
+      destination = enc.encode(dst.address);
+      if (source.length > 108 || destination.length > 108)
+        throw new TypeError('encodeProxyHeader: UNIX path longer than 108 bytes');
     } else {
       const fam = family as 'IPv4' | 'IPv6';
-      const s = bytesFor(src, fam, 'source');
-      const d = bytesFor(dst, fam, 'destination');
-      out.set(s, p);
-      out.set(d, p + s.length);
-      const q = p + 2 * s.length;
-      out[q] = src.port >>> 8;
-      out[q + 1] = src.port & 0xff;
-      out[q + 2] = dst.port >>> 8;
-      out[q + 3] = dst.port & 0xff;
+      source = bytesFor(src, fam, 'source');
+      destination = bytesFor(dst, fam, 'destination');
     }
-    p += addrLen;
+    addresses = { source, destination, sourcePort: src.port, destinationPort: dst.port };
   }
-  for (const t of tlvs) {
-    out[p] = t.type;
-    out[p + 1] = t.value.length >>> 8;
-    out[p + 2] = t.value.length & 0xff;
-    out.set(t.value, p + 3);
-    p += 3 + t.value.length;
-  }
-  if (options.crc32c) {
-    out[p] = TlvType.CRC32C;
-    out[p + 1] = 0;
-    out[p + 2] = 4;
-    const crc = crc32c(out, 0, out.length); // the checksum field is still zero here
-    out[p + 3] = crc >>> 24;
-    out[p + 4] = (crc >>> 16) & 0xff;
-    out[p + 5] = (crc >>> 8) & 0xff;
-    out[p + 6] = crc & 0xff;
-  }
-  return out;
+  return encodeV2({
+    command,
+    family,
+    transport: init.transport ?? 'stream',
+    addresses,
+    tlvs: init.tlvs ?? NO_TLVS,
+    crc32c: options.crc32c === true,
+  });
 }
 
 function addressFromBytes(raw: Uint8Array): string {

@@ -1,3 +1,5 @@
+import type { ParseResult } from './types.js';
+
 /**
  * Stable error codes. Tests and users branch on `code`, never on the message text.
  */
@@ -80,4 +82,9 @@ export class ProxyProtocolError extends Error {
     this.code = code;
     if (options?.peer) this.peer = options.peer;
   }
+}
+
+/** The `invalid` outcome of a parse, with a new {@link ProxyProtocolError}. */
+export function invalid(code: ProxyErrorCode, message: string): ParseResult {
+  return { status: 'invalid', error: new ProxyProtocolError(code, message) };
 }

@@ -32,7 +32,8 @@ export function parseProxyHeader(bytes: Uint8Array, options?: ParseOptions): Par
   }
   if (first === 0x0d) {
     if (n >= 12) {
-      // Unrolled: this runs once per connection and constant compares beat a table walk.
+      // Unrolled: a loop over V2_SIGNATURE parsed v2 headers at 0.85x the speed (two head-to-head runs of a
+      // pool of 4096 v2 IPv4 headers, as bench/codec.mjs builds it).
       if (
         bytes[1] !== 0x0a ||
         bytes[2] !== 0x0d ||

@@ -1,4 +1,5 @@
-// TLV (type-length-value) records of PROXY v2: constants, structural validation and typed decoding.
+// TLV (type-length-value) records of PROXY v2: constants, splitting with validation, and typed decoding.
+import { u16, u32 } from './bytes.js';
 import type { ProxyHeader, Tlv } from './types.js';
 
 /** Registered TLV types (spec 2.2) and the cloud vendors' types in common use. */
@@ -32,37 +33,74 @@ export const SslClientFlags = { SSL: 0x01, CERT_CONN: 0x02, CERT_SESS: 0x04 } as
 // Spec 2.2.5: "The value ... must be 128 bytes or less".
 export const MAX_UNIQUE_ID_LENGTH = 128;
 
-/**
- * Checks that `b[start, end)` is exactly a sequence of TLVs. Returns the number of records, or -1.
- */
-export function countTlvs(b: Uint8Array, start: number, end: number): number {
-  let n = 0;
-  let p = start;
-  while (p < end) {
-    if (end - p < 3) return -1; // a dangling partial TLV
-    const len = ((b[p + 1] as number) << 8) | (b[p + 2] as number);
-    p += 3 + len;
-    if (p > end) return -1; // the value overruns the header
-    n++;
-  }
-  return n;
-}
+/** Shared by every header without TLVs (every v1 header, most v2 ones): no allocation per connection. */
+export const NO_TLVS: readonly Tlv[] = Object.freeze([]);
 
 /** Fixed part of the SSL TLV: one byte of client flags and a 32-bit verify result. */
 export const SSL_FIXED_LENGTH = 5;
 
-/** Reads the TLVs of `b[start, end)` (already validated by {@link countTlvs}), copying each value. */
-export function readTlvs(b: Uint8Array, start: number, end: number): Tlv[] {
-  const out: Tlv[] = [];
+/** Whether `b[start, end)` is exactly a sequence of TLVs (each value inside the range). */
+export function tiles(b: Uint8Array, start: number, end: number): boolean {
   let p = start;
   while (p < end) {
-    const type = b[p] as number;
-    const len = ((b[p + 1] as number) << 8) | (b[p + 2] as number);
-    // A copy: Buffer#slice would be a view that keeps the whole input chunk alive.
-    out.push({ type, value: new Uint8Array(b.subarray(p + 3, p + 3 + len)) });
-    p += 3 + len;
+    if (end - p < 3) return false; // a dangling partial TLV
+    p += 3 + u16(b, p + 1);
   }
-  return out;
+  return p === end;
+}
+
+/** What {@link splitTlvs} found: the records (values copied), and where the CRC32C value is, or -1. */
+export interface SplitTlvs {
+  tlvs: readonly Tlv[];
+  crcAt: number;
+}
+
+/**
+ * Splits `b[start, end)` into TLVs in one pass (as go-proxyproto's SplitTLVs does), checking that they tile
+ * the range and that the values whose layout the spec fixes are well formed. Returns the records, or an error
+ * message.
+ */
+export function splitTlvs(b: Uint8Array, start: number, end: number): SplitTlvs | string {
+  const tlvs: Tlv[] = [];
+  let crcAt = -1;
+  let p = start;
+  while (p < end) {
+    if (end - p < 3) return 'TLVs do not tile the header';
+    const type = b[p] as number;
+    const len = u16(b, p + 1);
+    const v = p + 3;
+    if (v + len > end) return 'TLVs do not tile the header';
+    const bad = checkValue(b, type, v, len);
+    if (bad !== undefined) return bad;
+    if (type === TlvType.CRC32C) {
+      if (crcAt >= 0) return 'more than one CRC32C TLV';
+      crcAt = v;
+    }
+    // A copy: Buffer#slice would be a view that keeps the whole input chunk alive.
+    tlvs.push({ type, value: new Uint8Array(b.subarray(v, v + len)) });
+    p = v + len;
+  }
+  return { tlvs, crcAt };
+}
+
+/** Checks the value of a TLV whose layout the spec fixes; an error message, or undefined. */
+function checkValue(b: Uint8Array, type: number, v: number, len: number): string | undefined {
+  switch (type) {
+    case TlvType.CRC32C:
+      return len === 4 ? undefined : 'CRC32C TLV must be 4 bytes';
+    case TlvType.UNIQUE_ID:
+      return len <= MAX_UNIQUE_ID_LENGTH ? undefined : 'UNIQUE_ID TLV longer than 128 bytes';
+    case TlvType.SSL:
+      return len >= SSL_FIXED_LENGTH && tiles(b, v + SSL_FIXED_LENGTH, v + len) ? undefined : 'malformed SSL TLV';
+    case TlvType.GCP:
+      return len === 8 ? undefined : 'GCP TLV must be 8 bytes';
+    case TlvType.AZURE:
+      return len >= 1 && (b[v] !== 0x01 || len === 5) ? undefined : 'malformed Azure TLV';
+    case TlvType.AWS:
+      return len >= 1 ? undefined : 'malformed AWS TLV';
+    default:
+      return undefined;
+  }
 }
 
 /** The SSL TLV, decoded. */
@@ -87,7 +125,7 @@ export interface SslInfo {
   /** DER of the client certificate. */
   clientCert?: Uint8Array;
   /** Sub-TLVs in wire order, including unknown ones. */
-  tlvs: Tlv[];
+  tlvs: readonly Tlv[];
 }
 
 /** Every TLV the library knows, decoded. Unknown types stay in `header.tlvs`. */
@@ -108,50 +146,16 @@ export interface DecodedTlvs {
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const ascii = new TextDecoder('latin1');
 
-/**
- * Checks the values of the TLVs whose layout the spec fixes. Returns an error message or undefined.
- */
-export function checkTlvValues(b: Uint8Array, start: number, end: number): string | undefined {
-  let p = start;
-  while (p < end) {
-    const type = b[p] as number;
-    const len = ((b[p + 1] as number) << 8) | (b[p + 2] as number);
-    const v = p + 3;
-    switch (type) {
-      case TlvType.CRC32C:
-        if (len !== 4) return 'CRC32C TLV must be 4 bytes';
-        break;
-      case TlvType.UNIQUE_ID:
-        if (len > MAX_UNIQUE_ID_LENGTH) return 'UNIQUE_ID TLV longer than 128 bytes';
-        break;
-      case TlvType.SSL:
-        if (len < SSL_FIXED_LENGTH || countTlvs(b, v + SSL_FIXED_LENGTH, v + len) < 0) return 'malformed SSL TLV';
-        break;
-      case TlvType.GCP:
-        if (len !== 8) return 'GCP TLV must be 8 bytes';
-        break;
-      case TlvType.AZURE:
-        if (len < 1 || (b[v] === 0x01 && len !== 5)) return 'malformed Azure TLV';
-        break;
-      case TlvType.AWS:
-        if (len < 1) return 'malformed AWS TLV';
-        break;
-    }
-    p = v + len;
-  }
-  return undefined;
-}
-
 function decodeSsl(value: Uint8Array): SslInfo {
   const client = value[0] as number;
-  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
-  const sub = readTlvs(value, SSL_FIXED_LENGTH, value.length);
+  const split = splitTlvs(value, SSL_FIXED_LENGTH, value.length);
+  const sub = typeof split === 'string' ? NO_TLVS : split.tlvs;
   const info: SslInfo = {
     client,
     ssl: (client & SslClientFlags.SSL) !== 0,
     certInConnection: (client & SslClientFlags.CERT_CONN) !== 0,
     certInSession: (client & SslClientFlags.CERT_SESS) !== 0,
-    verify: view.getUint32(1),
+    verify: u32(value, 1),
     tlvs: sub,
   };
   for (const t of sub) {
@@ -194,11 +198,10 @@ function decodeSsl(value: Uint8Array): SslInfo {
  * const { awsVpceId, ssl } = decodeTlvs(info?.header ?? { tlvs: [] });
  * ```
  */
-export function decodeTlvs(header: Pick<ProxyHeader, 'tlvs'> | Tlv[]): DecodedTlvs {
-  const tlvs = Array.isArray(header) ? header : header.tlvs;
+export function decodeTlvs(header: Pick<ProxyHeader, 'tlvs'> | readonly Tlv[]): DecodedTlvs {
+  const tlvs = isTlvList(header) ? header : header.tlvs;
   const out: DecodedTlvs = {};
   for (const { type, value } of tlvs) {
-    const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
     switch (type) {
       case TlvType.ALPN:
         out.alpn ??= ascii.decode(value);
@@ -207,7 +210,7 @@ export function decodeTlvs(header: Pick<ProxyHeader, 'tlvs'> | Tlv[]): DecodedTl
         out.authority ??= utf8.decode(value);
         break;
       case TlvType.CRC32C:
-        if (value.length === 4) out.crc32c ??= view.getUint32(0);
+        if (value.length === 4) out.crc32c ??= u32(value, 0);
         break;
       case TlvType.NOOP:
         out.noop = true;
@@ -216,7 +219,7 @@ export function decodeTlvs(header: Pick<ProxyHeader, 'tlvs'> | Tlv[]): DecodedTl
         out.uniqueId ??= value;
         break;
       case TlvType.SSL:
-        if (value.length >= SSL_FIXED_LENGTH && countTlvs(value, SSL_FIXED_LENGTH, value.length) >= 0) {
+        if (value.length >= SSL_FIXED_LENGTH && tiles(value, SSL_FIXED_LENGTH, value.length)) {
           out.ssl ??= decodeSsl(value);
         }
         break;
@@ -227,12 +230,19 @@ export function decodeTlvs(header: Pick<ProxyHeader, 'tlvs'> | Tlv[]): DecodedTl
         if (value[0] === 0x01) out.awsVpceId ??= ascii.decode(value.subarray(1));
         break;
       case TlvType.AZURE:
-        if (value[0] === 0x01 && value.length === 5) out.azurePrivateLinkId ??= view.getUint32(1, true);
+        // Azure's one little-endian field.
+        if (value[0] === 0x01 && value.length === 5) {
+          out.azurePrivateLinkId ??= new DataView(value.buffer, value.byteOffset, 5).getUint32(1, true);
+        }
         break;
       case TlvType.GCP:
-        if (value.length === 8) out.gcpPscConnectionId ??= view.getBigUint64(0);
+        if (value.length === 8) out.gcpPscConnectionId ??= new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0);
         break;
     }
   }
   return out;
+}
+
+function isTlvList(x: Pick<ProxyHeader, 'tlvs'> | readonly Tlv[]): x is readonly Tlv[] {
+  return Array.isArray(x);
 }

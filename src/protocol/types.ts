@@ -23,7 +23,7 @@ export interface ProxyHeader {
   /** The address the client connected to. Absent exactly when `source` is. */
   destination?: ProxyAddress;
   /** Every TLV in wire order (v2 only; always empty for v1). */
-  tlvs: Tlv[];
+  tlvs: readonly Tlv[];
 }
 
 /** What {@link parseProxyHeader} found at the start of a byte sequence. */

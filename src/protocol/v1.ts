@@ -1,8 +1,9 @@
 // PROXY protocol version 1: one human-readable line.
 //   "PROXY" SP ("TCP4" | "TCP6" | "UNKNOWN") SP src SP dst SP sport SP dport CRLF
-import { ErrorCodes, ProxyProtocolError } from './errors.js';
+import { ErrorCodes, invalid } from './errors.js';
 import { formatIPv4Number, formatIPv6Groups, parseIPv4, parseIPv6 } from './ip.js';
-import type { ParseResult, ProxyHeader, Tlv } from './types.js';
+import { NO_TLVS } from './tlv.js';
+import type { ParseResult, ProxyHeader } from './types.js';
 
 /** The v1 signature. Bytes that do not start with it (or a prefix of it) are not a v1 header. */
 export const V1_SIGNATURE = new Uint8Array([0x50, 0x52, 0x4f, 0x58, 0x59]); // "PROXY"
@@ -15,13 +16,10 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 
-function invalid(code: ProxyProtocolError['code'], message: string): ParseResult {
-  return { status: 'invalid', error: new ProxyProtocolError(code, message) };
-}
-
 const groups = new Uint16Array(8);
-/** v1 never has TLVs: one shared, frozen empty list. */
-const NO_TLVS: Tlv[] = Object.freeze([]) as unknown as Tlv[];
+/** Positions of the line's spaces (a valid TCP line has five), reused across calls. */
+const MAX_SPACES = 5;
+const spaces = new Int32Array(MAX_SPACES);
 
 /** Parses one decimal port from `b[start, end)`, or returns -1. */
 function parsePort(b: Uint8Array, start: number, end: number): number {
@@ -46,17 +44,21 @@ function matches(b: Uint8Array, at: number, text: string): boolean {
  * Parses a v1 header. The caller has checked that the input starts with the full five-byte signature.
  */
 export function parseV1(b: Uint8Array): ParseResult {
+  // One pass over the line: where it ends (the first CR), where its spaces are, whether it is printable.
   const limit = Math.min(b.length, V1_MAX_LENGTH);
   let cr = -1;
   let printable = true;
+  let nSpaces = 0;
   for (let i = 5; i < limit; i++) {
     const c = b[i] as number;
-    if (c === CR) {
+    if (c === SP) {
+      if (nSpaces < MAX_SPACES) spaces[nSpaces] = i;
+      nSpaces++;
+    } else if (c === CR) {
       cr = i;
       break;
-    }
-    if (c === LF) return invalid(ErrorCodes.MALFORMED, 'PROXY v1: LF without CR');
-    if (c < 0x20 || c > 0x7e) printable = false;
+    } else if (c === LF) return invalid(ErrorCodes.MALFORMED, 'PROXY v1: LF without CR');
+    else if (c < 0x20 || c > 0x7e) printable = false;
   }
   if (cr < 0) {
     if (b.length >= V1_MAX_LENGTH) return invalid(ErrorCodes.TOO_LONG, 'PROXY v1: no CRLF within 107 bytes');
@@ -74,12 +76,10 @@ export function parseV1(b: Uint8Array): ParseResult {
 
   if (b[5] !== SP) return invalid(ErrorCodes.MALFORMED, 'PROXY v1: no space after PROXY');
   // Protocol token.
-  let p = 6;
   let tcp6 = false;
   if (matches(b, 6, 'TCP4') && b[10] === SP) {
-    p = 11;
+    // TCP4
   } else if (matches(b, 6, 'TCP6') && b[10] === SP) {
-    p = 11;
     tcp6 = true;
   } else if (matches(b, 6, 'UNKNOWN') && (cr === 13 || b[13] === SP)) {
     // Spec: with UNKNOWN "the receiver must ignore anything presented before the CRLF".
@@ -89,29 +89,24 @@ export function parseV1(b: Uint8Array): ParseResult {
       length,
     };
   } else {
-    let end = 6;
-    while (end < cr && b[end] !== SP) end++;
-    if (end === 6) return invalid(ErrorCodes.MALFORMED, 'PROXY v1: empty protocol field');
+    if (cr === 6 || b[6] === SP) return invalid(ErrorCodes.MALFORMED, 'PROXY v1: empty protocol field');
     return invalid(ErrorCodes.FAMILY, 'PROXY v1: protocol is not TCP4, TCP6 or UNKNOWN');
   }
   if (!printable) return invalid(ErrorCodes.MALFORMED, 'PROXY v1: non-printable byte in header');
 
-  // Exactly four fields separated by single spaces, then CRLF.
-  const s1 = p;
-  let e1 = s1;
-  while (e1 < cr && b[e1] !== SP) e1++;
-  const s2 = e1 + 1;
-  let e2 = s2;
-  while (e2 < cr && b[e2] !== SP) e2++;
-  const s3 = e2 + 1;
-  let e3 = s3;
-  while (e3 < cr && b[e3] !== SP) e3++;
-  const s4 = e3 + 1;
-  let e4 = s4;
-  while (e4 < cr && b[e4] !== SP) e4++;
-  if (e4 !== cr || s4 > cr || e1 === s1 || e2 === s2 || e3 === s3 || e4 === s4) {
+  // "PROXY" SP proto SP src SP dst SP sport SP dport CRLF: exactly five single spaces (at 5 and 10 so far),
+  // every field non-empty.
+  const s1 = 11;
+  const e1 = spaces[2] as number;
+  const e2 = spaces[3] as number;
+  const e3 = spaces[4] as number;
+  if (nSpaces !== 5 || e1 === s1 || e2 === e1 + 1 || e3 === e2 + 1 || cr === e3 + 1) {
     return invalid(ErrorCodes.MALFORMED, 'PROXY v1: expected exactly "src dst sport dport" separated by single spaces');
   }
+  const s2 = e1 + 1;
+  const s3 = e2 + 1;
+  const s4 = e3 + 1;
+  const e4 = cr;
 
   let source: string;
   let destination: string;

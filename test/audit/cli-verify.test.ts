@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { createAuditLog } from '../../src/index.js';
 import { joined, logFile, TestChain } from './log-builder.js';
 import { tmpFile } from './util.js';
 
@@ -154,5 +155,50 @@ describe('CLI verify: exit codes and output', () => {
     const r = await run('help');
     assert.equal(r.code, 0);
     for (const re of [/Exit 0: intact/, /1: tampered/, /2: cannot verify/, /3: unsealed/]) assert.match(r.stdout, re);
+  });
+});
+
+describe('CLI verify: what an operator gets wrong', () => {
+  async function realLog(options: Parameters<typeof createAuditLog>[0]): Promise<string> {
+    const log = createAuditLog(options);
+    for (let i = 0; i < 3; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/p/${i}` });
+    await log.close();
+    return options.filename as string;
+  }
+
+  it('a hash key file ending in a newline (made with echo) is the key without it; an empty key is refused', async () => {
+    const file = await realLog({ filename: tmpFile(), hashKey: 'secret123' });
+    const withNewline = tmpFile('key');
+    writeFileSync(withNewline, 'secret123\n');
+    assert.equal((await run('verify', file, '--hash-key-file', withNewline)).code, 0);
+    const empty = tmpFile('empty-key');
+    writeFileSync(empty, '');
+    const r = await run('verify', file, '--hash-key-file', empty);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /hash key is empty/);
+  });
+
+  it('a rotated set named in any order (as a shell glob sorts it) is read oldest first', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/old' });
+    await log.drained();
+    renameSync(file, `${file}.1`);
+    log.reopen();
+    log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/new' });
+    await log.close();
+    const r = await run('verify', file, `${file}.1`, file);
+    assert.equal(r.code, 0, r.stdout);
+  });
+
+  it('zero bytes a power loss left after the last line are a torn fragment, not tampering', async () => {
+    const file = await realLog({ filename: tmpFile() });
+    appendFileSync(file, Buffer.alloc(4096));
+    assert.equal((await run('verify', file)).code, 0);
+    await realLog({ filename: file }); // a next writer ends the run of zeros and goes on
+    const r = await run('verify', file, '--json');
+    const v = JSON.parse(r.stdout);
+    assert.equal(v.verdict, 'intact');
+    assert.ok(v.findings.some((f: { code: string }) => f.code === 'torn-fragment'));
   });
 });

@@ -2,7 +2,7 @@
 // rejects, the app's callbacks that fail, rotation without reopen(), and a full queue.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import fs, { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -245,6 +245,115 @@ describe("the app's callbacks", () => {
     assert.equal(log.stats.callbackErrors, 5, 'odd user, throwing user, odd path, throwing skip, throwing listener');
     assert.equal(warnings.length, 5);
     assert.equal((await verifyAuditLog(file)).verdict, 'intact');
+  });
+});
+
+describe("durability: 'fsync'", () => {
+  it('an answer leaves only after the fdatasync that covers its entry completed', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file, durability: 'fsync' });
+    await log.drained();
+    const events: string[] = [];
+    const original = fs.fdatasync;
+    // A slow disk: every sync takes 150 ms.
+    (fs as { fdatasync: unknown }).fdatasync = (fd: number, cb: (err: Error | null) => void) =>
+      original(fd, (err) =>
+        setTimeout(() => {
+          events.push('synced');
+          cb(err);
+        }, 150),
+      );
+    try {
+      const server = http.createServer(app(log));
+      const port = await listen(server);
+      const t0 = Date.now();
+      const status = await new Promise<number>((resolve) =>
+        http.get({ port, path: '/', host: '127.0.0.1', agent: false }, (r) =>
+          r.resume().on('end', () => {
+            events.push('answered');
+            resolve(r.statusCode ?? 0);
+          }),
+        ),
+      );
+      assert.equal(status, 200);
+      assert.ok(Date.now() - t0 >= 140, 'the answer waited for the disk');
+      assert.deepEqual(events.slice(0, 2), ['synced', 'answered']);
+      await close(server);
+    } finally {
+      (fs as { fdatasync: unknown }).fdatasync = original;
+    }
+    await log.close();
+    assert.equal(requests(file).length, 1);
+  });
+});
+
+describe('async callbacks and listeners', () => {
+  it('a user callback and an entry listener that reject cost nothing but a warning; the process lives on', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const warnings: string[] = [];
+    log.on('warning', (w: Error) => warnings.push(w.message));
+    log.on('entry', async () => {
+      throw new Error('SIEM unreachable');
+    });
+    const a = express();
+    a.use(
+      auditLog({
+        log,
+        user: (async () => {
+          throw new Error('session store down');
+        }) as never,
+      }),
+    );
+    a.get('/', (_req, res) => res.end('ok'));
+    const server = http.createServer(a);
+    const port = await listen(server);
+    const status = await new Promise<number>((resolve) =>
+      http.get({ port, path: '/', host: '127.0.0.1' }, (r) => r.resume().on('end', () => resolve(r.statusCode ?? 0))),
+    );
+    assert.equal(status, 200);
+    await close(server);
+    await log.close();
+    await sleep(20);
+    const [e] = requests(file);
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.user, undefined);
+    assert.ok(
+      warnings.some((w) => /user option rejected: session store down/.test(w)),
+      warnings.join('\n'),
+    );
+    assert.ok(
+      warnings.some((w) => /'entry' listener rejected: SIEM unreachable/.test(w)),
+      warnings.join('\n'),
+    );
+  });
+});
+
+describe('odd values the app puts on the request', () => {
+  it('a client port out of range assigned by the app costs the app-given fields, never the entry', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const warnings: { code: string }[] = [];
+    log.on('warning', (w) => warnings.push(w));
+    const a = express();
+    a.use(auditLog({ log, clientIp: true }));
+    a.get('/', (req, res) => {
+      req.clientIp = '192.0.2.50';
+      req.clientPort = 70_000;
+      res.end('ok');
+    });
+    const server = http.createServer(a);
+    const port = await listen(server);
+    const status = await new Promise<number>((resolve) =>
+      http.get({ port, path: '/', host: '127.0.0.1' }, (r) => r.resume().on('end', () => resolve(r.statusCode ?? 0))),
+    );
+    assert.equal(status, 200);
+    await close(server);
+    await log.close();
+    const [e] = requests(file);
+    assert.equal(e?.http.response.status_code, 200);
+    assert.equal(e?.client.ip, '127.0.0.1', 'the connection address, not the refused one');
+    assert.equal(warnings[0]?.code, 'ERR_PROXY_AUDIT_CALLBACK');
   });
 });
 

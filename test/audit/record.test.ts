@@ -1,9 +1,12 @@
 // The bytes of a line: every value survives the trip into the file and back, whatever it holds, and the
 // chain covers exactly what was written.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { MAX_STRING } from '../../src/audit/entry.js';
+import { MAX_STRING, serializeEntry, toEntry } from '../../src/audit/entry.js';
+import { LineBuffer } from '../../src/audit/line-buffer.js';
 import { type AuditFields, createAuditLog, verifyAuditLog } from '../../src/index.js';
 import { entries, tmpFile } from './util.js';
 
@@ -199,5 +202,75 @@ describe('audit line bytes', () => {
     );
     assert.equal((await verifyAuditLog(file, { hashKey: 'k' })).ok, true);
     assert.equal((await verifyAuditLog(file, { hashKey: 'other' })).ok, false);
+  });
+});
+
+describe('the serialiser without code generation', () => {
+  it('node --disallow-code-generation-from-strings: the package loads and writes the same bytes', () => {
+    const fieldsList: AuditFields[] = [
+      { timestamp: 1, category: 'web', action: 'http-request', outcome: 'success' },
+      {
+        timestamp: 1_700_000_000_123,
+        category: 'web',
+        action: 'http-request',
+        outcome: 'failure',
+        duration: 1234567,
+        clientIp: '203.0.113.7',
+        clientPort: 51000,
+        peerAddress: '10.0.0.5',
+        peerPort: 443,
+        method: 'GET',
+        requestId: 'req-1',
+        httpVersion: '1.1',
+        domain: 'ehr.example',
+        path: '/patients/"12"',
+        query: 'dob&name',
+        route: '/patients/:id',
+        status: 503,
+        bytes: 0,
+        requestBytes: 17,
+        userAgent: 'curl/8 ü',
+        userId: 'u1',
+        tlsVersion: '1.3',
+        tlsCipher: 'TLS_AES_128_GCM_SHA256',
+        tlsClientCn: 'client',
+        errorType: 'audit_unavailable',
+        errorCode: 'E1',
+        errorMessage: 'line\nbreak',
+      },
+      ...AWKWARD.map((s) => ({
+        timestamp: 2,
+        category: 'network' as const,
+        action: 'x',
+        outcome: 'unknown' as const,
+        userAgent: s,
+      })),
+    ];
+    const bytesOf = (list: AuditFields[]) =>
+      list.map((f) => {
+        const out = new LineBuffer();
+        serializeEntry(toEntry(f), out, false);
+        return out.text(0);
+      });
+    const here = bytesOf(fieldsList);
+    const entryModule = join(__dirname, '..', '..', 'src', 'audit', 'entry.js');
+    const bufferModule = join(__dirname, '..', '..', 'src', 'audit', 'line-buffer.js');
+    const script = `
+      const { serializeEntry, toEntry } = require(${JSON.stringify(entryModule)});
+      const { LineBuffer } = require(${JSON.stringify(bufferModule)});
+      require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'index.js'))});
+      let generated = true;
+      try { new Function('return 1'); } catch { generated = false; }
+      const list = JSON.parse(process.argv[1]);
+      const lines = list.map((f) => { const out = new LineBuffer(); serializeEntry(toEntry(f), out, false); return out.text(0); });
+      process.stdout.write(JSON.stringify({ generated, lines }));`;
+    const child = JSON.parse(
+      execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '-e', script, JSON.stringify(fieldsList)], {
+        encoding: 'utf8',
+      }),
+    );
+    assert.equal(child.generated, false, 'the child really ran without code generation');
+    assert.deepEqual(child.lines, here);
+    assert.equal(JSON.parse(`${here[1]}}`).url.path, '/patients/"12"');
   });
 });

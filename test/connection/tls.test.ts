@@ -100,7 +100,7 @@ function echo(
         remoteAddress: req.socket.remoteAddress,
         remotePort: req.socket.remotePort,
         client: info?.client.address,
-        peer: info?.peer.address,
+        peer: info?.peer?.address,
         protocol: tlsSocket.getProtocol?.(),
         bytes,
         sha256,

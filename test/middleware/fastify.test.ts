@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { auditLog, clientIp } from '../../src/fastify/index.js';
 import { createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
-import { requests, tmpFile } from '../audit/util.js';
+import { entries, requests, tmpFile } from '../audit/util.js';
 import { certificate, raw, sleep } from '../helpers.js';
 
 const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
@@ -205,6 +205,44 @@ describe('Fastify auditLog plugin', () => {
     assert.equal(pending.done, true);
     await app.close();
     assert.equal(requests(file)[0]?.error.type, 'shutdown');
+  });
+
+  it("log.watch(app.server): Fastify's own 'clientError' listener answers a rejected request once; the entry is still written", async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify();
+    app.get('/', async () => 'ok');
+    log.watch(app.server);
+    const port = await start(app);
+    const cases = [
+      {
+        name: 'bad header',
+        request: 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n',
+        status: 400,
+        code: 'HPE_INVALID_HEADER_TOKEN',
+      },
+      {
+        name: 'header overflow',
+        request: `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+        status: 431,
+        code: 'HPE_HEADER_OVERFLOW',
+      },
+    ];
+    for (const c of cases) {
+      const { data, closed } = await raw(port, [`${HEADER}${c.request}`]);
+      const text = data.toString();
+      assert.equal(closed, true, c.name);
+      assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, `${c.name}: answered exactly once`);
+      assert.match(text, new RegExp(`^HTTP/1\\.1 ${c.status} `), c.name);
+    }
+    await app.close();
+    await log.close();
+    const rejected = entries(file).filter((e) => e.event.action === 'http-request-rejected');
+    assert.deepEqual(
+      rejected.map((e) => [e.error.code, e.client.ip, e.client.port, e.http?.response?.status_code]),
+      cases.map((c) => [c.code, '203.0.113.7', 51000, undefined]),
+      "one entry each, with the client from the PROXY header; Fastify's answer is its own (no status recorded)",
+    );
   });
 
   it('rejects bad options when registered', async () => {

@@ -86,6 +86,16 @@ async function start(name: string, args: string[], ports: number[]): Promise<Pee
   return p;
 }
 
+/** The global and defaults sections of the test configurations: TCP mode, short timeouts. */
+export const HAPROXY_TCP = `global
+  maxconn 256
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+`;
+
 /** Runs HAProxy in the foreground with `config`. */
 export async function haproxy(config: string, ports: number[]): Promise<Peer> {
   const dir = tempDir('ppa-haproxy-');

@@ -3,11 +3,14 @@
 import express from 'express';
 import Koa from 'koa';
 import {
+  auditReport,
   createAuditLog,
   getProxyInfo,
   type ParseResult,
   type ProxyInfo,
   parseProxyHeader,
+  type QueryMatch,
+  queryAuditLog,
   withProxyProtocol,
 } from 'proxy-protocol-audit';
 import { auditLog as expressAudit, clientIp as expressClientIp } from 'proxy-protocol-audit/express';
@@ -42,13 +45,17 @@ koa.use(koaAudit({ log, clientIp: true }));
 app.use(expressAudit({ log, clientIp: 'yes' }));
 
 const server = withProxyProtocol(app.listen(0), { trustedProxies: ['10.0.0.0/8'] });
-const info: ProxyInfo | undefined = getProxyInfo(server);
+server.on('connection', (socket) => {
+  const info: ProxyInfo | undefined = getProxyInfo(socket);
+  void info?.peer?.address; // undefined when first read after the connection closed
+});
+// @ts-expect-error getProxyInfo takes a socket, not a server
+getProxyInfo(server);
 const r: ParseResult = parseProxyHeader(new Uint8Array());
 if (r.status === 'invalid') {
   const code: `ERR_PROXY_${string}` = r.error.code;
   void code;
 }
-void info;
 
 // Fastify: request.clientIp typed through declaration merging; the plugins' options checked.
 import Fastify from 'fastify';
@@ -79,3 +86,25 @@ const plain: http.Server = auditUpgrades(auditRequests(http.createServer(), { lo
 });
 // @ts-expect-error an upgrade has no route template
 auditUpgrades(plain, { log, path: 'route' });
+
+// The auditor's API: an async iterable of typed matches, and a verdict.
+async function auditorQuestions(): Promise<number> {
+  const q = queryAuditLog(['audit.jsonl.1.gz', 'audit.jsonl'], { ip: '10.0.0.0/8', status: '4xx', from: '7d' }, { limit: 10 });
+  for await (const m of q) {
+    const match: QueryMatch = m;
+    const user: string | undefined = match.fields.userId;
+    const verified: boolean = match.verified;
+    void user;
+    void verified;
+  }
+  const { verdict, exitCode } = await q.result;
+  const v: 'intact' | 'unsealed' | 'tampered' | 'cannot-verify' = verdict;
+  void v;
+  // @ts-expect-error an unknown filter
+  queryAuditLog('audit.jsonl', { client: '10.0.0.1' });
+  const report = await auditReport('audit.jsonl', { user: 'dr-lee' });
+  const first: string | undefined = report.perUser[0]?.first;
+  void first;
+  return exitCode;
+}
+void auditorQuestions;

@@ -1,6 +1,7 @@
-// A private PostgreSQL for the store benchmarks: initdb in a temp dir, a Unix socket there (no TCP port),
-// trust authentication, its default durability settings. `core`: pin the cluster to one CPU (taskset), as a
-// database on its own host would not share the application's.
+// A private PostgreSQL for the store benchmarks: initdb in a temp dir, a Unix socket in that dir (no TCP
+// port, no system service), its default durability settings. Stopped and removed by stop(). `core`: pin the
+// cluster to one CPU (taskset, where it exists), as a database on its own host would not share the
+// application's.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,10 @@ function pgBin() {
   return path.join(root, v, 'bin');
 }
 
+/**
+ * Starts the server; returns its connection string, a psql runner (ms taken), `query` (psql's unaligned
+ * output), its version, whether it was pinned, and stop().
+ */
 export function startPostgres({ core } = {}) {
   const bin = pgBin();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-pg-'));
@@ -54,11 +59,17 @@ export function startPostgres({ core } = {}) {
   else run(start[0], start.slice(1));
   return {
     dir,
-    bin,
     pinned,
     url: `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}`,
     version: execFileSync(path.join(bin, 'postgres'), ['--version']).toString().trim(),
-    psql: (args) => execFileSync('psql', ['-X', '-q', '-h', dir, '-U', 'postgres', ...args], { encoding: 'utf8' }),
+    psql(args) {
+      const t = process.hrtime.bigint();
+      execFileSync('psql', ['-X', '-q', '-h', dir, '-U', 'postgres', ...args]);
+      return Number(process.hrtime.bigint() - t) / 1e6;
+    },
+    query(sql) {
+      return execFileSync('psql', ['-X', '-q', '-A', '-t', '-h', dir, '-U', 'postgres', '-c', sql], { encoding: 'utf8' }).trim();
+    },
     stop() {
       run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
       rmSync(dir, { recursive: true, force: true });
