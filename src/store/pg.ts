@@ -19,6 +19,9 @@ export interface PgClient {
   /** node-postgres runs a "submittable" (here pg-copy-streams' COPY FROM STDIN) and returns it. */
   query<T extends object>(submittable: T): T;
   release(err?: Error | boolean): void;
+  /** A checked-out client emits 'error' when its connection fails (the pool listens only while it is idle). */
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /** pg-copy-streams' `from(sql)`: a writable stream of COPY data that a {@link PgClient} runs. */
@@ -100,5 +103,12 @@ function makePool(config: Record<string, unknown>): PgPool {
   // allowExitOnIdle: an idle pool never keeps the application's process alive (the file keeps what is unshipped).
   const pool = new Pool({ max: 2, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, ...config });
   pool.on('error', () => {});
+  // node-postgres hands a client over (and stops listening to it) from inside its socket's read; an error
+  // message in the same read (the server ending the session right then) would be emitted with no listener
+  // before the caller could add one. Every client of our own pool is listened to for its whole life; its
+  // failures still reach the query under way.
+  (pool as unknown as { on(e: 'connect', l: (c: PgClient) => void): unknown }).on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }

@@ -558,6 +558,10 @@ export class PostgresShipper extends EventEmitter {
   /** One transaction: the rows (`fresh`: only those the store does not hold) and the resume point. */
   private async transaction(batch: CopyBatch, cursor: unknown[], fresh: boolean): Promise<number> {
     const client = await this.pool.connect();
+    // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
+    // its 'error' event must not become an uncaught exception of the application.
+    const cut = () => {};
+    client.on('error', cut);
     let open = false;
     try {
       await client.query('BEGIN');
@@ -575,6 +579,7 @@ export class PostgresShipper extends EventEmitter {
       await client.query(this.cursorSql, cursor);
       await client.query('COMMIT');
       open = false;
+      client.removeListener('error', cut);
       client.release();
       return inserted;
     } catch (err) {
@@ -585,6 +590,8 @@ export class PostgresShipper extends EventEmitter {
           () => false,
           (e: Error) => e,
         );
+      // A session that failed stays listened to: it may report again on its way out.
+      if (broken === false) client.removeListener('error', cut);
       client.release(broken);
       throw err;
     }
@@ -593,6 +600,8 @@ export class PostgresShipper extends EventEmitter {
   private async copy(client: PgClient, sql: string, data: Buffer): Promise<number> {
     if (data.length === 0) return 0;
     const stream = client.query(this.copyFrom(sql));
+    // finished() reports the first error; a cut session can report a second one, which must not be uncaught.
+    stream.on('error', () => {});
     stream.end(data);
     await finished(stream);
     return stream.rowCount;

@@ -35,6 +35,9 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
   const source = table;
   try {
     const client = await pool.connect();
+    // A cut session fails the FETCH under way; its 'error' event must not be an uncaught exception.
+    const cut = () => {};
+    client.on('error', cut);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`DECLARE audit_rows NO SCROLL CURSOR FOR SELECT id, line FROM ${names.table} ORDER BY id`);
@@ -54,6 +57,7 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
         }
       }
       await client.query('COMMIT');
+      client.removeListener('error', cut);
       client.release();
     } catch (err) {
       client.release(true);

@@ -268,6 +268,37 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
+  it('sessions cut mid-batch (pg_terminate_backend) are retried: no uncaught error, every line once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 30_000);
+    const s = new PostgresShipper({
+      filename: file,
+      postgres: { connectionString: `${db.url}&application_name=cut_${table}`, table },
+      follow: false,
+      batchSize: 500,
+      retryMin: 10,
+      retryMax: 50,
+    });
+    const outages: string[] = [];
+    s.on('outage', (e: { code: string }) => outages.push(e.code));
+    s.start();
+    let cuts = 0;
+    while (count(table) < n && cuts < 200) {
+      cuts += Number(
+        db.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cut_${table}'`),
+      );
+      await sleep(20);
+    }
+    await s.close(60_000);
+    assert.ok(cuts > 0, 'sessions were cut');
+    assert.ok(outages.length > 0 && outages.every((c) => c === ErrorCodes.AUDIT_STORE_UNAVAILABLE), `${outages}`);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
   it('resumes after SIGKILL of the shipper mid-batch, with every line once', async () => {
     const table = freshTable();
     await init(table);
