@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import selfsigned from 'selfsigned';
-import { comparePairs, startLoad, startServer, table } from './lib.mjs';
+import { comparePairs, median, startLoad, startServer, table } from './lib.mjs';
 
 const PAIRS = Number(process.env.PAIRS ?? 9);
 const MS = Number(process.env.MS ?? 800);
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
 
 function haveNginx() {
@@ -110,7 +110,6 @@ if (!haveNginx()) {
   }
   load.kill();
   fs.rmSync(dir, { recursive: true, force: true });
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(
     `\nHTTPS with the audit in one process vs the nginx architecture (keep-alive TLS, 32 connections, PROXY v1; ${ROUNDS} rounds × ${PAIRS} pairs of ${MS} ms)\n`,
   );

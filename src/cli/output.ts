@@ -33,12 +33,18 @@ export class Output {
     const s = this.buf;
     this.buf = '';
     if (this.stream.write(s)) return;
+    // (the wait that loses the race is called off: its listeners would otherwise pile up on stdout, one set
+    // per full pipe)
+    const done = new AbortController();
+    const { signal } = done;
     try {
-      await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close')]);
+      await Promise.race([once(this.stream, 'drain', { signal }), once(this.stream, 'close', { signal })]);
     } catch (err) {
       // once() rejects with the stream's 'error': a reader gone is the end of the answer, anything else is not.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
       this.closed = true;
+    } finally {
+      done.abort();
     }
   }
 }
