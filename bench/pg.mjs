@@ -1,5 +1,7 @@
 // A private PostgreSQL for the store benchmarks: initdb in a temp dir, a Unix socket in that dir (no TCP
-// port, no system service), its default durability settings. Stopped and removed by stop().
+// port, no system service), its default durability settings. Stopped and removed by stop(). `core`: pin the
+// cluster to one CPU (taskset, where it exists), as a database on its own host would not share the
+// application's.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -16,8 +18,11 @@ function pgBin() {
   return path.join(root, v, 'bin');
 }
 
-/** Starts the server; returns its connection string, a psql runner (ms taken), its version and stop(). */
-export function startPostgres() {
+/**
+ * Starts the server; returns its connection string, a psql runner (ms taken), `query` (psql's unaligned
+ * output), its version, whether it was pinned, and stop().
+ */
+export function startPostgres({ core } = {}) {
   const bin = pgBin();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-pg-'));
   // PostgreSQL refuses to run as root.
@@ -32,7 +37,8 @@ export function startPostgres() {
   };
   const data = path.join(dir, 'data');
   run(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale']);
-  run(path.join(bin, 'pg_ctl'), [
+  const start = [
+    path.join(bin, 'pg_ctl'),
     '-D',
     data,
     '-l',
@@ -41,15 +47,28 @@ export function startPostgres() {
     '-o',
     `-c listen_addresses='' -c unix_socket_directories='${dir}'`,
     'start',
-  ]);
+  ];
+  let pinned = false;
+  if (core !== undefined) {
+    try {
+      execFileSync('taskset', ['-c', String(core), 'true'], { stdio: 'ignore' });
+      pinned = true;
+    } catch {}
+  }
+  if (pinned) run('taskset', ['-c', String(core), ...start]);
+  else run(start[0], start.slice(1));
   return {
     dir,
+    pinned,
     url: `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}`,
     version: execFileSync(path.join(bin, 'postgres'), ['--version']).toString().trim(),
     psql(args) {
       const t = process.hrtime.bigint();
       execFileSync('psql', ['-X', '-q', '-h', dir, '-U', 'postgres', ...args]);
       return Number(process.hrtime.bigint() - t) / 1e6;
+    },
+    query(sql) {
+      return execFileSync('psql', ['-X', '-q', '-A', '-t', '-h', dir, '-U', 'postgres', '-c', sql], { encoding: 'utf8' }).trim();
     },
     stop() {
       run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);

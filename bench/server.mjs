@@ -93,6 +93,23 @@ async function make() {
         }),
       );
     }
+    case 'express-audit-ship': {
+      // The same app as express-audit, shipping its file to PostgreSQL in this process (BENCH_PG: a
+      // connection string, BENCH_PG_TABLE), to a file of its own: the other server of a comparison may share
+      // the directory.
+      const { clientIp, auditLog } = require(`${dist}/express/index.js`);
+      log = createAuditLog({
+        filename: path.join(dir, 'audit-ship.jsonl'),
+        service: 'bench',
+        postgres: { connectionString: process.env.BENCH_PG, table: process.env.BENCH_PG_TABLE ?? 'audit_log' },
+      });
+      return http.createServer(
+        expressApp((a) => {
+          a.use(clientIp());
+          a.use(auditLog({ log }));
+        }),
+      );
+    }
     case 'ppa-https-express-audit': {
       // The whole stack in one process: PROXY header, TLS, Express, the audit (default durability).
       const { auditLog } = require(`${dist}/express/index.js`);

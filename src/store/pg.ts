@@ -16,8 +16,16 @@ export interface PgPool {
 /** One connection of a {@link PgPool}. */
 export interface PgClient {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  /** node-postgres runs a "submittable" (here pg-copy-streams' COPY FROM STDIN) and returns it. */
+  query<T extends object>(submittable: T): T;
   release(err?: Error | boolean): void;
+  /** A checked-out client emits 'error' when its connection fails (the pool listens only while it is idle). */
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
 }
+
+/** pg-copy-streams' `from(sql)`: a writable stream of COPY data that a {@link PgClient} runs. */
+export type CopyFrom = (sql: string) => NodeJS.WritableStream & { rowCount: number };
 
 /** Where the store lives: a connection string, or an existing pool, and the table name. */
 export type PostgresOption =
@@ -25,7 +33,10 @@ export type PostgresOption =
   | {
       /** `postgres://user:password@host:port/db?sslmode=…` (or libpq's environment variables when absent). */
       connectionString?: string;
-      /** An existing `pg.Pool` (or compatible): used as is and not ended by the store. */
+      /**
+       * An existing `pg.Pool` (or compatible: for shipping, its clients must run pg-copy-streams' COPY, as
+       * node-postgres' do): used as is and not ended by the store.
+       */
       pool?: PgPool;
       /** The table created by `pg-init`. Default `"audit_log"`. */
       table?: string;
@@ -42,6 +53,20 @@ export function loadPg(): { Pool: new (config: Record<string, unknown>) => PgPoo
     return load('pg');
   } catch (cause) {
     throw Object.assign(new Error('the PostgreSQL store needs node-postgres: npm install pg', { cause }), {
+      code: ErrorCodes.AUDIT_PG_MISSING,
+    });
+  }
+}
+
+/**
+ * `require('pg-copy-streams').from`, or an error with code ERR_PROXY_AUDIT_PG_MISSING saying how to install it.
+ * The shipper sends its batches with COPY, which node-postgres itself does not offer.
+ */
+export function loadCopyFrom(): CopyFrom {
+  try {
+    return (load('pg-copy-streams') as { from: CopyFrom }).from;
+  } catch (cause) {
+    throw Object.assign(new Error('shipping to PostgreSQL needs pg-copy-streams: npm install pg pg-copy-streams', { cause }), {
       code: ErrorCodes.AUDIT_PG_MISSING,
     });
   }
@@ -78,5 +103,12 @@ function makePool(config: Record<string, unknown>): PgPool {
   // allowExitOnIdle: an idle pool never keeps the application's process alive (the file keeps what is unshipped).
   const pool = new Pool({ max: 2, connectionTimeoutMillis: 10_000, allowExitOnIdle: true, ...config });
   pool.on('error', () => {});
+  // node-postgres hands a client over (and stops listening to it) from inside its socket's read; an error
+  // message in the same read (the server ending the session right then) would be emitted with no listener
+  // before the caller could add one. Every client of our own pool is listened to for its whole life; its
+  // failures still reach the query under way.
+  (pool as unknown as { on(e: 'connect', l: (c: PgClient) => void): unknown }).on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }

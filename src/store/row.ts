@@ -87,12 +87,230 @@ function inet(v: unknown): string | null {
   return isIP(a) === 0 ? null : a;
 }
 
+/** The values {@link rowOf} reads from a line: what JSON.parse of the line would give at these places. */
+interface Members {
+  at: unknown;
+  action: unknown;
+  outcome: unknown;
+  sequence: unknown;
+  clientIp: unknown;
+  peerAddress: unknown;
+  method: unknown;
+  status: unknown;
+  route: unknown;
+  path: unknown;
+  userId: unknown;
+  service: unknown;
+  host: unknown;
+  chain: unknown;
+}
+
+/** The row of an entry's members, or why it is not an entry. */
+function rowOf(m: Members, line: string, h: string): Row | string {
+  const { chain, sequence, at, status } = m;
+  // Writers' chains are UUIDs; a long one could not be indexed (and is not a writer's).
+  if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return 'no chain';
+  if (!Number.isSafeInteger(sequence) || (sequence as number) < 1) return 'no sequence';
+  const iso = typeof at === 'string' && ISO.test(at);
+  return {
+    chain,
+    sequence: sequence as number,
+    ts: iso ? (at as string) : '-infinity',
+    month: iso ? (at as string).slice(0, 7) : undefined,
+    action: text(m.action),
+    outcome: text(m.outcome),
+    clientIp: inet(m.clientIp),
+    peerIp: inet(m.peerAddress),
+    userId: text(m.userId, INDEXED),
+    method: text(m.method),
+    path: text(m.path, INDEXED),
+    route: text(m.route),
+    status: Number.isInteger(status) && (status as number) >= 0 && (status as number) < 1000 ? (status as number) : null,
+    host: text(m.host),
+    service: text(m.service),
+    hash: h,
+    line,
+  };
+}
+
+/** The members of a parsed line, read as objects. */
+function parsedMembers(e: Json): Members {
+  const event = obj(e.event);
+  const http = obj(e.http);
+  return {
+    at: e['@timestamp'],
+    action: event?.action,
+    outcome: event?.outcome,
+    sequence: event?.sequence,
+    clientIp: obj(e.client)?.ip,
+    peerAddress: obj(obj(e.network)?.peer)?.address,
+    method: obj(http?.request)?.method,
+    status: obj(http?.response)?.status_code,
+    route: http?.route,
+    path: obj(e.url)?.path,
+    userId: obj(e.user)?.id,
+    service: obj(e.service)?.name,
+    host: obj(e.host)?.name,
+    chain: obj(e.audit)?.chain,
+  };
+}
+
+// The layout the writers give a request entry (src/audit/entry.ts, then the chain's service, host and audit
+// members), as one anchored regular expression made of JSON's own grammar for each value. A line it matches
+// is valid JSON with exactly these members, in this order, once each: the captured values are what
+// JSON.parse would give there. Any other line (signed checkpoints, start entries, other writers, damage)
+// takes JSON.parse. Measured on bench/store.mjs's lines (one process, best of 7 passes over 20,000): 1.4 us
+// per line against 3.4 us for JSON.parse alone.
+const STR = String.raw`"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"`;
+const NUM = String.raw`-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
+/** A member of an object: after `{` without a comma, after another member with one. */
+const SEP = String.raw`(?:(?<=\{)|(?<!\{),)`;
+type Layout = readonly (readonly [key: string, value: string | Layout, capture?: keyof Members])[];
+const ENTRY: Layout = [
+  [
+    'event',
+    [
+      ['kind', STR],
+      ['category', STR],
+      ['action', STR, 'action'],
+      ['outcome', STR, 'outcome'],
+      ['duration', NUM],
+      ['sequence', NUM, 'sequence'],
+    ],
+  ],
+  [
+    'client',
+    [
+      ['ip', STR, 'clientIp'],
+      ['port', NUM],
+    ],
+  ],
+  [
+    'network',
+    [
+      [
+        'peer',
+        [
+          ['address', STR, 'peerAddress'],
+          ['port', NUM],
+        ],
+      ],
+    ],
+  ],
+  [
+    'http',
+    [
+      [
+        'request',
+        [
+          ['method', STR, 'method'],
+          ['id', STR],
+          ['body', [['bytes', NUM]]],
+        ],
+      ],
+      [
+        'response',
+        [
+          ['status_code', NUM, 'status'],
+          ['body', [['bytes', NUM]]],
+        ],
+      ],
+      ['route', STR, 'route'],
+      ['version', STR],
+    ],
+  ],
+  [
+    'url',
+    [
+      ['domain', STR],
+      ['path', STR, 'path'],
+      ['query', STR],
+    ],
+  ],
+  ['user_agent', [['original', STR]]],
+  ['user', [['id', STR, 'userId']]],
+  [
+    'tls',
+    [
+      ['version', STR],
+      ['version_protocol', STR],
+      ['cipher', STR],
+      ['client', [['x509', [['subject', [['common_name', STR]]]]]]],
+    ],
+  ],
+  [
+    'error',
+    [
+      ['type', STR],
+      ['code', STR],
+      ['message', STR],
+    ],
+  ],
+  ['service', [['name', STR, 'service']]],
+  ['host', [['name', STR, 'host']]],
+];
+
+/** The members of `layout`, each optional, and the names of the groups they capture (in order). */
+function layoutSource(layout: Layout, names: (keyof Members)[]): string {
+  let out = '';
+  for (const [key, value, capture] of layout) {
+    let v: string;
+    if (typeof value !== 'string') v = `\\{${layoutSource(value, names)}\\}`;
+    else if (capture) {
+      names.push(capture);
+      v = `(${value})`;
+    } else v = value;
+    out += `(?:${SEP}"${key}":${v})?`;
+  }
+  return out;
+}
+const CAPTURED: (keyof Members | 'hash')[] = ['at'];
+const WRITER_LINE = new RegExp(
+  `^\\{"@timestamp":(${STR})${layoutSource(ENTRY, CAPTURED as (keyof Members)[])},"audit":\\{"chain":(${STR}),"alg":${STR},"prev":${STR},"hash":"([0-9a-f]{64})"\\}\\}$`,
+);
+CAPTURED.push('chain', 'hash');
+/** Each capture's group number. */
+const G = Object.fromEntries(CAPTURED.map((k, i) => [k, i + 1])) as Record<keyof Members | 'hash', number>;
+
+/** A captured JSON value: strings without escapes are sliced (JSON.parse gives the same text). */
+function value(token: string | undefined): unknown {
+  if (token === undefined) return undefined;
+  if (token.charCodeAt(0) !== 0x22) return Number(token);
+  return token.includes('\\') ? JSON.parse(token) : token.slice(1, -1);
+}
+
+/** The row of a line in the writers' request layout, or undefined for any other line. */
+export function writerRow(line: string): Row | string | undefined {
+  const m = WRITER_LINE.exec(line);
+  if (m === null) return undefined;
+  const members: Members = {
+    at: value(m[G.at]),
+    action: value(m[G.action]),
+    outcome: value(m[G.outcome]),
+    sequence: value(m[G.sequence]),
+    clientIp: value(m[G.clientIp]),
+    peerAddress: value(m[G.peerAddress]),
+    method: value(m[G.method]),
+    status: value(m[G.status]),
+    route: value(m[G.route]),
+    path: value(m[G.path]),
+    userId: value(m[G.userId]),
+    service: value(m[G.service]),
+    host: value(m[G.host]),
+    chain: value(m[G.chain]),
+  };
+  return rowOf(members, line, m[G.hash] as string);
+}
+
 /**
  * The row of one candidate line (no newline), or a reason why it is not an audit entry. A line whose hash does
  * not match is still an entry: it is shipped as it is, so that verification from the store sees the edit.
+ * `parse: true` always reads the line with JSON.parse (the tests compare both ways).
  */
-export function toRow(line: string): Row | string {
+export function toRow(line: string, parse = false): Row | string {
   if (!line.startsWith(MARKER)) return 'not an audit entry';
+  const fast = parse ? undefined : writerRow(line);
+  if (fast !== undefined) return fast;
   const h = hashOf(line);
   if (h === undefined) return 'torn fragment (no hash at the end)';
   let e: Json;
@@ -101,36 +319,7 @@ export function toRow(line: string): Row | string {
   } catch {
     return 'torn fragment (not valid JSON)';
   }
-  const event = obj(e.event);
-  const audit = obj(e.audit);
-  const chain = audit?.chain;
-  const sequence = event?.sequence;
-  // Writers' chains are UUIDs; a long one could not be indexed (and is not a writer's).
-  if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return 'no chain';
-  if (!Number.isSafeInteger(sequence) || (sequence as number) < 1) return 'no sequence';
-  const at = e['@timestamp'];
-  const iso = typeof at === 'string' && ISO.test(at);
-  const http = obj(e.http);
-  const status = obj(http?.response)?.status_code;
-  return {
-    chain,
-    sequence: sequence as number,
-    ts: iso ? (at as string) : '-infinity',
-    month: iso ? (at as string).slice(0, 7) : undefined,
-    action: text(event?.action),
-    outcome: text(event?.outcome),
-    clientIp: inet(obj(e.client)?.ip),
-    peerIp: inet(obj(obj(e.network)?.peer)?.address),
-    userId: text(obj(e.user)?.id, INDEXED),
-    method: text(obj(http?.request)?.method),
-    path: text(obj(e.url)?.path, INDEXED),
-    route: text(http?.route),
-    status: Number.isInteger(status) && (status as number) >= 0 && (status as number) < 1000 ? (status as number) : null,
-    host: text(obj(e.host)?.name),
-    service: text(obj(e.service)?.name),
-    hash: h,
-    line,
-  };
+  return rowOf(parsedMembers(e), line, h);
 }
 
 /**

@@ -1,7 +1,8 @@
 // Reading the audit file as the shipper's spool: whole lines from a byte offset, never the unfinished tail.
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { candidates, type Row, toRow } from './row.js';
+import { type CopyBatch, CopyWriter, needsEscape } from './encode.js';
+import { candidates, toRow } from './row.js';
 
 /** A line of the spool that is not an entry, and was not shipped. */
 export interface SkippedLine {
@@ -13,7 +14,10 @@ export interface SkippedLine {
 
 /** Lines read from one spool file: the rows, and the offset just past the last whole line they came from. */
 export interface Chunk {
-  rows: Row[];
+  /** The entries as COPY data. */
+  batch: CopyBatch;
+  /** The months (`YYYY-MM`) of their timestamps. */
+  months: Set<string>;
   skipped: SkippedLine[];
   from: number;
   to: number;
@@ -78,9 +82,9 @@ export class SpoolFile {
   /**
    * Reads whole lines from `from` (up to about `maxBytes`, at most `maxRows` rows). A last line without its
    * newline is left for later: a writer may be in the middle of it, and a torn one is terminated by the next
-   * writer that opens the file.
+   * writer that opens the file. `source`: the rows' `source` column.
    */
-  async read(from: number, maxBytes: number, maxRows: number): Promise<Chunk> {
+  async read(from: number, maxBytes: number, maxRows: number, source: string): Promise<Chunk> {
     if (this.buf.length < maxBytes) this.buf = Buffer.allocUnsafe(maxBytes);
     let { bytesRead } = await this.fh.read(this.buf, 0, maxBytes, from);
     let end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
@@ -102,11 +106,14 @@ export class SpoolFile {
     }
     this.scannedFrom = from;
     this.scanned = end === 0 ? from + bytesRead : from;
-    const rows: Row[] = [];
+    const months = new Set<string>();
+    let rows = 0;
     const skipped: SkippedLine[] = [];
+    // Column text is about a third of a request line: room for the batch without growing, mostly.
+    const copy = new CopyWriter(source, Buffer.allocUnsafe(Math.ceil(end * 1.5) + 1024));
     if (longLine) {
       skipped.push({ file: this.path, offset: from, reason: `a line longer than ${MAX_LINE} bytes` });
-      return { rows, skipped, from, to: from + end };
+      return { batch: { data: copy.data, ends: copy.ends }, months, skipped, from, to: from + end };
     }
     let at = 0;
     while (at < end) {
@@ -115,16 +122,24 @@ export class SpoolFile {
       if (lineEnd > at) {
         // Invalid UTF-8 (never written by a writer) becomes U+FFFD, so the stored line fails its hash.
         const physical = this.buf.toString('utf8', at, lineEnd);
-        for (const c of candidates(physical)) {
+        const parts = candidates(physical);
+        for (const c of parts) {
           const row = toRow(c);
-          if (typeof row === 'string') skipped.push({ file: this.path, offset: from + at, reason: row });
-          else rows.push(row);
+          if (typeof row === 'string') {
+            skipped.push({ file: this.path, offset: from + at, reason: row });
+            continue;
+          }
+          rows++;
+          if (row.month !== undefined) months.add(row.month);
+          // A whole physical line without U+FFFD is valid UTF-8: its bytes are its text.
+          if (parts.length === 1 && !needsEscape(c) && !c.includes('\uFFFD')) copy.add(row, this.buf, at, lineEnd);
+          else copy.add(row);
         }
       }
       at = lineEnd + 1;
-      if (rows.length >= maxRows) break;
+      if (rows >= maxRows) break;
     }
-    return { rows, skipped, from, to: from + Math.min(at, end) };
+    return { batch: { data: copy.data, ends: copy.ends }, months, skipped, from, to: from + Math.min(at, end) };
   }
 
   close(): Promise<void> {

@@ -35,19 +35,29 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
   const source = table;
   try {
     const client = await pool.connect();
+    // A cut session fails the FETCH under way; its 'error' event must not be an uncaught exception.
+    const cut = () => {};
+    client.on('error', cut);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`DECLARE audit_rows NO SCROLL CURSOR FOR SELECT id, line FROM ${names.table} ORDER BY id`);
       const where = { source, line: 0 };
-      for (;;) {
-        const r = await client.query(`FETCH ${fetchSize} FROM audit_rows`);
+      // The next rows are fetched while these are verified (PostgreSQL and this process work at once).
+      type Rows = { rows: Record<string, unknown>[] };
+      const fetch = (): Promise<Rows> => client.query(`FETCH ${fetchSize} FROM audit_rows`);
+      let next: Promise<Rows> | undefined = fetch();
+      while (next) {
+        const r: Rows = await next;
+        next = r.rows.length < fetchSize ? undefined : fetch();
+        // A failed read ahead is seen when it is awaited; until then it must not count as unhandled.
+        next?.catch(() => {});
         for (const row of r.rows) {
           where.line = Number(row.id);
           verifier.line(row.line as string, where);
         }
-        if (r.rows.length < fetchSize) break;
       }
       await client.query('COMMIT');
+      client.removeListener('error', cut);
       client.release();
     } catch (err) {
       client.release(true);

@@ -211,6 +211,94 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(r.entries, n);
   });
 
+  it('two shippers of one file at once (COPY, then only the rows not there after a unique violation): every line once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 20_000);
+    const make = (source: string) =>
+      new PostgresShipper({
+        filename: file,
+        postgres: { connectionString: db.url, table },
+        follow: false,
+        source,
+        batchSize: 700,
+      });
+    const a = make('host-a:/x');
+    const b = make('host-b:/x');
+    a.start();
+    b.start();
+    await Promise.all([a.close(60_000), b.close(60_000)]);
+    assert.equal(a.stats.inserted + b.stats.inserted, n);
+    assert.equal(a.stats.inserted + a.stats.duplicates, n);
+    assert.equal(b.stats.inserted + b.stats.duplicates, n);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('stores every line byte for byte (escapes, unicode) and skips only a line PostgreSQL refuses', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file });
+    const odd = ['tab\there', 'back\\slash', 'quote"d', 'new\nline', 'Zoë 🩺', 'cr\r', 'nul\u0000'];
+    for (const [i, ua] of odd.entries()) {
+      log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/o/${i}`, userAgent: ua, userId: ua });
+    }
+    await log.close();
+    const text = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
+    // A timestamp of the writers' form that is no date (February 30th): PostgreSQL refuses the row, not the batch.
+    const bad = (text[3] as string).replace(/"@timestamp":"[^"]*"/, '"@timestamp":"2025-02-30T00:00:00.000Z"');
+    writeFileSync(file, `${[...text.slice(0, 3), bad, ...text.slice(3)].join('\n')}\n`);
+    const skipped: string[] = [];
+    const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table }, follow: false });
+    s.on('skipped', (x: { reason: string }) => skipped.push(x.reason));
+    s.start();
+    await s.close(20_000);
+    assert.equal(s.stats.inserted, text.length);
+    assert.equal(skipped.length, 1);
+    assert.match(skipped[0] as string, /refused by PostgreSQL/);
+    const stored = db.psql(`SELECT line FROM ${table} ORDER BY id`).split('\n');
+    assert.deepEqual(stored, text);
+    assert.equal(db.psql(`SELECT user_id FROM ${table} WHERE path = '/o/4'`), 'Zoë 🩺');
+    assert.equal(db.psql(`SELECT user_id = E'tab\\there' FROM ${table} WHERE path = '/o/0'`), 't');
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('sessions cut mid-batch (pg_terminate_backend) are retried: no uncaught error, every line once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 30_000);
+    const s = new PostgresShipper({
+      filename: file,
+      postgres: { connectionString: `${db.url}&application_name=cut_${table}`, table },
+      follow: false,
+      batchSize: 500,
+      retryMin: 10,
+      retryMax: 50,
+    });
+    const outages: string[] = [];
+    s.on('outage', (e: { code: string }) => outages.push(e.code));
+    s.start();
+    let cuts = 0;
+    while (count(table) < n && cuts < 200) {
+      cuts += Number(
+        db.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cut_${table}'`),
+      );
+      await sleep(20);
+    }
+    await s.close(60_000);
+    assert.ok(cuts > 0, 'sessions were cut');
+    assert.ok(outages.length > 0 && outages.every((c) => c === ErrorCodes.AUDIT_STORE_UNAVAILABLE), `${outages}`);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
   it('resumes after SIGKILL of the shipper mid-batch, with every line once', async () => {
     const table = freshTable();
     await init(table);

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createAuditLog } from '../../src/index.js';
+import { CopyWriter, copyKeys, copyRows } from '../../src/store/encode.js';
+import { COLUMNS, type Row, toRow, writerRow } from '../../src/store/row.js';
+import { tempDir } from '../helpers.js';
+
+/** Lines written by the audit log for `entries` (after its start entry), and its stop entry. */
+async function written(entries: Record<string, unknown>[]): Promise<string[]> {
+  const file = join(tempDir('ppa-row-'), 'audit.jsonl');
+  const log = createAuditLog({ filename: file });
+  for (const e of entries) log.write({ category: 'web', action: 'http-request', outcome: 'success', ...e });
+  await log.close();
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+}
+
+const request = {
+  method: 'GET',
+  path: '/patients/7/record',
+  route: '/patients/:id/record',
+  status: 200,
+  clientIp: '203.0.113.9',
+  clientPort: 41000,
+  peerAddress: '10.0.0.1',
+  peerPort: 5000,
+  userAgent: 'curl/8.5',
+  userId: 'u-1',
+  requestId: 'r-1',
+  httpVersion: '1.1',
+  domain: 'ehr.example.org',
+  duration: 1234,
+};
+
+describe('rows of audit lines', () => {
+  it('reads the columns of writer lines exactly as JSON.parse of the line does', async () => {
+    const cases = [
+      { name: 'a request', entry: request },
+      {
+        name: 'quotes, backslashes, tabs and newlines in strings',
+        entry: { ...request, userAgent: 'a "b" \\c\td\ne\r', path: '/p\\"q' },
+      },
+      { name: 'unicode and escapes of control characters', entry: { ...request, userId: 'Zoë 🩺 \u0001\u2028', path: '/ü' } },
+      { name: 'NUL in a text column', entry: { ...request, userId: 'a\u0000b' } },
+      { name: 'IPv6 with a zone, and a bad address', entry: { ...request, clientIp: 'fe80::1%eth0', peerAddress: 'not-an-ip' } },
+      {
+        name: 'TLS, error, query and body sizes',
+        entry: {
+          ...request,
+          tlsVersion: 'TLSv1.3',
+          tlsCipher: 'TLS_AES_128_GCM_SHA256',
+          tlsClientCn: 'dr. "x"',
+          errorType: 'E',
+          errorCode: 'ECONNRESET',
+          errorMessage: 'cut\n',
+          query: 'a=1&b="2"',
+          requestBytes: 10,
+          bytes: 20,
+        },
+      },
+      { name: 'few members', entry: {} },
+      { name: 'a long path (cut for the index)', entry: { ...request, path: `/${'x'.repeat(2000)}` } },
+    ];
+    for (const c of cases) {
+      const lines = await written([c.entry]);
+      assert.equal(lines.length, 3, c.name);
+      for (const [i, line] of lines.entries()) {
+        const fast = toRow(line);
+        assert.equal(typeof fast, 'object', `${c.name}: ${String(fast)}`);
+        // The request entry is read by the layout; start and stop entries (extra audit members) are parsed.
+        assert.deepEqual(writerRow(line), i === 1 ? fast : undefined, `${c.name}, line ${i + 1}`);
+        assert.deepEqual(fast, toRow(line, true), c.name);
+      }
+    }
+    const [, line] = await written([request]);
+    const r = toRow(line as string) as Row;
+    assert.deepEqual(
+      [r.sequence, r.action, r.outcome, r.clientIp, r.peerIp, r.userId, r.method, r.path, r.route, r.status],
+      [2, 'http-request', 'success', '203.0.113.9', '10.0.0.1', 'u-1', 'GET', '/patients/7/record', '/patients/:id/record', 200],
+    );
+    assert.equal(r.hash, (line as string).slice(-67, -3));
+  });
+
+  it('lines in another layout take JSON.parse, with the same result', async () => {
+    const [, line] = await written([request]);
+    const l = line as string;
+    const e = JSON.parse(l);
+    const cases = [
+      { name: 'whitespace between members', line: l.replace('"event":{', '"event": {') },
+      {
+        name: 'a member twice (JSON.parse keeps the last)',
+        line: l.replace('"user":{"id":"u-1"}', '"user":{"id":"u-1","id":"someone-else"}'),
+      },
+      {
+        name: 'members in another order',
+        line: l.replace(/"client":\{[^}]*\},/, '').replace('"user":{', `"client":${JSON.stringify(e.client)},"user":{`),
+      },
+      { name: 'an extra member', line: l.replace('"user":{"id":"u-1"}', '"user":{"id":"u-1","name":"x"}') },
+      { name: 'an escaped key', line: l.replace('"path":', '"p\\u0061th":') },
+      { name: 'not JSON', line: l.replace('"success"', '"success') },
+      { name: 'a raw control character in a string', line: l.replace('curl/8.5', 'curl/8.5\u0001') },
+    ];
+    for (const c of cases) {
+      assert.notEqual(c.line, l, c.name);
+      assert.equal(writerRow(c.line), undefined, `${c.name}: not the writers' layout`);
+      assert.deepEqual(toRow(c.line), toRow(c.line, true), c.name);
+    }
+    assert.equal((toRow(cases[1]?.line as string) as Row).userId, 'someone-else');
+    assert.equal(toRow(cases[5]?.line as string), 'torn fragment (not valid JSON)');
+  });
+
+  it('COPY data: escapes, rows cut back out, and the key columns read back', async () => {
+    const lines = await written([request, { ...request, userAgent: 'tab\there \\ back' }]);
+    const rows = lines.map((l) => toRow(l) as Row);
+    rows[1] = { ...(rows[1] as Row), chain: 'a\tb\\c\nd' };
+    const w = new CopyWriter('host:/var/log/a\tb.jsonl', Buffer.alloc(16));
+    for (const [i, r] of rows.entries()) {
+      if (i === 0) w.add(r, Buffer.from(r.line), 0, Buffer.byteLength(r.line));
+      else w.add(r);
+    }
+    const text = w.data.toString('utf8');
+    const got = text.split('\n').slice(0, -1);
+    assert.equal(got.length, rows.length);
+    for (const [i, r] of rows.entries()) {
+      const fields = (got[i] as string).split('\t');
+      assert.equal(fields.length, COLUMNS.length + 2);
+      const unescaped = (v: string) =>
+        v === '\\N'
+          ? null
+          : v.replace(/\\([\\tnr])/g, (_, c: string) => ({ '\\': '\\', t: '\t', n: '\n', r: '\r' })[c] as string);
+      assert.deepEqual(fields.map(unescaped), [
+        ...COLUMNS.map(([k]) => (r[k] === null ? null : String(r[k]))),
+        r.line,
+        'host:/var/log/a\tb.jsonl',
+      ]);
+    }
+    const keys = copyKeys({ data: w.data, ends: w.ends });
+    assert.deepEqual(
+      keys.chains,
+      rows.map((r) => r.chain),
+    );
+    assert.deepEqual(
+      keys.sequences,
+      rows.map((r) => String(r.sequence)),
+    );
+    assert.deepEqual(
+      keys.ts,
+      rows.map((r) => r.ts),
+    );
+    const some = copyRows({ data: w.data, ends: w.ends }, [1, 3]);
+    assert.equal(some.data.toString('utf8'), `${got[1]}\n${got[3]}\n`);
+    assert.equal(some.ends.at(-1), some.data.length);
+  });
+});
