@@ -1,6 +1,8 @@
 // Small helpers shared by the benchmarks: the load process, timing loops, medians, a table printer.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let pinned;
@@ -211,4 +213,41 @@ export function fmt(n) {
 export function table(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   for (const r of rows) console.log(r.map((c, i) => String(c).padEnd(widths[i])).join('  '));
+}
+
+/** Prints `compareRounds` results, one row each: `rows` is a list of `[name, result]`. */
+export function comparisonTable(rows) {
+  table([
+    ['comparison', 'ours req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
+    ...rows.map(([name, r]) => [
+      name,
+      Math.round(r.a),
+      Math.round(r.b),
+      `${r.ratio.toFixed(3)}x`,
+      `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)}`,
+      r.perRound.map((x) => x.toFixed(2)).join(' '),
+      `${r.capacity.toFixed(3)}x`,
+    ]),
+  ]);
+}
+
+/**
+ * `compareRounds` where every round's servers write to files of their own under `dir`, deleted after the
+ * round: each round starts from the same state instead of appending to files that grow by hundreds of
+ * megabytes over a run (the cost of appending varies with how much page cache the run has filled, which made
+ * later rows pay more). Returns the comparison function and a counter of the audit lines written.
+ */
+export function freshFileRounds(load, dir, options) {
+  const counted = { lines: 0 };
+  const run = (a, b) =>
+    compareRounds(load, a, b, {
+      ...options,
+      roundDir: () => fs.mkdtempSync(path.join(dir, 'round-')),
+      afterRound: (roundDir) => {
+        const audit = path.join(roundDir, 'audit.jsonl');
+        if (fs.existsSync(audit)) counted.lines += fs.readFileSync(audit, 'utf8').split('\n').length - 1;
+        fs.rmSync(roundDir, { recursive: true, force: true });
+      },
+    });
+  return { run, counted };
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { compareRounds, ROUNDS, startLoad, table } from './lib.mjs';
+import { compareRounds, comparisonTable, ROUNDS, startLoad } from './lib.mjs';
 import { startPostgres } from './pg.mjs';
 
 const require = createRequire(import.meta.url);
@@ -78,19 +78,9 @@ if (ship) {
   console.log(
     `\nIn-process shipping to PostgreSQL (keep-alive, 32 connections; each app alone in its own process, load from another; PostgreSQL ${db.pinned ? 'pinned to the load generator core' : 'not pinned'}; ${ROUNDS} rounds of fresh processes × ${PAIRS} alternating pairs of ${MS} ms, median of all pairs)\n`,
   );
-  const row = (name, r) => [
-    name,
-    Math.round(r.a),
-    Math.round(r.b),
-    `${r.ratio.toFixed(3)}x`,
-    `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)}`,
-    r.perRound.map((x) => x.toFixed(2)).join(' '),
-    `${r.capacity.toFixed(3)}x`,
-  ];
-  table([
-    ['comparison', 'ours req/s', 'baseline req/s', 'ratio (rate)', 'pairs Q1–Q3', 'per round', 'ratio (server CPU per op)'],
-    row('Express + clientIp + auditLog shipping to PostgreSQL vs the same writing the file only', ship),
-    row('method check (A/A): file only vs file only', aa),
+  comparisonTable([
+    ['Express + clientIp + auditLog shipping to PostgreSQL vs the same writing the file only', ship],
+    ['method check (A/A): file only vs file only', aa],
   ]);
   console.log(`\n${shipped} entries shipped and counted in PostgreSQL.`);
 }
