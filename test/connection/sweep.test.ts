@@ -75,7 +75,9 @@ it(`${STALLED} connections stalled mid-header time out without stalling the loop
     // Closing all of them in one pass spent 60–100 ms in each of a few turns here; a batch stops after 64
     // closes or 5 ms. The median, not the maximum: a garbage collection or being descheduled on a busy
     // machine can stretch any one turn.
-    assert.ok(spans.length >= STALLED / 64, `the closes spread over ${spans.length} turns`);
+    // (whole batches: a turn's span is measured from the sweep's own clock, so the last, partial batch can
+    // fall into the same measured turn as the one before it)
+    assert.ok(spans.length >= Math.floor(STALLED / 64), `the closes spread over ${spans.length} turns`);
     assert.ok(at(0.5) < 10, `half the turns spent less than ${at(0.5).toFixed(1)} ms closing connections`);
     // Loose, for a machine shared with other work (its own noise reaches a few hundred ms): a sweep that
     // blocks for a second still fails here.
