@@ -1,7 +1,7 @@
 // Runs every compiled *.test.js under build/test with node's test runner (Node 20 has no glob support in
 // --test, and a bare directory would also run helpers and fixtures).
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 function find(dir) {
@@ -12,7 +12,10 @@ function find(dir) {
   });
 }
 
-const files = find('build/test').sort();
+// Only tests whose source still exists: build/ is not cleaned, and a removed test's old output must not run.
+const files = find('build/test')
+  .filter((f) => existsSync(f.replace(/^build[\\/]/, '').replace(/\.js$/, '.ts')))
+  .sort();
 // A test that fails with a server still open must not keep its file's process alive (force-exit), and no
 // test may hang the run (timeout per test).
 const r = spawnSync(
