@@ -28,8 +28,12 @@ const all = [];
 const perRound = [];
 for (let r = 0; r < ROUNDS; r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-ab-'));
-  const a = await startServer(kindA, dir, path.resolve(distA));
-  const b = await startServer(kindB, dir, path.resolve(distB));
+  // A directory each: two servers of one kind would otherwise write (and ship) one file.
+  const [dirA, dirB] = [path.join(dir, 'a'), path.join(dir, 'b')];
+  fs.mkdirSync(dirA);
+  fs.mkdirSync(dirB);
+  const a = await startServer(kindA, dirA, path.resolve(distA));
+  const b = await startServer(kindB, dirB, path.resolve(distB));
   const window = async () => {
     const [ca, cb] = [await a.cpu(), await b.cpu()];
     loadA.send({ ...params, port: a.port });

@@ -5,7 +5,8 @@
 // must hold every line of the shipping server's file. Then the same two apps at the same time, by
 // bench/ab.mjs (server CPU per request; drift of the host hits both alike). Not part of `npm run bench`: it
 // needs PostgreSQL. Knobs: ROUNDS (3), PAIRS (11), MS (800), WARMUP; AB=0 skips the second comparison, SEQ=0
-// the first.
+// the first. `node bench/store-app.mjs <kindA> <distA> <kindB> <distB>` runs only bench/ab.mjs on those (two
+// builds head to head, e.g. express-audit-ship of this build against express-audit-ship of a copy).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -54,8 +55,10 @@ const run = async (a, b) => {
 for (let i = 1; i <= 2 * ROUNDS; i++) await pgInit({ postgres: { connectionString: db.url, table: `app_${i}` } });
 let ship;
 let aa;
+const abArgs = process.argv.slice(2);
+if (abArgs.length !== 0 && abArgs.length !== 4) throw new Error('usage: node bench/store-app.mjs [kindA distA kindB distB]');
 try {
-  if (process.env.SEQ !== '0') {
+  if (process.env.SEQ !== '0' && abArgs.length === 0) {
     ship = await run('express-audit-ship', 'express-audit');
     aa = await run('express-audit', 'express-audit');
   }
@@ -63,7 +66,8 @@ try {
     await pgInit({ postgres: { connectionString: db.url, table: 'app_ab' } });
     const bench = path.dirname(new URL(import.meta.url).pathname);
     const dist = path.join(bench, '..', 'dist', 'cjs');
-    spawnSync(process.execPath, [path.join(bench, 'ab.mjs'), 'express-audit-ship', dist, 'express-audit', dist], {
+    const args = abArgs.length === 4 ? abArgs : ['express-audit-ship', dist, 'express-audit', dist];
+    spawnSync(process.execPath, [path.join(bench, 'ab.mjs'), ...args], {
       env: { ...process.env, BENCH_PG_TABLE: 'app_ab', ROUNDS: process.env.AB_ROUNDS ?? '4' },
       stdio: 'inherit',
     });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
 import { ErrorCodes } from '../protocol/errors.js';
+import type { Handoff } from '../store/handoff.js';
 import type { PostgresOption } from '../store/pg.js';
 import { PostgresShipper } from '../store/shipper.js';
 import { Chain, ownEntry, toPrivateKey } from './chain.js';
@@ -196,6 +197,8 @@ export class AuditLog extends EventEmitter {
   private stopped = false;
   /** Ships the file to PostgreSQL (with `postgres`): its events (`'outage'`, `'recovered'`, …), `lag`, `stats`. */
   readonly shipper: PostgresShipper | undefined;
+  /** Where the rows of the lines sealed into the file go for the shipper (with `postgres`). */
+  private readonly handoff: Handoff | undefined;
 
   /** @internal use {@link createAuditLog} */
   constructor(options: AuditLogOptions) {
@@ -279,6 +282,7 @@ export class AuditLog extends EventEmitter {
     // Made (and its options checked) at construction; it reads the file the sink writes.
     this.shipper =
       postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
+    this.handoff = this.shipper?.handOver({ chain: this.chain.id, service, host });
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
       this.access.open('start');
@@ -480,8 +484,14 @@ export class AuditLog extends EventEmitter {
       this.warn(err, `entry ${e.action} could not be sealed`);
       return;
     }
-    if (file) file.endLine();
-    else out.clear();
+    if (file) {
+      file.endLine();
+      try {
+        this.handoff?.add(e, out.buf, start, out.pos - 1, this.chain.lastHash);
+      } catch (err) {
+        this.warn(err, `the row of entry ${e.action} could not be handed to the shipper`);
+      }
+    } else out.clear();
     if (this.access !== undefined) {
       const text = formatElbLine(e);
       if (text !== undefined) {

@@ -261,7 +261,8 @@ function writeMembers(out: LineBuffer, members: readonly Member[], e: Entry, fil
 // Entries written within the same millisecond share their timestamp text.
 let lastMs = Number.NaN;
 let lastIso = '';
-function iso(ms: number): string {
+/** `@timestamp` of a line: the text of `ms` as Date#toISOString gives it. */
+export function iso(ms: number): string {
   if (ms !== lastMs) {
     lastMs = ms;
     lastIso = new Date(ms).toISOString();

@@ -36,7 +36,7 @@ export class CopyWriter {
   private buf: Buffer;
   private pos = 0;
   /** Where each row's data ends, in row order (row i is `data[ends[i-1] ?? 0 .. ends[i]]`). */
-  readonly ends: number[] = [];
+  ends: number[] = [];
   private readonly tail: Buffer;
 
   /** `buffer`: where to write (a bigger one replaces it when it is too small). */
@@ -59,9 +59,32 @@ export class CopyWriter {
     this.ends.push(this.pos);
   }
 
+  /** Appends one row made by another writer of the same source: its data, `bytes[start..end]`. */
+  row(bytes: Buffer, start: number, end: number): void {
+    this.reserve(end - start);
+    this.pos += bytes.copy(this.buf, this.pos, start, end);
+    this.ends.push(this.pos);
+  }
+
   /** The data so far. */
   get data(): Buffer {
     return this.buf.subarray(0, this.pos);
+  }
+
+  /** The buffer the data is in (from 0; valid until the next append or {@link clear}). */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  /** Bytes of each row after its line (the `source` column and the newline). */
+  get tailLength(): number {
+    return this.tail.length;
+  }
+
+  /** Forgets every row, keeping the buffer. */
+  clear(): void {
+    this.pos = 0;
+    this.ends = [];
   }
 
   private reserve(n: number): void {

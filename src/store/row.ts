@@ -88,7 +88,7 @@ function inet(v: unknown): string | null {
 }
 
 /** The values {@link rowOf} reads from a line: what JSON.parse of the line would give at these places. */
-interface Members {
+export interface Members {
   at: unknown;
   action: unknown;
   outcome: unknown;
@@ -106,7 +106,7 @@ interface Members {
 }
 
 /** The row of an entry's members, or why it is not an entry. */
-function rowOf(m: Members, line: string, h: string): Row | string {
+export function rowOf(m: Members, line: string, h: string): Row | string {
   const { chain, sequence, at, status } = m;
   // Writers' chains are UUIDs; a long one could not be indexed (and is not a writer's).
   if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return 'no chain';

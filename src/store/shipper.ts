@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { ErrorCodes } from '../protocol/errors.js';
 import { type CopyBatch, copyKeys, copyRows } from './encode.js';
+import { Handoff, type HandoffWriter } from './handoff.js';
 import { type CopyFrom, loadCopyFrom, openPool, type PgClient, type PgPool, type PostgresOption } from './pg.js';
 import { COLUMNS } from './row.js';
 import { type Chunk, type SkippedLine, SpoolFile } from './spool.js';
@@ -160,6 +161,7 @@ export class PostgresShipper extends EventEmitter {
   private waiters: Waiter[] = [];
   private behindSince = 0;
   private warnedMissing = new Set<string>();
+  private handoff: Handoff | undefined;
 
   constructor(options: ShipperOptions) {
     super();
@@ -280,6 +282,17 @@ export class PostgresShipper extends EventEmitter {
     this.files = [];
     if (this.ownsPool) await this.pool.end().catch(() => {});
     if (failure) throw failure;
+  }
+
+  /**
+   * @internal The audit log of this process that writes the file hands over the rows of the lines it seals
+   * here, so that the shipper need not parse them again (it still reads the file, and takes a handed row only
+   * for a line whose bytes are the handed line's). The in-process audited Express app of bench/store-app.mjs,
+   * head to head (bench/ab.mjs method) against the same app writing the file only: see bench/README.md.
+   */
+  handOver(writer: HandoffWriter): Handoff {
+    this.handoff ??= new Handoff(this.source, writer);
+    return this.handoff;
   }
 
   /** Wakes the loop now instead of at its next look (the owner of the file may call it after writing). */
@@ -470,10 +483,15 @@ export class PostgresShipper extends EventEmitter {
       const p = this.prefetched;
       this.prefetched = undefined;
       const chunk =
-        p?.file === f && p.chunk.from === f.offset ? p.chunk : await f.read(f.offset, BATCH_BYTES, this.batchSize, this.source);
+        p?.file === f && p.chunk.from === f.offset
+          ? p.chunk
+          : await f.read(f.offset, BATCH_BYTES, this.batchSize, this.source, this.handoff);
       if (chunk.to > chunk.from) {
         // The next batch is read and parsed while PostgreSQL inserts this one.
-        const [, next] = await Promise.all([this.ship(f, chunk), f.read(chunk.to, BATCH_BYTES, this.batchSize, this.source)]);
+        const [, next] = await Promise.all([
+          this.ship(f, chunk),
+          f.read(chunk.to, BATCH_BYTES, this.batchSize, this.source, this.handoff),
+        ]);
         this.prefetched = { file: f, chunk: next };
         // A batch that was not full means the file was shipped to (about) its end: the next look waits
         // `pollInterval` (unless a flush waits), instead of sending the few lines the application wrote

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { type CopyBatch, CopyWriter, needsEscape } from './encode.js';
+import type { Handoff } from './handoff.js';
 import { candidates, toRow } from './row.js';
 
 /** A line of the spool that is not an entry, and was not shipped. */
@@ -82,9 +83,10 @@ export class SpoolFile {
   /**
    * Reads whole lines from `from` (up to about `maxBytes`, at most `maxRows` rows). A last line without its
    * newline is left for later: a writer may be in the middle of it, and a torn one is terminated by the next
-   * writer that opens the file. `source`: the rows' `source` column.
+   * writer that opens the file. `source`: the rows' `source` column. `handoff`: rows the writer of this
+   * process handed over, taken for the lines that are theirs.
    */
-  async read(from: number, maxBytes: number, maxRows: number, source: string): Promise<Chunk> {
+  async read(from: number, maxBytes: number, maxRows: number, source: string, handoff?: Handoff): Promise<Chunk> {
     if (this.buf.length < maxBytes) this.buf = Buffer.allocUnsafe(maxBytes);
     let { bytesRead } = await this.fh.read(this.buf, 0, maxBytes, from);
     let end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
@@ -119,7 +121,10 @@ export class SpoolFile {
     while (at < end) {
       const nl = this.buf.indexOf(NL, at);
       const lineEnd = nl < 0 || nl >= end ? end : nl;
-      if (lineEnd > at) {
+      if (lineEnd > at && handoff?.take(this.buf, at, lineEnd, copy)) {
+        rows++;
+        if (handoff.month !== undefined) months.add(handoff.month);
+      } else if (lineEnd > at) {
         // Invalid UTF-8 (never written by a writer) becomes U+FFFD, so the stored line fails its hash.
         const physical = this.buf.toString('utf8', at, lineEnd);
         const parts = candidates(physical);
@@ -129,6 +134,7 @@ export class SpoolFile {
             skipped.push({ file: this.path, offset: from + at, reason: row });
             continue;
           }
+          if (row.chain === handoff?.writer.chain) handoff.passed(row.sequence);
           rows++;
           if (row.month !== undefined) months.add(row.month);
           // A whole physical line without U+FFFD is valid UTF-8: its bytes are its text.

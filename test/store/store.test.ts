@@ -16,6 +16,8 @@ import {
   type VerifyResult,
   verifyAuditLog,
 } from '../../src/index.js';
+import { Handoff } from '../../src/store/handoff.js';
+import { COLUMNS } from '../../src/store/row.js';
 import { sleep, tempDir } from '../helpers.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
 
@@ -266,6 +268,57 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(db.psql(`SELECT user_id FROM ${table} WHERE path = '/o/4'`), 'Zoë 🩺');
     assert.equal(db.psql(`SELECT user_id = E'tab\\there' FROM ${table} WHERE path = '/o/0'`), 't');
     assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('the log hands its rows to its shipper: the same rows, byte for byte, as shipping its file afterwards', async () => {
+    const [handed, parsed] = [freshTable(), freshTable()];
+    await init(handed);
+    await init(parsed);
+    const file = join(dir, `${handed}.jsonl`);
+    const take = Handoff.prototype.take;
+    let taken = 0;
+    Handoff.prototype.take = function (...a) {
+      const r = take.apply(this, a);
+      if (r) taken++;
+      return r;
+    };
+    let n = 2; // audit-log-started and audit-log-stopped
+    try {
+      const log = createAuditLog({ filename: file, postgres: { connectionString: db.url, table: handed } });
+      const odd = ['Zoë 🩺', 'back\\slash', 'quote"d', 'tab\there', '\uFFFD', `/${'x'.repeat(3000)}`];
+      // Several looks of the shipper while the app writes: batches of handed rows, lines parsed among them.
+      for (let turn = 0; turn < 12; turn++) {
+        for (let i = 0; i < 300; i++, n++) {
+          log.write({
+            category: 'web',
+            action: 'http-request',
+            outcome: i % 7 === 0 ? 'failure' : 'success',
+            method: 'GET',
+            path: i % 50 === 0 ? (odd[(turn + i) % odd.length] as string) : `/h/${turn}/${i}`,
+            status: 200 + (i % 5),
+            clientIp: i % 2 ? '203.0.113.9' : '2001:db8::7',
+            peerAddress: '10.0.0.1',
+            userId: i % 40 === 0 ? (odd[i % odd.length] as string) : `u${i % 3}`,
+          });
+        }
+        await sleep(60);
+      }
+      await log.close({ shipTimeout: 30_000 });
+    } finally {
+      Handoff.prototype.take = take;
+    }
+    await ship(file, parsed); // the same source: the same file
+    const cols = `${COLUMNS.map(([, c]) => c).join(', ')}, line, source`;
+    // Every column as PostgreSQL prints it (NULL apart from ''), in one digest: the rows are several MB.
+    const rows = (t: string) => db.psql(`SELECT md5(string_agg((${cols})::text, E'\\n' ORDER BY chain, sequence)) FROM ${t}`);
+    assert.equal(count(handed), n);
+    assert.equal(rows(handed), rows(parsed));
+    // Lines with a backslash (JSON escapes) and the log's own entries are read from the file.
+    const backslashes = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('\\')).length;
+    assert.ok(backslashes > 0);
+    assert.equal(taken, n - 2 - backslashes, 'every other line from the hand-over');
   });
 
   it('sessions cut mid-batch (pg_terminate_backend) are retried: no uncaught error, every line once', async () => {
