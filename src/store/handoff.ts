@@ -1,27 +1,14 @@
-// Rows handed to the shipper by the audit log of the same process, as it seals their lines: the log holds each
-// entry's fields and its exact bytes then, so the shipper need not decode and parse again what was just
-// written. The file stays the spool: the shipper still reads it, and takes a handed row only for a line whose
-// bytes in the file are the handed line's, byte for byte; any other line is parsed as it always is.
+// Entries handed to the shipper by the audit log of the same process, as it seals their lines: the log holds
+// each entry's fields then, so the shipper need not decode and parse again what was just written. The file
+// stays the spool: the shipper still reads it, and takes a handed entry only for a line whose bytes in the
+// file are the handed line's, byte for byte; any other line is parsed as it always is.
 import { type Entry, iso } from '../audit/entry.js';
-import { CopyWriter } from './encode.js';
+import type { CopyWriter } from './encode.js';
 import { rowOf } from './row.js';
 
-/** Handed rows kept at most (bytes of COPY data); past it, lines are read from the file only. */
+/** Bytes of handed lines kept at most; past it, lines are read from the file only. */
 const LIMIT = 8 * 1024 * 1024;
-/** A segment is closed past this size, so that consumed rows are let go of while later ones wait. */
-const SEGMENT = 1024 * 1024;
 const BACKSLASH = 0x5c;
-
-/** Rows of one stretch of sealed lines, oldest first. */
-interface Segment {
-  copy: CopyWriter;
-  /** The byte length of each row's line, and its sequence number in the chain. */
-  lens: number[];
-  sequences: number[];
-  months: (string | undefined)[];
-  /** The next row to take. */
-  head: number;
-}
 
 /** Who seals the lines: the members every line of the chain repeats. */
 export interface HandoffWriter {
@@ -31,30 +18,54 @@ export interface HandoffWriter {
 }
 
 /**
- * The rows of one writer's request lines, in the order it sealed them, made as COPY data by the shipper's own
- * {@link CopyWriter} from the same {@link rowOf} as a line read from the file: a handed row and the row of its
- * line read back are the same bytes (test/store/handoff.test.ts compares them).
+ * The request entries of one writer, in the order it sealed them, each with its hash and a copy of its line.
+ * The row of a handed entry is made by the same {@link rowOf} and {@link CopyWriter} as the row of a line
+ * read from the file, from the values JSON.parse of the line gives back (test/store/handoff.test.ts compares
+ * both ways, byte for byte).
  */
 export class Handoff {
-  private segments: Segment[] = [];
-  private bytes = 0;
+  private entries: Entry[] = [];
+  private hashes: string[] = [];
+  private lens: number[] = [];
+  /** The next entry to take, and where its line starts in `lines`. */
+  private head = 0;
+  private headAt = 0;
+  private lines = Buffer.allocUnsafe(64 * 1024);
+  private end = 0;
   /** The month of the row last taken. */
   month: string | undefined;
-  private lastMonth: string | undefined;
 
-  constructor(
-    private readonly source: string,
-    readonly writer: HandoffWriter,
-  ) {}
+  constructor(readonly writer: HandoffWriter) {}
 
   /**
-   * Hands over the row of `e`, sealed as `bytes[start..end]` (its line, without newline) with hash `hash`. Only
-   * request entries (the log's own entries carry extra audit members, which are parsed from the file) whose
-   * line has no backslash (a line read from the file that needs COPY escaping is encoded from its text).
+   * Hands over `e`, sealed as `bytes[start..end]` (its line, without newline) with hash `hash`. Request entries
+   * only: the log's own entries carry members of their own, and are parsed from the file.
    */
   add(e: Entry, bytes: Buffer, start: number, end: number, hash: string): void {
-    if (e.audit !== undefined || this.bytes >= LIMIT || bytes.subarray(start, end).includes(BACKSLASH)) return;
+    const len = end - start;
+    if (e.audit !== undefined || this.end - this.headAt + len > LIMIT) return;
+    if (this.end + len > this.lines.length) this.room(len);
+    bytes.copy(this.lines, this.end, start, end);
+    this.end += len;
+    this.entries.push(e);
+    this.hashes.push(hash);
+    this.lens.push(len);
+  }
+
+  /**
+   * Appends to `into` the row of the next handed entry if its line is `file[start..end]`, byte for byte, and
+   * needs no escaping in COPY (no backslash: then no JSON escape either), and says whether it did (then
+   * {@link month} is that row's month).
+   */
+  take(file: Buffer, start: number, end: number, into: CopyWriter): boolean {
+    const i = this.head;
+    if (i === this.entries.length) return false;
+    const len = this.lens[i] as number;
+    if (end - start !== len || file.compare(this.lines, this.headAt, this.headAt + len, start, end) !== 0) return false;
+    if (file.subarray(start, end).includes(BACKSLASH)) return false;
+    const e = this.entries[i] as Entry;
     const w = this.writer;
+    // What JSON.parse of the line gives for these members is what the log serialised them from.
     const row = rowOf(
       {
         at: iso(e.timestamp),
@@ -72,70 +83,55 @@ export class Handoff {
         host: w.host,
         chain: w.chain,
       },
-      '', // the line is copied from `bytes`
-      hash,
+      '', // the line is copied from `file`
+      this.hashes[i] as string,
     );
-    if (typeof row === 'string') return;
-    let s = this.segments[this.segments.length - 1];
-    if (s === undefined || s.copy.data.length >= SEGMENT) {
-      s = { copy: new CopyWriter(this.source, Buffer.allocUnsafe(64 * 1024)), lens: [], sequences: [], months: [], head: 0 };
-      this.segments.push(s);
-    }
-    const before = s.copy.data.length;
-    s.copy.add(row, bytes, start, end);
-    this.bytes += s.copy.data.length - before;
-    s.lens.push(end - start);
-    s.sequences.push(row.sequence);
-    // (one string for a month's rows)
-    if (row.month !== this.lastMonth) this.lastMonth = row.month;
-    s.months.push(this.lastMonth);
-  }
-
-  /**
-   * Appends to `into` the next handed row if its line is `file[start..end]`, byte for byte, and says whether
-   * it did (then {@link month} is that row's month).
-   */
-  take(file: Buffer, start: number, end: number, into: CopyWriter): boolean {
-    const s = this.segments[0];
-    if (s === undefined || s.head === s.lens.length) return false;
-    const i = s.head;
-    const len = s.lens[i] as number;
-    if (end - start !== len) return false;
-    const data = s.copy.buffer;
-    const rowEnd = s.copy.ends[i] as number;
-    const lineEnd = rowEnd - s.copy.tailLength;
-    if (file.compare(data, lineEnd - len, lineEnd, start, end) !== 0) return false;
-    into.row(data, i === 0 ? 0 : (s.copy.ends[i - 1] as number), rowEnd);
-    this.month = s.months[i];
-    this.next(s);
+    if (typeof row === 'string') return false; // (a writer's entry always has a chain and a sequence)
+    // A valid UTF-8 line without a backslash is its own COPY text (src/store/spool.ts copies it the same way).
+    into.add(row, file, start, end);
+    this.month = row.month;
+    this.next();
     return true;
   }
 
   /**
-   * A line of this writer's chain with sequence `sequence` was read without its handed row (it was sealed
-   * before the shipper started, or the file holds something else there): the rows up to it will never be
-   * read now (the chain's lines are in the file in sealed order), and are let go of.
+   * A line of this writer's chain with sequence `sequence` was read without its handed entry (it was sealed
+   * before the shipper started, it needs escaping, or the file holds something else there): the entries up
+   * to it will never be read now (a writer's lines are in its file in the order it sealed them), and are let go.
    */
   passed(sequence: number): void {
-    for (let s = this.segments[0]; s !== undefined && s.head < s.lens.length; s = this.segments[0]) {
-      if ((s.sequences[s.head] as number) > sequence) return;
-      this.next(s);
-    }
+    while (this.head < this.entries.length && (this.entries[this.head] as Entry).sequence <= sequence) this.next();
   }
 
-  private next(s: Segment): void {
-    s.head++;
-    if (s.head < s.lens.length) return;
-    this.bytes -= s.copy.data.length;
-    if (this.segments.length > 1) {
-      this.segments.shift();
-      return;
+  private next(): void {
+    this.headAt += this.lens[this.head] as number;
+    this.head++;
+    if (this.head < this.entries.length) return;
+    // All taken: start again from the beginning (a batch lets go of every entry it took).
+    this.entries = [];
+    this.hashes = [];
+    this.lens = [];
+    this.head = 0;
+    this.headAt = 0;
+    this.end = 0;
+  }
+
+  /** Makes room for `len` more bytes of lines: the taken ones are dropped first, then the buffer grows. */
+  private room(len: number): void {
+    if (this.head > 0) {
+      this.lines.copyWithin(0, this.headAt, this.end);
+      this.end -= this.headAt;
+      this.headAt = 0;
+      this.entries = this.entries.slice(this.head);
+      this.hashes = this.hashes.slice(this.head);
+      this.lens = this.lens.slice(this.head);
+      this.head = 0;
     }
-    // The only segment, all taken: written again from its start.
-    s.copy.clear();
-    s.lens = [];
-    s.sequences = [];
-    s.months = [];
-    s.head = 0;
+    if (this.end + len <= this.lines.length) return;
+    let size = this.lines.length * 2;
+    while (size < this.end + len) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.lines.copy(bigger, 0, 0, this.end);
+    this.lines = bigger;
   }
 }

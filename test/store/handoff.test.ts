@@ -18,7 +18,7 @@ let files = 0;
 /** One writer's chain sealing `entries` (after its start entry), each line handed over as the audit log does. */
 function seal(entries: AuditFields[]): { lines: Buffer[]; handoff: Handoff; chain: Chain } {
   const chain = new Chain(WRITER);
-  const handoff = new Handoff(SOURCE, { chain: chain.id, ...WRITER });
+  const handoff = new Handoff({ chain: chain.id, ...WRITER });
   const out = new LineBuffer();
   const lines: Buffer[] = [];
   for (const e of [ownEntry('audit-log-started', { pid: 1 }), ...entries.map(toEntry)]) {
