@@ -197,7 +197,7 @@ export class AuditLog extends EventEmitter {
   private stopped = false;
   /** Ships the file to PostgreSQL (with `postgres`): its events (`'outage'`, `'recovered'`, …), `lag`, `stats`. */
   readonly shipper: PostgresShipper | undefined;
-  /** Where the rows of the lines sealed into the file go for the shipper (with `postgres`). */
+  /** Where the rows of the lines written to the file go for the shipper (with `postgres`). */
   private readonly handoff: Handoff | undefined;
 
   /** @internal use {@link createAuditLog} */
@@ -283,6 +283,10 @@ export class AuditLog extends EventEmitter {
     this.shipper =
       postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
     this.handoff = this.shipper?.handOver({ chain: this.chain.id, service, host });
+    if (this.handoff !== undefined && this.file !== undefined) {
+      const handoff = this.handoff;
+      this.file.onWritten = (w) => handoff.commit(w);
+    }
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
       this.access.open('start');
@@ -414,6 +418,8 @@ export class AuditLog extends EventEmitter {
 
   private reopened(o: Opened): void {
     // (after the stop entry nothing more may join the chain: the lines left are written as they are)
+    // Rows handed over for the file closed now are let go of (the shipper reads the rest of it from the file).
+    this.handoff?.forget();
     if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);
@@ -486,11 +492,7 @@ export class AuditLog extends EventEmitter {
     }
     if (file) {
       file.endLine();
-      try {
-        this.handoff?.add(e, out.buf, start, out.pos - 1, this.chain.lastHash);
-      } catch (err) {
-        this.warn(err, `the row of entry ${e.action} could not be handed to the shipper`);
-      }
+      this.handoff?.add(e, out.buf, start, out.pos - 1, this.chain.lastHash);
     } else out.clear();
     if (this.access !== undefined) {
       const text = formatElbLine(e);

@@ -30,6 +30,16 @@ export interface Opened extends TailInfo {
 
 const NL = Buffer.from('\n');
 
+/** Where one write of whole lines landed: the file (inode and device) and the bytes from `from` to `to`. */
+export interface Written {
+  ino: number;
+  dev: number;
+  from: number;
+  to: number;
+  /** Lines in it. */
+  lines: number;
+}
+
 /**
  * Lines for one file, appended with one `write(2)` per batch on an `O_APPEND` descriptor, so that lines of
  * several processes never interleave mid-line. Only whole lines are ever handed to the file: after a short or
@@ -65,6 +75,13 @@ export class FileSink extends EventEmitter {
   /** Lines were written since the last fdatasync began. */
   private writtenSinceSync = false;
   private closed = false;
+  /**
+   * Told after every write of queued lines where they landed in the file, or `undefined` when that is not
+   * known (another process wrote to the file meanwhile, a write failed or was cut short). Set by the owner.
+   */
+  onWritten: ((w: Written | undefined) => void) | undefined;
+  /** Where the next write lands if no other process writes to the file meanwhile (NaN: not known). */
+  private expected = Number.NaN;
 
   constructor(options: FileSinkOptions) {
     super();
@@ -103,6 +120,7 @@ export class FileSink extends EventEmitter {
       this.dev = st.dev;
       // A fragment at the end (a writer died mid-line): end it, so that the next line is not glued to it.
       if (info.tornBytes > 0) fs.writeSync(fd, NL);
+      this.expected = info.size + (info.tornBytes > 0 ? 1 : 0);
     } catch (err) {
       fs.closeSync(fd);
       throw err;
@@ -194,10 +212,11 @@ export class FileSink extends EventEmitter {
       return;
     }
     const out = this.out;
+    let fd: number;
     try {
       // (no descriptor: an earlier reopen failed; this one tells the owner through 'opened')
       if (this.fd === undefined) this.open('retry');
-      const fd = this.fd as unknown as number;
+      fd = this.fd as unknown as number;
       // One synchronous append per batch, as pino's file destination does: the bytes reach the page cache in
       // microseconds, where a thread-pool round trip costs more than the write. A short write leaves part of
       // a line in the file, and the rest is never appended after it (another process's line may follow it
@@ -207,16 +226,21 @@ export class FileSink extends EventEmitter {
         if (this.torn) {
           if (!endsWithNewline(fd)) fs.writeSync(fd, NL);
           this.torn = false;
+          this.expected = Number.NaN;
         }
         const n = fs.writeSync(fd, out.buf, 0, out.pos);
         if (n === out.pos) break;
+        this.expected = Number.NaN;
         this.keepFrom(n);
         if (attempt === 1) throw Object.assign(new Error('short write: the disk took part of a batch'), { code: 'ENOSPC' });
       }
     } catch (err) {
+      this.expected = Number.NaN;
+      this.onWritten?.(undefined);
       this.fail(err as Error);
       return;
     }
+    if (this.onWritten !== undefined) this.landed(fd, out.pos);
     this.written += this.lines;
     this.lines = 0;
     this.writtenSinceSync = true;
@@ -226,6 +250,26 @@ export class FileSink extends EventEmitter {
       this.emit('recovered');
     }
     this.written0();
+  }
+
+  /**
+   * Tells `onWritten` where the `n` bytes just appended landed. With O_APPEND a write goes to the end of the
+   * file as it is then, which only the size afterwards tells: when it grew by exactly `n` since this sink's
+   * last write, no other process wrote in between, and the bytes are at `to - n`.
+   */
+  private landed(fd: number, n: number): void {
+    let to: number;
+    try {
+      to = fs.fstatSync(fd).size;
+    } catch {
+      this.expected = Number.NaN;
+      this.onWritten?.(undefined);
+      return;
+    }
+    const from = to - n;
+    const w = from === this.expected ? { ino: this.ino, dev: this.dev, from, to, lines: this.lines } : undefined;
+    this.expected = to;
+    this.onWritten?.(w);
   }
 
   /** After a write that stopped at `off`: keep the lines not wholly written, each from its start. */

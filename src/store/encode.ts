@@ -107,9 +107,21 @@ export class CopyWriter {
     this.pos = p;
   }
 
+  /** Appends one row made by another writer of the same source: its data, `bytes[start..end]`. */
+  row(bytes: Buffer, start: number, end: number): void {
+    this.reserve(end - start);
+    this.pos += bytes.copy(this.buf, this.pos, start, end);
+    this.ends.push(this.pos);
+  }
+
   /** The data so far. */
   get data(): Buffer {
     return this.buf.subarray(0, this.pos);
+  }
+
+  /** Bytes of data so far. */
+  get length(): number {
+    return this.pos;
   }
 
   private reserve(n: number): void {

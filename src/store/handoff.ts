@@ -1,13 +1,18 @@
-// Entries handed to the shipper by the audit log of the same process, as it seals their lines: the log holds
-// each entry's fields then, so the shipper need not decode and parse again what was just written. The file
-// stays the spool: the shipper still reads it, and takes a handed entry only for a line whose bytes in the
-// file are the handed line's, byte for byte; any other line is parsed as it always is.
+// Rows handed to the shipper by the audit log of the same process as it writes their lines: the log holds
+// each entry's fields and its exact bytes then, and its file sink learns where each write landed, so the
+// shipper need not read back and parse what was just written. The file stays the spool: whatever was not
+// handed over (lines of other processes, lines sealed before the shipper started, a backlog past the bound,
+// a write that failed) is read from the file, as always.
 import { type Entry, iso } from '../audit/entry.js';
-import type { CopyWriter } from './encode.js';
-import { rowOf } from './row.js';
+import type { Written } from '../audit/file-sink.js';
+import { CopyWriter } from './encode.js';
+import { type Row, rowOf, toRow } from './row.js';
+import type { Chunk } from './spool.js';
 
-/** Bytes of handed lines kept at most; past it, lines are read from the file only. */
-const LIMIT = 8 * 1024 * 1024;
+/** COPY data of handed rows kept at most (bytes); past it, lines are read from the file. */
+const LIMIT = 16 * 1024 * 1024;
+/** Rows are written into buffers of this size, each let go of once its rows are shipped. */
+const ARENA = 1024 * 1024;
 const BACKSLASH = 0x5c;
 
 /** Who seals the lines: the members every line of the chain repeats. */
@@ -17,56 +22,74 @@ export interface HandoffWriter {
   host: string;
 }
 
+/** Rows of lines written one after another into one file. */
+interface Run {
+  ino: number;
+  dev: number;
+  /** File offsets: where the first line starts, and where each row's line ends (after its newline). */
+  from: number;
+  fileEnds: number[];
+  /** The rows as COPY data, and where each ends in it. */
+  data: Buffer;
+  dataEnds: number[];
+  months: (string | undefined)[];
+  /** Rows shipped. */
+  head: number;
+}
+
 /**
- * The request entries of one writer, in the order it sealed them, each with its hash and a copy of its line.
- * The row of a handed entry is made by the same {@link rowOf} and {@link CopyWriter} as the row of a line
- * read from the file, from the values JSON.parse of the line gives back (test/store/handoff.test.ts compares
- * both ways, byte for byte).
+ * The rows of one writer's lines, made as it seals them by the same {@link rowOf} and {@link CopyWriter} as
+ * the rows of lines read from the file (test/store/handoff.test.ts compares both, byte for byte), and kept
+ * with where the writes landed. The shipper takes them for a file offset where they begin.
  */
 export class Handoff {
-  private entries: Entry[] = [];
-  private hashes: string[] = [];
-  private lens: number[] = [];
-  /** The next entry to take, and where its line starts in `lines`. */
-  private head = 0;
-  private headAt = 0;
-  private lines = Buffer.allocUnsafe(64 * 1024);
-  private end = 0;
-  /** The month of the row last taken. */
-  month: string | undefined;
+  private copy: CopyWriter;
+  /** Rows of the lines sealed since the last write: where they start in `copy`, their lines' lengths, months. */
+  private pendingAt = 0;
+  private pendingEnds: number[] = [];
+  private pendingLens: number[] = [];
+  private pendingMonths: (string | undefined)[] = [];
+  /** Lines sealed since the last write (a line that has no row makes that write's rows unusable). */
+  private pendingLines = 0;
+  private runs: Run[] = [];
+  private held = 0;
 
-  constructor(readonly writer: HandoffWriter) {}
-
-  /**
-   * Hands over `e`, sealed as `bytes[start..end]` (its line, without newline) with hash `hash`. Request entries
-   * only: the log's own entries carry members of their own, and are parsed from the file.
-   */
-  add(e: Entry, bytes: Buffer, start: number, end: number, hash: string): void {
-    const len = end - start;
-    if (e.audit !== undefined || this.end - this.headAt + len > LIMIT) return;
-    if (this.end + len > this.lines.length) this.room(len);
-    bytes.copy(this.lines, this.end, start, end);
-    this.end += len;
-    this.entries.push(e);
-    this.hashes.push(hash);
-    this.lens.push(len);
+  constructor(
+    private readonly source: string,
+    readonly writer: HandoffWriter,
+  ) {
+    this.copy = new CopyWriter(source, Buffer.allocUnsafe(ARENA));
   }
 
   /**
-   * Appends to `into` the row of the next handed entry if its line is `file[start..end]`, byte for byte, and
-   * needs no escaping in COPY (no backslash: then no JSON escape either), and says whether it did (then
-   * {@link month} is that row's month).
+   * The row of entry `e`, sealed as `bytes[start..end]` (its line, without newline) with hash `hash`. Never
+   * throws: a line whose row cannot be made here is read from the file.
    */
-  take(file: Buffer, start: number, end: number, into: CopyWriter): boolean {
-    const i = this.head;
-    if (i === this.entries.length) return false;
-    const len = this.lens[i] as number;
-    if (end - start !== len || file.compare(this.lines, this.headAt, this.headAt + len, start, end) !== 0) return false;
-    if (file.subarray(start, end).includes(BACKSLASH)) return false;
-    const e = this.entries[i] as Entry;
+  add(e: Entry, bytes: Buffer, start: number, end: number, hash: string): void {
+    this.pendingLines++;
+    if (this.pendingEnds.length !== this.pendingLines - 1 || this.held >= LIMIT) return;
+    try {
+      const row = this.row(e, bytes, start, end, hash);
+      if (typeof row === 'string') return;
+      if (this.copy.length > ARENA - 3 * (end - start) - 4096) this.nextArena();
+      // A line without a backslash is its own COPY text (as src/store/spool.ts copies a line read from the file).
+      if (row.line === '') this.copy.add(row, bytes, start, end);
+      else this.copy.add(row);
+      this.pendingEnds.push(this.copy.length);
+      this.pendingLens.push(end - start + 1);
+      this.pendingMonths.push(row.month);
+    } catch {
+      // (no row: this write's rows are dropped at commit)
+    }
+  }
+
+  /** The row of a sealed entry: a request's from its fields, the log's own entries (rare) parsed. */
+  private row(e: Entry, bytes: Buffer, start: number, end: number, hash: string): Row | string {
+    const escaped = bytes.subarray(start, end).includes(BACKSLASH);
+    if (e.audit !== undefined) return toRow(bytes.toString('utf8', start, end));
     const w = this.writer;
     // What JSON.parse of the line gives for these members is what the log serialised them from.
-    const row = rowOf(
+    return rowOf(
       {
         at: iso(e.timestamp),
         action: e.action,
@@ -83,55 +106,143 @@ export class Handoff {
         host: w.host,
         chain: w.chain,
       },
-      '', // the line is copied from `file`
-      this.hashes[i] as string,
+      // A line that needs COPY escaping is encoded from its text; any other is copied from `bytes`.
+      escaped ? bytes.toString('utf8', start, end) : '',
+      hash,
     );
-    if (typeof row === 'string') return false; // (a writer's entry always has a chain and a sequence)
-    // A valid UTF-8 line without a backslash is its own COPY text (src/store/spool.ts copies it the same way).
-    into.add(row, file, start, end);
-    this.month = row.month;
-    this.next();
-    return true;
+  }
+
+  /** The rows of the lines sealed since the last write are those of the write `w` (or of nothing known). */
+  commit(w: Written | undefined): void {
+    const lines = this.pendingLines;
+    const ends = this.pendingEnds;
+    const lens = this.pendingLens;
+    const months = this.pendingMonths;
+    const at = this.pendingAt;
+    this.pendingLines = 0;
+    this.pendingEnds = [];
+    this.pendingLens = [];
+    this.pendingMonths = [];
+    this.pendingAt = this.copy.length;
+    if (w === undefined || ends.length !== lines || lines !== w.lines || lines === 0) return;
+    let to = w.from;
+    for (const n of lens) to += n;
+    if (to !== w.to) return;
+    const all = this.copy.data;
+    this.held += all.length - at;
+    // A write that follows the last one in the file, and whose rows follow its rows in the same buffer, extends
+    // its run: what the shipper takes at one look is then one piece of memory, sent as it is.
+    const last = this.runs[this.runs.length - 1];
+    const lastEnd = last === undefined ? -1 : (last.fileEnds[last.fileEnds.length - 1] as number);
+    const start = last === undefined ? -1 : last.data.byteOffset - all.byteOffset;
+    let r: Run;
+    if (
+      last !== undefined &&
+      last.ino === w.ino &&
+      last.dev === w.dev &&
+      lastEnd === w.from &&
+      last.data.buffer === all.buffer &&
+      start + last.data.length === at
+    ) {
+      r = last;
+      r.data = all.subarray(start);
+    } else {
+      r = { ino: w.ino, dev: w.dev, from: w.from, fileEnds: [], data: all.subarray(at), dataEnds: [], months: [], head: 0 };
+      this.runs.push(r);
+    }
+    const base = r.data.byteOffset - all.byteOffset;
+    to = w.from;
+    for (let k = 0; k < ends.length; k++) {
+      r.fileEnds.push((to += lens[k] as number));
+      r.dataEnds.push((ends[k] as number) - base);
+      r.months.push(months[k]);
+    }
+  }
+
+  /** Every run is let go of (the writer opened another file: inode numbers of closed files are reused). */
+  forget(): void {
+    this.runs = [];
+    this.held = 0;
   }
 
   /**
-   * A line of this writer's chain with sequence `sequence` was read without its handed entry (it was sealed
-   * before the shipper started, it needs escaping, or the file holds something else there): the entries up
-   * to it will never be read now (a writer's lines are in its file in the order it sealed them), and are let go.
+   * Where handed rows of file (`ino`, `dev`) begin at or after offset `from`, or undefined: rows of lines
+   * before `from` (shipped from the file) are let go of first.
    */
-  passed(sequence: number): void {
-    while (this.head < this.entries.length && (this.entries[this.head] as Entry).sequence <= sequence) this.next();
-  }
-
-  private next(): void {
-    this.headAt += this.lens[this.head] as number;
-    this.head++;
-    if (this.head < this.entries.length) return;
-    // All taken: start again from the beginning (a batch lets go of every entry it took).
-    this.entries = [];
-    this.hashes = [];
-    this.lens = [];
-    this.head = 0;
-    this.headAt = 0;
-    this.end = 0;
-  }
-
-  /** Makes room for `len` more bytes of lines: the taken ones are dropped first, then the buffer grows. */
-  private room(len: number): void {
-    if (this.head > 0) {
-      this.lines.copyWithin(0, this.headAt, this.end);
-      this.end -= this.headAt;
-      this.headAt = 0;
-      this.entries = this.entries.slice(this.head);
-      this.hashes = this.hashes.slice(this.head);
-      this.lens = this.lens.slice(this.head);
-      this.head = 0;
+  next(ino: number, dev: number, from: number): number | undefined {
+    for (let i = 0; i < this.runs.length; i++) {
+      const r = this.runs[i] as Run;
+      if (r.ino !== ino || r.dev !== dev) continue;
+      const start = r.head === 0 ? r.from : (r.fileEnds[r.head - 1] as number);
+      if (start >= from) return start;
+      // `from` inside this run: at one of its lines (read from the file up to there), or past it.
+      while (r.head < r.fileEnds.length && (r.fileEnds[r.head] as number) <= from) r.head++;
+      const now = r.head === 0 ? r.from : (r.fileEnds[r.head - 1] as number);
+      if (r.head < r.fileEnds.length && now === from) return from;
+      this.drop(i--);
     }
-    if (this.end + len <= this.lines.length) return;
-    let size = this.lines.length * 2;
-    while (size < this.end + len) size *= 2;
-    const bigger = Buffer.allocUnsafe(size);
-    this.lines.copy(bigger, 0, 0, this.end);
-    this.lines = bigger;
+    return undefined;
+  }
+
+  /**
+   * The handed rows of file (`ino`, `dev`) from offset `from`, where {@link next} said they begin, through the
+   * runs that follow one another in the file: at most `maxRows` rows and about `maxBytes` of data (at least
+   * one row). The rows of one run are not copied.
+   */
+  take(ino: number, dev: number, from: number, maxRows: number, maxBytes: number): Chunk | undefined {
+    if (this.next(ino, dev, from) !== from) return undefined;
+    const parts: Buffer[] = [];
+    const ends: number[] = [];
+    const months = new Set<string>();
+    let length = 0;
+    let to = from;
+    const i = this.runs.findIndex((r) => r.ino === ino && r.dev === dev);
+    while (i < this.runs.length && ends.length < maxRows && length < maxBytes) {
+      const r = this.runs[i] as Run;
+      const first = r.head;
+      if (r.ino !== ino || r.dev !== dev || (first === 0 ? r.from : r.fileEnds[first - 1]) !== to) break;
+      const base = first === 0 ? 0 : (r.dataEnds[first - 1] as number);
+      let last = first;
+      while (
+        last + 1 < r.dataEnds.length &&
+        ends.length + last - first + 1 < maxRows &&
+        length + (r.dataEnds[last] as number) - base < maxBytes
+      ) {
+        last++;
+      }
+      for (let k = first; k <= last; k++) {
+        ends.push(length + (r.dataEnds[k] as number) - base);
+        const m = r.months[k];
+        if (m !== undefined) months.add(m);
+      }
+      parts.push(r.data.subarray(base, r.dataEnds[last]));
+      length += (r.dataEnds[last] as number) - base;
+      to = r.fileEnds[last] as number;
+      r.head = last + 1;
+      if (r.head < r.fileEnds.length) break;
+      this.drop(i);
+    }
+    const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+    return { batch: { data, ends }, months, skipped: [], from, to };
+  }
+
+  private drop(i: number): void {
+    const [r] = this.runs.splice(i, 1);
+    if (r) this.held -= r.data.length;
+  }
+
+  /** A new buffer for rows: the pending ones move over (the old buffer stays with the runs that use it). */
+  private nextArena(): void {
+    const copy = new CopyWriter(this.source, Buffer.allocUnsafe(ARENA));
+    const at = this.pendingAt;
+    const ends = this.pendingEnds;
+    let start = at;
+    for (let k = 0; k < ends.length; k++) {
+      copy.row(this.copy.data, start, ends[k] as number);
+      start = ends[k] as number;
+      ends[k] = copy.length;
+    }
+    this.copy = copy;
+    this.pendingAt = 0;
   }
 }

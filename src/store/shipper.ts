@@ -289,13 +289,13 @@ export class PostgresShipper extends EventEmitter {
   }
 
   /**
-   * @internal The audit log of this process that writes the file hands over the rows of the lines it seals
-   * here, so that the shipper need not parse them again (it still reads the file, and takes a handed row only
-   * for a line whose bytes are the handed line's). The in-process audited Express app of bench/store-app.mjs,
-   * head to head (bench/ab.mjs method) against the same app writing the file only: see bench/README.md.
+   * @internal The audit log of this process that writes the file hands over the rows of the lines it writes
+   * there, with where each write landed, so that the shipper need not read them back and parse them; what
+   * was not handed over is read from the file. Measured head to head in the in-process audited Express app
+   * of bench/store-app.mjs: see bench/README.md.
    */
   handOver(writer: HandoffWriter): Handoff {
-    this.handoff ??= new Handoff(writer);
+    this.handoff ??= new Handoff(this.source, writer);
     return this.handoff;
   }
 

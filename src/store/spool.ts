@@ -33,6 +33,8 @@ const MAX_LINE = 16 * 1024 * 1024;
  * shipped can still be read to its end.
  */
 export class SpoolFile {
+  /** The device of the file (with `ino`, what the audit log's hand-over names). */
+  readonly dev: number;
   /** `ino:sha256(first line)`, which identifies this file across renames (inode numbers alone are reused). */
   id: string | undefined;
   /** Shipped up to here (the start of the next line to read). */
@@ -48,8 +50,10 @@ export class SpoolFile {
     readonly path: string,
     private readonly fh: fsp.FileHandle,
     readonly ino: number,
+    dev: number,
     bufferSize: number,
   ) {
+    this.dev = dev;
     this.buf = Buffer.allocUnsafe(bufferSize);
   }
 
@@ -57,7 +61,7 @@ export class SpoolFile {
     const fh = await fsp.open(path, 'r');
     try {
       const st = await fh.stat();
-      return new SpoolFile(path, fh, st.ino, bufferSize);
+      return new SpoolFile(path, fh, st.ino, st.dev, bufferSize);
     } catch (e) {
       await fh.close();
       throw e;
@@ -83,12 +87,18 @@ export class SpoolFile {
   /**
    * Reads whole lines from `from` (up to about `maxBytes`, at most `maxRows` rows). A last line without its
    * newline is left for later: a writer may be in the middle of it, and a torn one is terminated by the next
-   * writer that opens the file. `source`: the rows' `source` column. `handoff`: rows the writer of this
-   * process handed over, taken for the lines that are theirs.
+   * writer that opens the file. `source`: the rows' `source` column. `handoff`: rows the audit log of this
+   * process handed over for lines it wrote here; where they begin, they are taken instead of reading.
    */
   async read(from: number, maxBytes: number, maxRows: number, source: string, handoff?: Handoff): Promise<Chunk> {
+    const handed = this.handed(from, maxRows, maxBytes, handoff);
+    if (typeof handed !== 'number') return handed;
     if (this.buf.length < maxBytes) this.buf = Buffer.allocUnsafe(maxBytes);
-    let { bytesRead } = await this.fh.read(this.buf, 0, maxBytes, from);
+    let { bytesRead } = await this.fh.read(this.buf, 0, Math.min(maxBytes, handed - from), from);
+    // Lines written meanwhile may have been handed over: the read stops where their rows begin.
+    const meanwhile = this.handed(from, maxRows, maxBytes, handoff);
+    if (typeof meanwhile !== 'number') return meanwhile;
+    bytesRead = Math.min(bytesRead, meanwhile - from);
     let end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
     let longLine = false;
     while (end === 0 && bytesRead === this.buf.length) {
@@ -121,10 +131,7 @@ export class SpoolFile {
     while (at < end) {
       const nl = this.buf.indexOf(NL, at);
       const lineEnd = nl < 0 || nl >= end ? end : nl;
-      if (lineEnd > at && handoff?.take(this.buf, at, lineEnd, copy)) {
-        rows++;
-        if (handoff.month !== undefined) months.add(handoff.month);
-      } else if (lineEnd > at) {
+      if (lineEnd > at) {
         // Invalid UTF-8 (never written by a writer) becomes U+FFFD, so the stored line fails its hash.
         const physical = this.buf.toString('utf8', at, lineEnd);
         const parts = candidates(physical);
@@ -134,7 +141,6 @@ export class SpoolFile {
             skipped.push({ file: this.path, offset: from + at, reason: row });
             continue;
           }
-          if (row.chain === handoff?.writer.chain) handoff.passed(row.sequence);
           rows++;
           if (row.month !== undefined) months.add(row.month);
           // A whole physical line without U+FFFD is valid UTF-8: its bytes are its text.
@@ -146,6 +152,20 @@ export class SpoolFile {
       if (rows >= maxRows) break;
     }
     return { batch: { data: copy.data, ends: copy.ends }, months, skipped, from, to: from + Math.min(at, end) };
+  }
+
+  /**
+   * The handed rows at `from` (a chunk), else where the next ones begin in this file (Infinity: none), so
+   * that reading stops there.
+   */
+  private handed(from: number, maxRows: number, maxBytes: number, handoff: Handoff | undefined): Chunk | number {
+    const next = handoff?.next(this.ino, this.dev, from);
+    if (next === undefined) return Number.POSITIVE_INFINITY;
+    if (next > from) return next;
+    const chunk = handoff?.take(this.ino, this.dev, from, maxRows, maxBytes) as Chunk;
+    this.scannedFrom = from;
+    this.scanned = from;
+    return chunk;
   }
 
   close(): Promise<void> {

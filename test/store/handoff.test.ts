@@ -1,67 +1,100 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Chain, ownEntry } from '../../src/audit/chain.js';
-import { type AuditFields, toEntry } from '../../src/audit/entry.js';
-import { LineBuffer } from '../../src/audit/line-buffer.js';
-import { Handoff } from '../../src/store/handoff.js';
+import { type AuditFields, type AuditLog, createAuditLog, ErrorCodes } from '../../src/index.js';
+import type { Handoff } from '../../src/store/handoff.js';
 import { SpoolFile } from '../../src/store/spool.js';
 import { tempDir } from '../helpers.js';
 
-const SOURCE = 'host-a:/var/log/app/audit.jsonl';
-const WRITER = { service: 'ehr-api', host: 'host-a' };
 const dir = tempDir('ppa-handoff-');
 let files = 0;
+// The shipper never reaches this database: what it was handed stays until the test reads it.
+const NOWHERE = `postgresql://app@/audit?host=${encodeURIComponent(join(dir, 'no-such-socket-dir'))}`;
 
-/** One writer's chain sealing `entries` (after its start entry), each line handed over as the audit log does. */
-function seal(entries: AuditFields[]): { lines: Buffer[]; handoff: Handoff; chain: Chain } {
-  const chain = new Chain(WRITER);
-  const handoff = new Handoff({ chain: chain.id, ...WRITER });
-  const out = new LineBuffer();
-  const lines: Buffer[] = [];
-  for (const e of [ownEntry('audit-log-started', { pid: 1 }), ...entries.map(toEntry)]) {
-    const start = out.pos;
-    chain.seal(e, out, false);
-    handoff.add(e, out.buf, start, out.pos, chain.lastHash);
-    lines.push(Buffer.from(out.buf.subarray(start, out.pos)));
-  }
-  return { lines, handoff, chain };
-}
-
-/** Counts the rows `handoff` gives. */
-function counted(handoff: Handoff): { taken: number } {
-  const n = { taken: 0 };
+/** A log shipping to nowhere, its file and the rows it hands over (counted as they are taken). */
+function shippingLog(extra: Record<string, unknown> = {}): {
+  log: AuditLog;
+  file: string;
+  handoff: Handoff;
+  taken: { rows: number };
+} {
+  const file = join(dir, `${++files}.jsonl`);
+  const log = createAuditLog({ filename: file, service: 'ehr-api', host: 'host-a', postgres: NOWHERE, ...extra });
+  const shipper = log.shipper;
+  assert.ok(shipper);
+  const handoff = shipper.handOver({ chain: log.chainId, service: 'ehr-api', host: 'host-a' });
+  const taken = { rows: 0 };
   const take = handoff.take.bind(handoff);
   handoff.take = (...a) => {
-    const r = take(...a);
-    if (r) n.taken++;
-    return r;
+    const c = take(...a);
+    taken.rows += c?.batch.ends.length ?? 0;
+    return c;
   };
-  return n;
+  return { log, file, handoff, taken };
 }
 
-/** The file of `lines`, read as the shipper reads it, without and with the handed rows. */
-async function readBoth(lines: Buffer[], handoff: Handoff) {
-  const file = join(dir, `${++files}.jsonl`);
-  writeFileSync(file, Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')])));
-  const f = await SpoolFile.open(file, 1 << 20);
+async function closed(log: AuditLog): Promise<void> {
+  await assert.rejects(log.close({ shipTimeout: 1 }), (e: { code: string }) => e.code === ErrorCodes.AUDIT_SHIP_TIMEOUT);
+}
+
+interface Read {
+  data: Buffer;
+  /** Where each row ends in `data`. */
+  ends: number[];
+  months: string[];
+  skipped: number;
+  to: number;
+  /** Reads it took. */
+  chunks: number;
+}
+
+/** The whole file read as the shipper reads it, chunk after chunk, with or without the rows handed over. */
+async function readAll(file: string, source: string, handoff?: Handoff): Promise<Read> {
+  const f = await SpoolFile.open(file, 1 << 16);
+  const parts: Buffer[] = [];
+  const ends: number[] = [];
+  const months = new Set<string>();
+  let skipped = 0;
+  let at = 0;
+  let length = 0;
+  let chunks = 0;
   try {
-    const parsed = await f.read(0, 1 << 24, 1e7, SOURCE);
-    const handed = await f.read(0, 1 << 24, 1e7, SOURCE, handoff);
-    return { parsed, handed };
+    const size = statSync(file).size;
+    while (at < size) {
+      const c = await f.read(at, 1 << 22, 700, source, handoff);
+      assert.ok(c.to > at, `progress at ${at}`);
+      parts.push(c.batch.data);
+      for (const e of c.batch.ends) ends.push(length + e);
+      length += c.batch.data.length;
+      for (const m of c.months) months.add(m);
+      skipped += c.skipped.length;
+      at = c.to;
+      chunks++;
+    }
   } finally {
     await f.close();
   }
+  return { data: Buffer.concat(parts), ends, months: [...months].sort(), skipped, to: at, chunks };
 }
 
-function assertSame(parsed: Awaited<ReturnType<typeof readBoth>>['parsed'], handed: typeof parsed, name: string): void {
-  assert.ok(parsed.batch.data.equals(handed.batch.data), `${name}: the same COPY data`);
-  assert.deepEqual(handed.batch.ends, parsed.batch.ends, name);
+/** The rows handed over for `file` and the rows of reading it back are the same, byte for byte. */
+async function assertSame(log: AuditLog, file: string, handoff: Handoff, name: string): Promise<{ parsed: Read; handed: Read }> {
+  const source = log.shipper?.source as string;
+  const handed = await readAll(file, source, handoff);
+  const parsed = await readAll(file, source);
+  // Row by row, so that a difference shows as one row's text.
+  const row = (r: Read, i: number) => r.data.toString('utf8', i === 0 ? 0 : r.ends[i - 1], r.ends[i]);
+  for (let i = 0; i < Math.max(handed.ends.length, parsed.ends.length); i++) {
+    assert.equal(row(handed, i), row(parsed, i), `${name}: row ${i + 1}`);
+  }
+  assert.ok(handed.data.equals(parsed.data), `${name}: byte for byte`);
+  assert.deepEqual(handed.ends, parsed.ends, `${name}: the same rows`);
   assert.deepEqual(handed.months, parsed.months, name);
-  assert.deepEqual(handed.skipped, parsed.skipped, name);
+  assert.equal(handed.skipped, parsed.skipped, name);
   assert.equal(handed.to, parsed.to, name);
+  return { parsed, handed };
 }
 
 const request: AuditFields = {
@@ -84,48 +117,36 @@ const request: AuditFields = {
   duration: 1234,
 };
 
-describe('rows handed over by the writer', () => {
+describe('rows handed over by the audit log to its shipper', () => {
   it('are the rows of their lines read back from the file, byte for byte', async () => {
-    const cases: { name: string; entry: Partial<AuditFields>; handed: boolean }[] = [
-      { name: 'a request', entry: {}, handed: true },
-      {
-        name: 'few members',
-        entry: { method: undefined, path: undefined, clientIp: undefined, status: undefined },
-        handed: true,
-      },
-      { name: 'unicode and U+FFFD', entry: { userId: 'Zoë 🩺 \uFFFD', path: '/ü/€' }, handed: true },
-      { name: 'IPv6 with a zone (inet has none)', entry: { clientIp: 'fe80::1%eth0', peerAddress: '::1' }, handed: true },
-      {
-        name: 'a long path and user (cut for the index)',
-        entry: { path: `/${'x'.repeat(3000)}`, userId: 'u'.repeat(900) },
-        handed: true,
-      },
-      { name: 'a long route (cut for its column)', entry: { route: `/${'r'.repeat(5000)}` }, handed: true },
-      { name: 'a year PostgreSQL cannot partition (-infinity)', entry: { timestamp: Date.UTC(12000, 0, 1) }, handed: true },
-      { name: 'a year before 1000', entry: { timestamp: Date.UTC(999, 11, 31) }, handed: true },
-      { name: 'status 0 and 999', entry: { status: 0, bytes: 0, requestBytes: 7 }, handed: true },
-      {
-        name: 'TLS and error members',
-        entry: { tlsVersion: 'TLSv1.3', tlsCipher: 'X', tlsClientCn: 'dr x', errorType: 'E' },
-        handed: true,
-      },
-      // A backslash in the line (JSON escapes): read from the file, as COPY escapes it there.
-      { name: 'quotes and backslashes', entry: { userAgent: 'a "b" \\c', path: '/p\\q' }, handed: false },
-      { name: 'a NUL and control characters', entry: { userId: 'a\u0000b\u0001' }, handed: false },
-      { name: 'a lone surrogate', entry: { userId: 'x\uD800y' }, handed: false },
+    const cases: { name: string; entry: Partial<AuditFields> }[] = [
+      { name: 'a request', entry: {} },
+      { name: 'few members', entry: { method: undefined, path: undefined, clientIp: undefined, status: undefined } },
+      { name: 'unicode and U+FFFD', entry: { userId: 'Zoë 🩺 \uFFFD', path: '/ü/€' } },
+      { name: 'IPv6 with a zone (inet has none)', entry: { clientIp: 'fe80::1%eth0', peerAddress: '::1' } },
+      { name: 'a long path and user (cut for the index)', entry: { path: `/${'x'.repeat(3000)}`, userId: 'u'.repeat(900) } },
+      { name: 'a long route (cut for its column)', entry: { route: `/${'r'.repeat(5000)}` } },
+      { name: 'a year PostgreSQL cannot partition (-infinity)', entry: { timestamp: Date.UTC(12000, 0, 1) } },
+      { name: 'a year before 1000', entry: { timestamp: Date.UTC(999, 11, 31) } },
+      { name: 'status 0 and sizes', entry: { status: 0, bytes: 0, requestBytes: 7 } },
+      { name: 'TLS and error members', entry: { tlsVersion: 'TLSv1.3', tlsCipher: 'X', tlsClientCn: 'dr x', errorType: 'E' } },
+      { name: 'quotes and backslashes (COPY escapes)', entry: { userAgent: 'a "b" \\c', path: '/p\\q' } },
+      { name: 'a NUL and control characters', entry: { userId: 'a\u0000b\u0001', route: 'tab\there' } },
+      { name: 'a lone surrogate', entry: { userId: 'x\uD800y' } },
     ];
     for (const c of cases) {
-      const { lines, handoff } = seal([{ ...request, ...c.entry } as AuditFields]);
-      const n = counted(handoff);
-      const { parsed, handed } = await readBoth(lines, handoff);
-      assert.equal(parsed.batch.ends.length, 2, c.name);
-      assertSame(parsed, handed, c.name);
-      // The start entry (its own audit members) is always parsed.
-      assert.equal(n.taken, c.handed ? 1 : 0, c.name);
+      const { log, file, handoff, taken } = shippingLog();
+      log.write({ ...request, ...c.entry } as AuditFields);
+      await log.drained();
+      const { parsed } = await assertSame(log, file, handoff, c.name);
+      // The start entry (the log's own members) and the request.
+      assert.equal(parsed.ends.length, 2, c.name);
+      assert.equal(taken.rows, 2, `${c.name}: both from the hand-over`);
+      await closed(log);
     }
   });
 
-  it('any entry: the same rows either way (property)', async () => {
+  it('any entries, over several writes: the same rows either way (property)', async () => {
     const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary' }));
     const entry = fc.record(
       {
@@ -148,61 +169,75 @@ describe('rows handed over by the writer', () => {
       { requiredKeys: ['action', 'outcome'] },
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 20 }), async (entries) => {
-        const { lines, handoff } = seal(entries.map((e) => ({ category: 'web', ...e })));
-        const n = counted(handoff);
-        const { parsed, handed } = await readBoth(lines, handoff);
-        assert.equal(parsed.batch.ends.length, entries.length + 1);
-        assertSame(parsed, handed, 'generated');
-        assert.equal(n.taken, lines.slice(1).filter((l) => !l.includes(0x5c)).length, 'every line without a backslash');
+      fc.asyncProperty(fc.array(fc.array(entry, { maxLength: 12 }), { minLength: 1, maxLength: 4 }), async (writes) => {
+        const { log, file, handoff, taken } = shippingLog();
+        let n = 1;
+        for (const batch of writes) {
+          for (const e of batch) log.write({ category: 'web', ...e });
+          n += batch.length;
+          await log.drained(); // one write each
+        }
+        const { parsed, handed } = await assertSame(log, file, handoff, 'generated');
+        assert.equal(parsed.ends.length, n);
+        assert.equal(taken.rows, n, 'every row from the hand-over');
+        // The writes follow one another: one look takes them all (up to its 700 rows), as the file read would.
+        assert.equal(handed.chunks, parsed.chunks, 'as many reads');
+        await closed(log);
       }),
-      { numRuns: 100 },
+      { numRuns: 25 },
     );
   });
 
-  it('takes a row only for its own line: other writers, lines before, lines never written, a torn line', async () => {
-    const { lines: other } = seal([request, request]);
-    const { lines, handoff } = seal(Array.from({ length: 8 }, (_, i) => ({ ...request, path: `/p/${i}` })));
-    const n = counted(handoff);
-    // lines[1..8]: the requests. [2] was sealed and never reached this file; [1] was in the file before the
-    // shipper started (not handed: a line of the same chain read before the handed ones); another writer's
-    // lines and a torn fragment of [5] (rewritten whole after it) between them.
-    const file = [
-      other[0],
-      lines[0],
-      other[1],
-      lines[3],
-      (lines[5] as Buffer).subarray(0, 100),
-      lines[4],
-      lines[5],
-      other[2],
-      lines[6],
-      lines[7],
-      lines[8],
-    ] as Buffer[];
-    // The first rows (start entry, [1], [2]) were not handed: as if sealed before the hand-over began.
-    handoff.passed(2);
-    const { parsed, handed } = await readBoth(file, handoff);
-    assertSame(parsed, handed, 'mixed');
-    assert.equal(parsed.skipped.length, 1, 'the torn fragment');
-    // [3], read while the row of [2] waited, is parsed and lets go of the rows up to its own.
-    assert.equal(n.taken, 5, 'lines 4 to 8 from the hand-over');
+  it('lines another process wrote meanwhile: the writes around them are read from the file, the rest handed', async () => {
+    const { log, file, handoff, taken } = shippingLog();
+    const other = createAuditLog({ filename: file, service: 'other' }); // another process's writer, in effect
+    for (let i = 0; i < 5; i++) {
+      log.write({ ...request, path: `/a/${i}` });
+      await log.drained();
+    }
+    other.write({ ...request, path: '/other' });
+    await other.drained();
+    for (let i = 0; i < 5; i++) {
+      log.write({ ...request, path: `/b/${i}` });
+      await log.drained();
+    }
+    await other.close();
+    const { parsed } = await assertSame(log, file, handoff, 'interleaved');
+    // 1 + 5 + 5 lines of this log, 1 + 1 + 1 of the other (start, request, stop).
+    assert.equal(parsed.ends.length, 14);
+    // The file grew by more than this log's write /b/0 (the other's lines came first): where it landed is not
+    // known, so it is read from the file; every other write of this log is handed over (its start entry, /a/*
+    // and /b/1-4), and the other's lines are read from the file.
+    assert.equal(taken.rows, 10);
+    await closed(log);
   });
 
-  it('lets go of rows whose lines the file does not hold, and keeps taking the later ones', async () => {
-    const { lines, handoff } = seal(Array.from({ length: 6 }, (_, i) => ({ ...request, path: `/q/${i}` })));
-    const n = counted(handoff);
-    // [1] and [2] went elsewhere (a file rotated away): [3] read from the file lets go of them.
-    const { parsed, handed } = await readBoth([lines[0], lines[3], lines[4], lines[5], lines[6]] as Buffer[], handoff);
-    assertSame(parsed, handed, 'a gap');
-    assert.equal(n.taken, 3, '[4], [5] and [6] ([3], read while the row of [1] waited, is parsed)');
+  it('after a rotation, the rest of the renamed file is read from it; the new file is handed over', async () => {
+    const { log, file, handoff, taken } = shippingLog();
+    log.write({ ...request, path: '/before' });
+    await log.drained();
+    renameSync(file, `${file}.1`);
+    log.write({ ...request, path: '/after' });
+    await log.drained();
+    const rotated = await readAll(`${file}.1`, log.shipper?.source as string, handoff);
+    assert.equal(rotated.ends.length, 2); // read from the file: its rows were let go of at the rotation
+    assert.equal(taken.rows, 0);
+    const { parsed } = await assertSame(log, file, handoff, 'the new file');
+    assert.equal(parsed.ends.length, 2); // the reopen entry and /after
+    assert.equal(taken.rows, 2);
+    await closed(log);
   });
 
-  it('keeps at most its bound: past it, lines are read from the file, with the same rows', async () => {
-    const { lines, handoff } = seal(Array.from({ length: 14_000 }, (_, i) => ({ ...request, path: `/b/${i}` })));
-    const n = counted(handoff);
-    const { parsed, handed } = await readBoth(lines, handoff);
-    assertSame(parsed, handed, 'past the bound');
-    assert.ok(n.taken > 1000 && n.taken < 14_000, `some handed, not all: ${n.taken}`);
+  it('keeps at most its bound while the shipper is behind: past it, lines are read from the file', async () => {
+    const { log, file, handoff, taken } = shippingLog();
+    let n = 1;
+    for (let w = 0; w < 40; w++) {
+      for (let i = 0; i < 500; i++, n++) log.write({ ...request, path: `/bound/${w}/${i}`, userAgent: 'x'.repeat(200) });
+      await log.drained();
+    }
+    const { parsed } = await assertSame(log, file, handoff, 'past the bound');
+    assert.equal(parsed.ends.length, n);
+    assert.ok(taken.rows > 5000 && taken.rows < n, `some handed, not all: ${taken.rows} of ${n}`);
+    await closed(log);
   });
 });
