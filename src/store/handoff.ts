@@ -72,7 +72,8 @@ export class Handoff {
       const row = this.row(e, bytes, start, end, hash);
       if (typeof row === 'string') return;
       if (this.copy.length > ARENA - 3 * (end - start) - 4096) this.nextArena();
-      // A line without a backslash is its own COPY text (as src/store/spool.ts copies a line read from the file).
+      // (`line` left empty: the line needs no COPY escaping, and is copied as sealed, as src/store/spool.ts
+      // copies such a line read from the file)
       if (row.line === '') this.copy.add(row, bytes, start, end);
       else this.copy.add(row);
       this.pendingEnds.push(this.copy.length);
@@ -85,8 +86,8 @@ export class Handoff {
 
   /** The row of a sealed entry: a request's from its fields, the log's own entries (rare) parsed. */
   private row(e: Entry, bytes: Buffer, start: number, end: number, hash: string): Row | string {
-    const escaped = bytes.subarray(start, end).includes(BACKSLASH);
     if (e.audit !== undefined) return toRow(bytes.toString('utf8', start, end));
+    const escaped = bytes.subarray(start, end).includes(BACKSLASH);
     const w = this.writer;
     // What JSON.parse of the line gives for these members is what the log serialised them from.
     return rowOf(
@@ -153,7 +154,8 @@ export class Handoff {
     const base = r.data.byteOffset - all.byteOffset;
     to = w.from;
     for (let k = 0; k < ends.length; k++) {
-      r.fileEnds.push((to += lens[k] as number));
+      to += lens[k] as number;
+      r.fileEnds.push(to);
       r.dataEnds.push((ends[k] as number) - base);
       r.months.push(months[k]);
     }
