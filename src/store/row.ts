@@ -70,10 +70,10 @@ const obj = (v: unknown): Json | undefined =>
  * Indexed text columns hold at most this many UTF-16 units: at 3 bytes each at most, a B-tree entry stays
  * below PostgreSQL's limit of about 2700 bytes (a longer value would make the whole batch fail).
  */
-const INDEXED = 512;
+export const INDEXED = 512;
 
 /** A text column: strings only; NUL cannot be stored in PostgreSQL text (the exact value stays in `line`). */
-function text(v: unknown, max = 4096): string | null {
+export function text(v: unknown, max = 4096): string | null {
   if (typeof v !== 'string') return null;
   const s = v.length > max ? v.slice(0, max) : v;
   return s.includes('\0') ? s.replaceAll('\0', '\uFFFD') : s;
