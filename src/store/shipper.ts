@@ -113,7 +113,7 @@ interface Waiter {
  *
  * Events: `'shipped'` `{ file, rows, inserted }` after each batch; `'outage'` (error) when the store becomes
  * unavailable and `'recovered'` when a batch commits again; `'error'` (error) for every failed attempt, only
- * when listened to; `'raw'` {@link RawLine} for each piece stored as it is; `'warning'` (error) for a
+ * when listened to; `'raw'` {@link RawLine} for each piece sent to the raw table; `'warning'` (error) for a
  * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING).
  *
  * @example
