@@ -29,6 +29,17 @@ export function schemaSql(n: TableNames, schema: string, appRole?: string): stri
   const t = `${s}."${base}"`;
   const def = `${s}."${base}_default"`;
   const raw = `${s}."${base}_raw"`;
+  // The triggers that refuse UPDATE and DELETE of a table's rows (a partitioned table's reach its partitions)
+  // and TRUNCATE of the table (which each partition needs of its own).
+  const refuse = (table: string, rows: boolean) => {
+    const update = `DROP TRIGGER IF EXISTS "${base}_append_only" ON ${table};
+CREATE TRIGGER "${base}_append_only" BEFORE UPDATE OR DELETE ON ${table}
+  FOR EACH ROW EXECUTE FUNCTION ${s}."${base}_append_only"();
+`;
+    return `${rows ? update : ''}DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${table};
+CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${table}
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();`;
+  };
   const grants = appRole
     ? `
 GRANT USAGE ON SCHEMA ${s} TO "${appRole}";
@@ -113,21 +124,9 @@ BEGIN
   RAISE EXCEPTION 'the audit log % is append-only: % refused', TG_TABLE_NAME, TG_OP
     USING ERRCODE = 'insufficient_privilege', HINT = 'retention drops whole partitions: ${base}_drop_partitions(before)';
 END $f$;
-DROP TRIGGER IF EXISTS "${base}_append_only" ON ${t};
-CREATE TRIGGER "${base}_append_only" BEFORE UPDATE OR DELETE ON ${t}
-  FOR EACH ROW EXECUTE FUNCTION ${s}."${base}_append_only"();
-DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${t};
-CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${t}
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();
-DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${def};
-CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${def}
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();
-DROP TRIGGER IF EXISTS "${base}_append_only" ON ${raw};
-CREATE TRIGGER "${base}_append_only" BEFORE UPDATE OR DELETE ON ${raw}
-  FOR EACH ROW EXECUTE FUNCTION ${s}."${base}_append_only"();
-DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${raw};
-CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${raw}
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();
+${refuse(t, true)}
+${refuse(def, false)}
+${refuse(raw, true)}
 
 -- Monthly partitions (UTC months) named ${base}_YYYYMM, made when a shipper first sends a line of that month.
 -- A month whose rows already sit in the default partition is left there (only lines with timestamps outside
