@@ -32,8 +32,9 @@ export const ship: Command = {
     const make = (filename: string) => {
       const s = new PostgresShipper({ filename, postgres, follow, ...(source === undefined ? {} : { source }) });
       s.on('outage', (err: Error & { code?: string }) => {
-        if (err.code === ErrorCodes.AUDIT_STORE_SCHEMA && !follow) {
-          // A one-off run cannot wait for someone to run pg-init; the file is untouched.
+        if (!follow && (err.code === ErrorCodes.AUDIT_STORE_SCHEMA || lasting(err.cause))) {
+          // A one-off run cannot wait for someone to run pg-init, fix a password or grant a right; the file
+          // is untouched, and the next run resumes where the store says it stopped.
           say(`${filename}: ${err.message}`);
           process.exit(1);
         }
@@ -82,6 +83,16 @@ export const ship: Command = {
     return code;
   },
 };
+
+/**
+ * Whether an outage's cause is one no retry clears by itself: PostgreSQL refused the login (SQLSTATE class
+ * 28), knows no such database (3D000) or denies a right (42501), or the file may not be read (EACCES, EISDIR).
+ */
+function lasting(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return code.startsWith('28') || code === '3D000' || code === '42501' || code === 'EACCES' || code === 'EISDIR';
+}
 
 /**
  * Refuses, before anything is sent, a file the shipper cannot ship as the writer wrote it: a name that is not

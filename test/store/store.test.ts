@@ -535,6 +535,17 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const none = await cli(['ship', a, '--postgres', db.url, '--table', 'not_initialised']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /pg-init/);
+    // What no retry clears (no such database, a role the server does not know): a one-off ship says so and
+    // stops instead of waiting for ever.
+    const cases = [
+      { url: db.url.replace('@/postgres?', '@/no_such_database?'), message: /no_such_database/ },
+      { url: db.urlAs('no_such_role'), message: /no_such_role/ },
+    ];
+    for (const c of cases) {
+      const r = await cli(['ship', a, '--postgres', c.url, '--table', table]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, c.message);
+    }
   });
 
   it('CLI: a rotated set named newest first is shipped oldest first, and verifies from the store as from the files', async () => {
