@@ -1,5 +1,6 @@
 // `proxy-protocol-audit ship FILE... --postgres URL [--follow]`: the sidecar that ships audit files.
 import { ErrorCodes } from '../protocol/errors.js';
+import type { RawLine } from '../store/raw.js';
 import { PostgresShipper } from '../store/shipper.js';
 import { type Command, last, parseArgs, UsageError } from './args.js';
 
@@ -31,12 +32,16 @@ export const ship: Command = {
         say(`${filename}: PostgreSQL unavailable, lines wait in the file: ${err.message}`);
       });
       s.on('recovered', () => say(`${filename}: PostgreSQL reachable again`));
-      s.on('skipped', (l: { offset: number; reason: string }) => say(`${filename}: byte ${l.offset} not shipped: ${l.reason}`));
+      s.on('raw', (l: RawLine) =>
+        say(
+          `${filename}: byte ${l.offset} (${l.length} bytes) stored as it is, not as an entry: ${l.reason}${l.detail === undefined ? '' : ` (${l.detail})`}`,
+        ),
+      );
       s.on('warning', (err: Error) => say(`${filename}: ${err.message}`));
       return s;
     };
     const summary = (s: PostgresShipper) =>
-      `${s.filename}: ${s.stats.inserted} rows inserted, ${s.stats.duplicates} already there, ${s.stats.skipped} lines skipped`;
+      `${s.filename}: ${s.stats.inserted} rows inserted, ${s.stats.duplicates} already there, ${s.stats.raw} other pieces stored as they are`;
     if (!follow) {
       // One file after the other, in the order given: a chain that continues into the next file stays in order.
       for (const f of files) {

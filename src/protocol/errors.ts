@@ -48,8 +48,6 @@ export const ErrorCodes = {
   AUDIT_STORE_SCHEMA: 'ERR_PROXY_AUDIT_STORE_SCHEMA',
   /** Shipping: `flush()` or `close()` timed out before every line was in PostgreSQL (the file still holds them). */
   AUDIT_SHIP_TIMEOUT: 'ERR_PROXY_AUDIT_SHIP_TIMEOUT',
-  /** Shipping: a line of the file is not an audit entry (a torn fragment, or not written by a writer) and was not shipped. */
-  AUDIT_SHIP_SKIPPED: 'ERR_PROXY_AUDIT_SHIP_SKIPPED',
   /** Shipping: the spool file, or a rotated file not yet shipped to its end, cannot be read. */
   AUDIT_SPOOL_MISSING: 'ERR_PROXY_AUDIT_SPOOL_MISSING',
 } as const;

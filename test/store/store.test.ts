@@ -12,6 +12,8 @@ import {
   ErrorCodes,
   PostgresShipper,
   pgInit,
+  type RawLine,
+  RawReasons,
   VerifyCodes,
   type VerifyResult,
   verifyAuditLog,
@@ -194,7 +196,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const file = join(dir, `${table}.jsonl`);
     const n = await writeEntries(file, 3000);
     const a = await ship(file, table);
-    assert.deepEqual([a.stats.inserted, a.stats.duplicates, a.stats.skipped], [n, 0, 0]);
+    assert.deepEqual([a.stats.inserted, a.stats.duplicates, a.stats.raw], [n, 0, 0]);
     assert.equal(a.lag.bytes, 0);
     const b = await ship(file, table, 'another-host:/elsewhere');
     assert.deepEqual([b.stats.inserted, b.stats.duplicates], [0, n]);
@@ -237,7 +239,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
-  it('stores every line byte for byte (escapes, unicode) and skips only a line PostgreSQL refuses', async () => {
+  it('stores every line byte for byte (escapes, unicode); a line PostgreSQL refuses as a row is stored as it is', async () => {
     const table = freshTable();
     await init(table);
     const file = join(dir, `${table}.jsonl`);
@@ -253,19 +255,32 @@ describe('PostgreSQL store', needsPostgres(), () => {
     // A timestamp of the writers' form that is no date (February 30th): PostgreSQL refuses the row, not the batch.
     const bad = (text[3] as string).replace(/"@timestamp":"[^"]*"/, '"@timestamp":"2025-02-30T00:00:00.000Z"');
     writeFileSync(file, `${[...text.slice(0, 3), bad, ...text.slice(3)].join('\n')}\n`);
-    const skipped: string[] = [];
+    const raw: RawLine[] = [];
     const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table }, follow: false });
-    s.on('skipped', (x: { reason: string }) => skipped.push(x.reason));
+    s.on('raw', (x: RawLine) => raw.push(x));
     s.start();
     await s.close(20_000);
-    assert.equal(s.stats.inserted, text.length);
-    assert.equal(skipped.length, 1);
-    assert.match(skipped[0] as string, /refused by PostgreSQL/);
+    assert.deepEqual([s.stats.inserted, s.stats.raw], [text.length, 1]);
+    assert.deepEqual(
+      raw.map((r) => r.reason),
+      [RawReasons.REFUSED],
+    );
     const stored = db.psql(`SELECT line FROM ${table} ORDER BY id`).split('\n');
     assert.deepEqual(stored, text);
     assert.equal(db.psql(`SELECT user_id FROM ${table} WHERE path = '/o/4'`), 'Zoë 🩺');
     assert.equal(db.psql(`SELECT user_id = E'tab\\there' FROM ${table} WHERE path = '/o/0'`), 't');
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    // The refused line, byte for byte, in its place (after the third row), with PostgreSQL's reason.
+    assert.equal(db.psql(`SELECT convert_from(bytes, 'UTF8') FROM ${table}_raw`), bad);
+    assert.match(db.psql(`SELECT detail FROM ${table}_raw`), /out of range/);
+    assert.equal(db.psql(`SELECT count(*) FROM ${table} WHERE id < (SELECT id FROM ${table}_raw)`), '3');
+    // Its timestamp was edited: tampered, from the file and from the store alike.
+    const [fromFile, fromStore] = [await verifyAuditLog(file), await verifyTable(table)];
+    assert.equal(fromFile.verdict, 'tampered');
+    assert.equal(fromStore.verdict, 'tampered');
+    assert.deepEqual(
+      fromStore.findings.map((f) => f.code),
+      fromFile.findings.map((f) => f.code),
+    );
   });
 
   it('sessions cut mid-batch (pg_terminate_backend) are retried: no uncaught error, every line once', async () => {
@@ -417,8 +432,10 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const damaged = [text[0], `${(text[1] as string).slice(0, 40)}${text[1]}`, '', ...text.slice(2)].join('\n');
     writeFileSync(file, damaged);
     const s = await ship(file, table);
-    assert.deepEqual([s.stats.inserted, s.stats.skipped], [n, 1]);
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    assert.deepEqual([s.stats.inserted, s.stats.raw], [n, 1]);
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'intact');
+    assert.equal(r.fragments, 1);
   });
 
   it('verifies from the store: intact, an edited row, a deleted row, a killed writer (unsealed), a missing table', async () => {
