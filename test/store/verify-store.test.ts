@@ -121,7 +121,7 @@ describe('verify --postgres through COPY', needsPostgres(), () => {
     await log.close();
     await ship(file, 'planned_src');
     db.psql(
-      "INSERT INTO planned (chain, sequence, ts, line) SELECT chain, sequence + g * 100, ts, line FROM planned_src, generate_series(1, 2000) AS g",
+      'INSERT INTO planned (chain, sequence, ts, line) SELECT chain, sequence + g * 100, ts, line FROM planned_src, generate_series(1, 2000) AS g',
     );
     const sql = rowsSql(tableNames(table, 'test'));
     const plan = (settings: string) => {
