@@ -5,10 +5,10 @@
 // Knobs: ENTRIES (200000), ROUNDS (4); BEFORE=<another build's dist/cjs> also verifies the table with that
 // build's verifyAuditLog in every round (head to head); VACUUM=1, COLD=1 (below); EXPLAIN=1 prints EXPLAIN
 // ANALYZE of verify --postgres's query.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { table } from './lib.mjs';
+import { table, writeRequestLog } from './lib.mjs';
 import { startPostgres } from './pg.mjs';
 
 const require = createRequire(import.meta.url);
@@ -21,57 +21,17 @@ const ENTRIES = Number(process.env.ENTRIES ?? 200_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const BEFORE = process.env.BEFORE ? require(path.join(path.resolve(process.env.BEFORE), 'index.js')).verifyAuditLog : undefined;
 
-/**
- * CPU ms of this cluster's processes (the postmaster, with its exited children, and its live children: other
- * clusters on the machine are not counted) and of this process.
- */
-function cpuMs(postmaster) {
-  let db = 0;
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (p !== postmaster && f[1] !== postmaster) continue;
-    db += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  }
+/** CPU ms of the cluster (db.cpuMs) and of this process. */
+function cpuMs() {
   const u = process.cpuUsage();
-  return { db: db * 10, node: (u.user + u.system) / 1000 };
+  return { db: db.cpuMs(), node: (u.user + u.system) / 1000 };
 }
 
 const db = startPostgres();
-const postmaster = readFileSync(path.join(db.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0];
 try {
-  // Request entries as the Express middleware writes them (about 820 bytes each), as bench/store.mjs's.
+  // The file of bench/store.mjs.
   const file = path.join(db.dir, 'audit.jsonl');
-  const log = createAuditLog({ filename: file, maxQueue: ENTRIES + 10 });
-  for (let i = 0; i < ENTRIES; i++) {
-    log.write({
-      category: 'web',
-      action: 'http-request',
-      outcome: i % 10 ? 'success' : 'failure',
-      duration: 1234567,
-      method: 'GET',
-      path: `/patients/${i % 5000}/record`,
-      route: '/patients/:id/record',
-      status: i % 10 ? 200 : 403,
-      clientIp: `203.0.113.${i % 250}`,
-      clientPort: 40000 + (i % 20000),
-      peerAddress: '10.0.0.1',
-      peerPort: 5000,
-      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) curl/8.5',
-      userId: `user-${i % 700}`,
-      requestId: `req-${i}`,
-      httpVersion: '1.1',
-      domain: 'ehr.example.org',
-    });
-    if (i % 5000 === 4999) await new Promise((r) => setImmediate(r));
-  }
-  await log.close();
+  await writeRequestLog(createAuditLog, file, ENTRIES);
   const postgres = { connectionString: db.url, table: 'audit_log' };
   await pgInit({ postgres });
   const shipper = new PostgresShipper({ filename: file, postgres, follow: false });
@@ -89,13 +49,13 @@ try {
   }
   const run = async (verify) => {
     const target = await verify.target();
-    const c = cpuMs(postmaster);
+    const c = cpuMs();
     const t = process.hrtime.bigint();
     const r = await verify.run(target);
     const ms = Number(process.hrtime.bigint() - t) / 1e6;
     // The session's process has exited: its CPU time reaches the postmaster's once it has been reaped.
     await new Promise((r) => setTimeout(r, 300));
-    const c1 = cpuMs(postmaster);
+    const c1 = cpuMs();
     if (r.verdict !== 'intact' || r.entries !== entries) throw new Error(`${r.verdict}, ${r.entries} entries`);
     const us = (v) => ((v * 1000) / entries).toFixed(1);
     return { rate: Math.round((entries / ms) * 1000), cpu: `${us(c1.node - c.node)} + ${us(c1.db - c.db)}` };
