@@ -1,13 +1,13 @@
 // Reading COPY text rows (verify --postgres's loop without the verifier): CopyRows, which looks for a
 // backslash once per buffer, against looking for one in each field (a view of the field's bytes, the id
 // read as a string), and against making each line's string alone (what reading a file costs). Rows as
-// verify --postgres's COPY gives them (id, 0, line) for request entries like bench/store.mjs's, in 64 KiB
+// verify --postgres's COPY gives them (id, 0, line) for the request entries of bench/store.mjs, in 64 KiB
 // chunks. Not run by the tests. Knobs: ENTRIES (200000), ROUNDS (7).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { median } from './lib.mjs';
+import { median, writeRequestLog } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const dist = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'cjs');
@@ -21,26 +21,7 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'ppa-bench-copy-'));
 let data;
 try {
   const file = path.join(dir, 'audit.jsonl');
-  const log = createAuditLog({ filename: file, maxQueue: ENTRIES + 10 });
-  for (let i = 0; i < ENTRIES; i++) {
-    log.write({
-      category: 'web',
-      action: 'http-request',
-      outcome: 'success',
-      duration: 1234567,
-      method: 'GET',
-      path: `/patients/${i % 5000}/record`,
-      route: '/patients/:id/record',
-      status: 200,
-      clientIp: `203.0.113.${i % 250}`,
-      clientPort: 40000 + (i % 20000),
-      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) curl/8.5',
-      userId: `user-${i % 700}`,
-      requestId: `req-${i}`,
-    });
-    if (i % 5000 === 4999) await new Promise((r) => setImmediate(r));
-  }
-  await log.close();
+  await writeRequestLog(createAuditLog, file, ENTRIES);
   const lines = readFileSync(file, 'utf8').split('\n').slice(0, -1);
   data = Buffer.from(lines.map((l, i) => `${i + 1}\t0\t${l.replaceAll('\\', '\\\\')}\n`).join(''));
 } finally {
