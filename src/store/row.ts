@@ -316,8 +316,16 @@ function value(token: string | undefined): unknown {
   return token.includes('\\') ? JSON.parse(token) : token.slice(1, -1);
 }
 
+/**
+ * Longest line the layout pattern is tried on. A writer's line stays far below it (each string member is cut to
+ * 8192 characters); past a few million characters V8's regular-expression engine runs out of stack (a
+ * `RangeError` at ~8.3 M characters), so longer lines take `JSON.parse`, which gives the same row.
+ */
+const MAX_PATTERN_LINE = 1024 * 1024;
+
 /** The row of a line in the writers' request layout, or undefined for any other line. */
 export function writerRow(line: string): Row | RawReason | undefined {
+  if (line.length > MAX_PATTERN_LINE) return undefined;
   const m = WRITER_LINE.exec(line);
   if (m === null) return undefined;
   const members: Members = {

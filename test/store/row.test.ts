@@ -113,6 +113,20 @@ describe('rows of audit lines', () => {
     assert.equal(toRow(cases[5]?.line as string), RawReasons.TORN_FRAGMENT);
   });
 
+  it('a line of millions of characters gets its row or its reason, never a RangeError from the pattern', async () => {
+    const [, line] = await written([request]);
+    const l = line as string;
+    // In the writers' layout but 9 M characters long: past the pattern engine's stack, so JSON.parse reads it.
+    const long = l.replace('"/patients/7/record"', `"/${'a'.repeat(9_000_000)}"`);
+    const row = toRow(long) as Row;
+    assert.equal(typeof row, 'object', 'an entry row');
+    assert.equal(row.line, long);
+    assert.deepEqual(row, toRow(long, true));
+    assert.deepEqual({ ...row, line: l, path: '/patients/7/record' }, toRow(l), 'the other columns are those of the short line');
+    // Started as an entry, never ended: the reason of such a piece.
+    assert.equal(typeof toRow(`{"@timestamp":"${'A'.repeat(9_000_000)}`), 'string');
+  });
+
   it('pieces that are not entry rows get the reason the verifier would give them', async () => {
     const [, line] = await written([request]);
     const l = line as string;

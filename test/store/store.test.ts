@@ -6,6 +6,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import {
   createAuditLog,
@@ -534,6 +535,40 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const none = await cli(['ship', a, '--postgres', db.url, '--table', 'not_initialised']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /pg-init/);
+    // What no retry clears (no such database, a role the server does not know): a one-off ship says so and
+    // stops instead of waiting for ever.
+    const cases = [
+      { url: db.url.replace('@/postgres?', '@/no_such_database?'), message: /no_such_database/ },
+      { url: db.urlAs('no_such_role'), message: /no_such_role/ },
+    ];
+    for (const c of cases) {
+      const r = await cli(['ship', a, '--postgres', c.url, '--table', table]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, c.message);
+    }
+  });
+
+  it('CLI: a rotated set named newest first is shipped oldest first, and verifies from the store as from the files', async () => {
+    const table = freshTable();
+    assert.equal((await cli(['pg-init', '--postgres', db.url, '--table', table])).code, 0);
+    const live = join(dir, `${table}-rot.jsonl`);
+    const log = createAuditLog({ filename: live });
+    const entry = (i: number) => ({ category: 'web', action: 'http-request', outcome: 'success', path: `/r/${i}` }) as const;
+    for (let i = 0; i < 20; i++) log.write(entry(i));
+    await sleep(50);
+    renameSync(live, `${live}.1`); // rotated: the chain goes on in a new file at the same name
+    for (let i = 20; i < 40; i++) log.write(entry(i));
+    await log.close();
+    // The order a shell's glob (and `ls`) gives: the live file before its rotated predecessor.
+    const s = await cli(['ship', live, `${live}.1`, '--postgres', db.url, '--table', table]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.ok(s.stdout.indexOf(`${live}.1:`) < s.stdout.indexOf(`${live}:`), 'the rotated file went first');
+    const files = await cli(['verify', live, `${live}.1`, '--json']);
+    const store = await cli(['verify', '--postgres', db.url, '--table', table, '--json']);
+    assert.equal(files.code, 0, files.stdout);
+    assert.equal(store.code, files.code, store.stdout);
+    assert.equal(JSON.parse(store.stdout).verdict, JSON.parse(files.stdout).verdict);
+    assert.equal(JSON.parse(store.stdout).entries, JSON.parse(files.stdout).entries);
   });
 });
 
@@ -545,6 +580,23 @@ describe('the package without PostgreSQL', () => {
       `require(${JSON.stringify(main)}); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/]pg[\\\\/]/.test(k)).length)`,
     ]);
     assert.equal(stdout.trim(), '0');
+  });
+
+  it('CLI: ship refuses, before connecting, a missing file, a directory and a gzip-compressed file', async () => {
+    const d = tempDir('ppa-ship-refuse-');
+    const gz = join(d, 'audit.jsonl.1.gz');
+    writeFileSync(gz, gzipSync('{"@timestamp":"2026-12-01T00:00:00.000Z"}\n'));
+    const cases = [
+      { file: join(d, 'no-such.jsonl'), message: /no such file/ },
+      { file: d, message: /not a regular file/ },
+      { file: gz, message: /gzip-compressed/ },
+    ];
+    for (const c of cases) {
+      // A port nobody listens on: a refusal that waited for the database would hang instead.
+      const r = await cli(['ship', c.file, '--postgres', 'postgres://nobody@127.0.0.1:1/none']);
+      assert.equal(r.code, 2, `${c.file}: ${r.stderr}`);
+      assert.match(r.stderr, c.message);
+    }
   });
 
   it('rejects bad options with a TypeError at construction', () => {
