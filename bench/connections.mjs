@@ -32,6 +32,15 @@ const rows = [
   ['new connections/s, method check (A/A): plain http vs plain http', 'http', 'http', 'conn', '', '', 32],
   ['new connections/s, v1 header vs findhit-proxywrap', 'ppa-http', 'proxywrap', 'conn', HEADER, HEADER, 32],
   ['TLS handshakes/s, v1 header vs plain https.createServer', 'ppa-https', 'https', 'tls', HEADER, '', 16],
+  [
+    'TLS handshakes/s, reference: minimal flowing read+pause+unshift, no checks, vs plain https',
+    'minimal-https',
+    'https',
+    'tls',
+    HEADER,
+    '',
+    16,
+  ],
   ['keep-alive requests/s vs plain http', 'ppa-http', 'http', 'keepalive', HEADER, '', 32],
 ];
 const results = [];

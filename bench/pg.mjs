@@ -3,7 +3,7 @@
 // cluster to one CPU (taskset, where it exists), as a database on its own host would not share the
 // application's.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -20,7 +20,7 @@ function pgBin() {
 
 /**
  * Starts the server; returns its connection string, a psql runner (ms taken), `query` (psql's unaligned
- * output), its version, whether it was pinned, and stop().
+ * output), its version, whether it was pinned, `cpuMs()` (its processes' CPU time so far), and stop().
  */
 export function startPostgres({ core } = {}) {
   const bin = pgBin();
@@ -57,9 +57,29 @@ export function startPostgres({ core } = {}) {
   }
   if (pinned) run('taskset', ['-c', String(core), ...start]);
   else run(start[0], start.slice(1));
+  const postmaster = readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0];
   return {
     dir,
     pinned,
+    /**
+     * CPU ms of this cluster so far, from /proc: the postmaster's (with its children that have exited: a
+     * pool's sessions end with it) and its live children's. Other clusters on the machine are not counted.
+     */
+    cpuMs() {
+      let ticks = 0;
+      for (const p of readdirSync('/proc')) {
+        if (!/^\d+$/.test(p)) continue;
+        let stat;
+        try {
+          stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        } catch {
+          continue;
+        }
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (p === postmaster || f[1] === postmaster) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      }
+      return ticks * 10;
+    },
     url: `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}`,
     version: execFileSync(path.join(bin, 'postgres'), ['--version']).toString().trim(),
     psql(args) {

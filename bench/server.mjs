@@ -40,6 +40,26 @@ function minimalReader() {
   return s;
 }
 
+// The same floor for TLS: the first chunk in flowing mode, the header line stripped, the socket paused with the
+// rest put back, then handed to https (whose TLS socket reads what is buffered), as the library does for TLS.
+function minimalTlsReader(options) {
+  const s = https.createServer(options, hello);
+  const emit = s.emit;
+  s.emit = function (event, socket) {
+    // biome-ignore lint/complexity/noArguments: forwards every other event unchanged
+    if (event !== 'connection') return Reflect.apply(emit, this, arguments);
+    socket.on('data', function onData(chunk) {
+      socket.removeListener('data', onData);
+      socket.pause();
+      const rest = chunk.subarray(chunk.indexOf(10) + 1);
+      if (rest.length > 0) socket.unshift(rest);
+      emit.call(s, 'connection', socket);
+    });
+    return true;
+  };
+  return s;
+}
+
 function expressApp(setup) {
   const express = require('express');
   const a = express();
@@ -76,6 +96,8 @@ async function make() {
       return https.createServer(tls(), hello);
     case 'ppa-https':
       return createServer(tls(), hello);
+    case 'minimal-https':
+      return minimalTlsReader(tls());
     case 'express':
       return http.createServer(expressApp(() => {}));
     case 'express-morgan': {

@@ -5,10 +5,10 @@
 // postgres process, and psql), which the machine's other work disturbs less than wall-clock rates.
 // Knobs: ENTRIES (200000), ROUNDS (3); BEFORE=<another build's dist/cjs> also ships with that build's
 // PostgresShipper in every round (head to head).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { table } from './lib.mjs';
+import { table, writeRequestLog } from './lib.mjs';
 import { startPostgres } from './pg.mjs';
 
 const require = createRequire(import.meta.url);
@@ -20,27 +20,11 @@ const ENTRIES = Number(process.env.ENTRIES ?? 200_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const BEFORE = process.env.BEFORE ? require(path.join(path.resolve(process.env.BEFORE), 'index.js')).PostgresShipper : undefined;
 
-/**
- * CPU milliseconds of the cluster's processes so far, from /proc: the live ones', and the postmaster's
- * children's that have exited (a pool's sessions end with it); psql's is in this process's children's.
- */
+/** CPU ms of the cluster (db.cpuMs) and of this process's children that have exited (psql). */
 function clusterCpuMs() {
-  let ticks = 0;
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (!stat.includes('(postgres)')) continue;
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  }
   const self = readFileSync('/proc/self/stat', 'utf8');
   const f = self.slice(self.lastIndexOf(')') + 2).split(' ');
-  return (ticks + Number(f[13]) + Number(f[14])) * (1000 / 100);
+  return db.cpuMs() + (Number(f[13]) + Number(f[14])) * 10;
 }
 
 /** Runs fn; returns its wall-clock ms and CPU ms of this process and of the cluster. */
@@ -60,30 +44,7 @@ const { url, dir } = db;
 try {
   // The file: request entries as the Express middleware writes them (about 820 bytes each).
   const file = path.join(dir, 'audit.jsonl');
-  const log = createAuditLog({ filename: file, maxQueue: ENTRIES + 10 });
-  for (let i = 0; i < ENTRIES; i++) {
-    log.write({
-      category: 'web',
-      action: 'http-request',
-      outcome: i % 10 ? 'success' : 'failure',
-      duration: 1234567,
-      method: 'GET',
-      path: `/patients/${i % 5000}/record`,
-      route: '/patients/:id/record',
-      status: i % 10 ? 200 : 403,
-      clientIp: `203.0.113.${i % 250}`,
-      clientPort: 40000 + (i % 20000),
-      peerAddress: '10.0.0.1',
-      peerPort: 5000,
-      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) curl/8.5',
-      userId: `user-${i % 700}`,
-      requestId: `req-${i}`,
-      httpVersion: '1.1',
-      domain: 'ehr.example.org',
-    });
-    if (i % 5000 === 4999) await new Promise((r) => setImmediate(r));
-  }
-  await log.close();
+  await writeRequestLog(createAuditLog, file, ENTRIES);
   // The same rows as CSV for \copy (made before the clock starts).
   const csv = path.join(dir, 'rows.csv');
   const q = (v) => (v === null || v === undefined ? '' : `"${String(v).replaceAll('"', '""')}"`);

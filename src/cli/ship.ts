@@ -1,5 +1,8 @@
 // `proxy-protocol-audit ship FILE... --postgres URL [--follow]`: the sidecar that ships audit files.
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { ErrorCodes } from '../protocol/errors.js';
+import { orderFiles } from '../query/sources.js';
+import type { RawLine } from '../store/raw.js';
 import { PostgresShipper } from '../store/shipper.js';
 import { type Command, last, parseArgs, UsageError } from './args.js';
 
@@ -8,13 +11,19 @@ const STOP_TIMEOUT = 10_000;
 
 export const ship: Command = {
   usage: `ship FILE... --postgres URL [--table audit_log] [--follow] [--source NAME]
-      Sends audit files to PostgreSQL (rotated files oldest first); resumes where the store says it stopped.
+      Sends audit files to PostgreSQL (rotated files oldest first, in any order given; not gzip-compressed
+      files); resumes where the store says it stopped.
       --follow: keep shipping as the files grow and follow their rotation, until SIGTERM or SIGINT.`,
   async run(args) {
-    const { positional: files, options, set } = parseArgs(args, ['--postgres', '--table', '--source'], ['--follow']);
+    const { positional: given, options, set } = parseArgs(args, ['--postgres', '--table', '--source'], ['--follow']);
     const url = last(options, '--postgres');
     if (url === undefined) throw new UsageError('ship needs --postgres URL');
-    if (files.length === 0) throw new UsageError('ship needs at least one file');
+    if (given.length === 0) throw new UsageError('ship needs at least one file');
+    // Rotated files oldest first, whatever order they are named in (as verify reads them): the store keeps
+    // lines in the order they arrive, and it is append-only, so a newer file shipped first could never be
+    // put right.
+    const files = orderFiles([...new Set(given)]);
+    for (const f of files) checkShippable(f);
     const source = last(options, '--source');
     if (source !== undefined && files.length > 1) throw new UsageError('--source names one file: give one file with it');
     const follow = set.has('--follow');
@@ -23,22 +32,27 @@ export const ship: Command = {
     const make = (filename: string) => {
       const s = new PostgresShipper({ filename, postgres, follow, ...(source === undefined ? {} : { source }) });
       s.on('outage', (err: Error & { code?: string }) => {
-        if (err.code === ErrorCodes.AUDIT_STORE_SCHEMA && !follow) {
-          // A one-off run cannot wait for someone to run pg-init; the file is untouched.
+        if (!follow && (err.code === ErrorCodes.AUDIT_STORE_SCHEMA || lasting(err.cause))) {
+          // A one-off run cannot wait for someone to run pg-init, fix a password or grant a right; the file
+          // is untouched, and the next run resumes where the store says it stopped.
           say(`${filename}: ${err.message}`);
           process.exit(1);
         }
         say(`${filename}: PostgreSQL unavailable, lines wait in the file: ${err.message}`);
       });
       s.on('recovered', () => say(`${filename}: PostgreSQL reachable again`));
-      s.on('skipped', (l: { offset: number; reason: string }) => say(`${filename}: byte ${l.offset} not shipped: ${l.reason}`));
+      s.on('raw', (l: RawLine) =>
+        say(
+          `${filename}: byte ${l.offset} (${l.length} bytes) stored as it is, not as an entry: ${l.reason}${l.detail === undefined ? '' : ` (${l.detail})`}`,
+        ),
+      );
       s.on('warning', (err: Error) => say(`${filename}: ${err.message}`));
       return s;
     };
     const summary = (s: PostgresShipper) =>
-      `${s.filename}: ${s.stats.inserted} rows inserted, ${s.stats.duplicates} already there, ${s.stats.skipped} lines skipped`;
+      `${s.filename}: ${s.stats.inserted} rows inserted, ${s.stats.duplicates} already there, ${s.stats.raw} other pieces stored as they are`;
     if (!follow) {
-      // One file after the other, in the order given: a chain that continues into the next file stays in order.
+      // One file after the other, oldest first: a chain that continues into the next file stays in order.
       for (const f of files) {
         const s = make(f).start();
         await s.close(2 ** 31 - 1); // no deadline: it ends when the file is shipped
@@ -69,3 +83,40 @@ export const ship: Command = {
     return code;
   },
 };
+
+/**
+ * Whether an outage's cause is one no retry clears by itself: PostgreSQL refused the login (SQLSTATE class
+ * 28), knows no such database (3D000) or denies a right (42501), or the file may not be read (EACCES, EISDIR).
+ */
+function lasting(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return code.startsWith('28') || code === '3D000' || code === '42501' || code === 'EACCES' || code === 'EISDIR';
+}
+
+/**
+ * Refuses, before anything is sent, a file the shipper cannot ship as the writer wrote it: a name that is not
+ * a regular file (a typo must not end as "0 rows inserted"), or a gzip-compressed file (its bytes are not
+ * lines; stored as they are, they would stand in the append-only store as damage for good).
+ */
+function checkShippable(file: string): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    throw new Error(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  if (!st.isFile()) throw new Error(`${file}: not a regular file`);
+  const magic = Buffer.alloc(2);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, magic, 0, 2, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (magic[0] === 0x1f && magic[1] === 0x8b) {
+    throw new Error(
+      `${file}: gzip-compressed; ship files before they are compressed (or decompress it first: zcat ${file} > ${file.replace(/\.gz$/, '')})`,
+    );
+  }
+}

@@ -261,10 +261,12 @@ class Session {
     }
     const held: Held = [];
     this.held = held;
-    const release = () => {
+    const release = (written = true) => {
       this.held = undefined;
       this.unhook();
-      for (const call of held) call();
+      // The entry will never be written: no answer without it (as for requests); the connection is closed.
+      if (!written) this.socket.destroy();
+      else for (const call of held) call();
     };
     if (status === 101) {
       log.write(this.fields('http-upgrade-started'), release);
@@ -291,7 +293,8 @@ const REFUSALS = {
  * request id, the status sent (`101`, or the app's refusal), `event.duration` of the whole session and the
  * bytes received (`http.request.body.bytes`) and sent (`http.response.body.bytes`) after the heads. A refusal
  * is written at once and its bytes wait for the line; an accepted upgrade's `101` waits for its
- * `http-upgrade-started` entry (see `startEntry`). While the log fails closed or is closing, upgrades never
+ * `http-upgrade-started` entry (see `startEntry`); an answer whose entry the log gives up on is never sent, its
+ * connection is closed instead. While the log fails closed or is closing, upgrades never
  * reach the app and are answered `503` (with their entry); once it closed, their connections are closed. At
  * `close()`, sessions still open at its deadline are written with `error.type: "shutdown"` and their
  * connections closed. Open sessions hold no place in the log's queue. Polling requests (socket.io's polling
@@ -342,7 +345,8 @@ export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditU
         s.status = 503;
         const f = s.fields('http-upgrade', refused);
         f.bytes = body.length;
-        const send = () => {
+        const send = (written = true) => {
+          if (!written) return void socket.destroy();
           if (!socket.destroyed) socket.end(answer);
           socket.once('finish', () => socket.destroy());
         };

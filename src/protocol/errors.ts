@@ -40,7 +40,7 @@ export const ErrorCodes = {
   AUDIT_LOST: 'ERR_PROXY_AUDIT_LOST',
   /** Audit log: a callback or listener of the app (`user`, `path`, `skip`, `'entry'`) threw or returned a bad value. */
   AUDIT_CALLBACK: 'ERR_PROXY_AUDIT_CALLBACK',
-  /** PostgreSQL store: node-postgres (`pg`) or, for shipping, `pg-copy-streams` (optional peer dependencies) is not installed. */
+  /** PostgreSQL store: node-postgres (`pg`) or, for shipping and verifying, `pg-copy-streams` (optional peer dependencies) is not installed. */
   AUDIT_PG_MISSING: 'ERR_PROXY_AUDIT_PG_MISSING',
   /** PostgreSQL store: the database cannot be reached or refused a batch; the lines stay in the file and are retried. */
   AUDIT_STORE_UNAVAILABLE: 'ERR_PROXY_AUDIT_STORE_UNAVAILABLE',
@@ -48,8 +48,6 @@ export const ErrorCodes = {
   AUDIT_STORE_SCHEMA: 'ERR_PROXY_AUDIT_STORE_SCHEMA',
   /** Shipping: `flush()` or `close()` timed out before every line was in PostgreSQL (the file still holds them). */
   AUDIT_SHIP_TIMEOUT: 'ERR_PROXY_AUDIT_SHIP_TIMEOUT',
-  /** Shipping: a line of the file is not an audit entry (a torn fragment, or not written by a writer) and was not shipped. */
-  AUDIT_SHIP_SKIPPED: 'ERR_PROXY_AUDIT_SHIP_SKIPPED',
   /** Shipping: the spool file, or a rotated file not yet shipped to its end, cannot be read. */
   AUDIT_SPOOL_MISSING: 'ERR_PROXY_AUDIT_SPOOL_MISSING',
 } as const;

@@ -156,11 +156,23 @@ export interface CopyBatch {
   ends: readonly number[];
 }
 
-/** Some rows of a batch (indexes in row order). */
-export function copyRows(batch: CopyBatch, rows: readonly number[]): CopyBatch {
-  const parts = rows.map((i) => batch.data.subarray(i === 0 ? 0 : (batch.ends[i - 1] as number), batch.ends[i]));
+/** Some rows of a batch (indexes in row order); with `ids`, each row's id as a first column before the others. */
+export function copyRows(batch: CopyBatch, rows: readonly number[], ids?: readonly string[]): CopyBatch {
+  const parts: Buffer[] = [];
+  const ends: number[] = [];
   let end = 0;
-  return { data: Buffer.concat(parts), ends: parts.map((p) => (end += p.length)) };
+  for (const [k, i] of rows.entries()) {
+    if (ids) {
+      const id = Buffer.from(`${ids[k]}\t`);
+      parts.push(id);
+      end += id.length;
+    }
+    const row = batch.data.subarray(i === 0 ? 0 : (batch.ends[i - 1] as number), batch.ends[i]);
+    parts.push(row);
+    end += row.length;
+    ends.push(end);
+  }
+  return { data: Buffer.concat(parts), ends };
 }
 
 const UNESCAPES: Record<string, string> = { '\\\\': '\\', '\\t': '\t', '\\n': '\n', '\\r': '\r' };

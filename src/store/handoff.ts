@@ -6,7 +6,7 @@
 import { type Entry, iso } from '../audit/entry.js';
 import type { Written } from '../audit/file-sink.js';
 import { CopyWriter } from './encode.js';
-import { INDEXED, text, toRow } from './row.js';
+import { INDEXED, pgTimestamp, text, toRow } from './row.js';
 import type { Chunk } from './spool.js';
 
 /** COPY data of handed rows kept at most (bytes); past it, lines are read from the file. */
@@ -93,9 +93,11 @@ export class Handoff {
     try {
       if (this.copy.length > ARENA - 3 * (end - start) - 4096) this.nextArena();
       let month: string | undefined;
-      if (e.audit === undefined && !bytes.subarray(start, end).includes(BACKSLASH))
-        month = this.request(e, bytes, start, end, hash);
-      else {
+      if (e.audit === undefined && !bytes.subarray(start, end).includes(BACKSLASH)) {
+        const m = this.request(e, bytes, start, end, hash);
+        if (m === false) return;
+        month = m;
+      } else {
         // The log's own entries (start, checkpoints, stop) and lines with JSON escapes, both rare: parsed.
         const row = toRow(bytes.toString('utf8', start, end));
         if (typeof row === 'string') return;
@@ -111,21 +113,34 @@ export class Handoff {
   }
 
   /**
-   * The row of a request entry whose line has no backslash, written from its fields; returns its month. The
-   * columns are those {@link rowOf} gives for the line: with no backslash, no string of the line holds a JSON
-   * escape (so none a control character, a quote or a backslash, and none needs COPY escaping); the addresses
-   * passed isIP() when the entry was written, so dropping the zone leaves an address; and Date#toISOString
-   * gives the layout of rowOf's ISO exactly for the years 1000 to 9999. (rowOf itself, with the objects it
-   * makes and the regular expressions it runs, measured about half of the hand-over's time; see
-   * bench/README.md, in-process shipping.)
+   * The row of a request entry whose line has no backslash, written from its fields (no Row object, no regular
+   * expression), as toRow gives it for the line read back: with no backslash, no string of the line holds a
+   * JSON escape (so none a control character, a quote or a backslash, and none needs COPY escaping); the
+   * addresses passed isIP() in toEntry, so without their zone they are addresses; and for the years 1000 to
+   * 9999 Date#toISOString writes the ISO text toRow keeps as it is (other years go through pgTimestamp).
+   * Returns the row's month, or false for no row (a time PostgreSQL cannot hold: the line is read from the
+   * file, where it is a raw piece).
    */
-  private request(e: Entry, bytes: Buffer, start: number, end: number, hash: string): string | undefined {
+  private request(e: Entry, bytes: Buffer, start: number, end: number, hash: string): string | undefined | false {
+    const ms = e.timestamp;
+    let ts: string;
+    let month: string | undefined;
+    if (ms >= FIRST_MS && ms < END_MS) {
+      ts = iso(ms);
+      // (one string for the rows of a month)
+      if (this.month === '' || !ts.startsWith(this.month)) this.month = ts.slice(0, 7);
+      month = this.month;
+    } else {
+      // Any other year (rare), as pgTimestamp gives it; one PostgreSQL cannot hold is not a row at all.
+      const t = pgTimestamp(iso(ms));
+      if (t === undefined || t === 'out-of-range') return false;
+      ts = t.ts;
+      month = t.month;
+    }
     const c = this.copy;
     c.columns(this.chainColumn);
     c.column(e.sequence);
-    const ms = e.timestamp;
-    const ts = ms >= FIRST_MS && ms < END_MS ? iso(ms) : undefined;
-    c.column(ts ?? '-infinity');
+    c.column(ts);
     c.column(text(e.action));
     c.column(text(e.outcome));
     c.column(zoneless(e.clientIp));
@@ -138,10 +153,7 @@ export class Handoff {
     c.columns(this.hostColumns);
     c.column(hash);
     c.line(bytes, start, end);
-    if (ts === undefined) return undefined;
-    // (one string for the rows of a month)
-    if (this.month === '' || !ts.startsWith(this.month)) this.month = ts.slice(0, 7);
-    return this.month;
+    return month;
   }
 
   /** The rows of the lines sealed since the last write are those of the write `w` (or of nothing known). */
@@ -226,6 +238,7 @@ export class Handoff {
     if (this.next(ino, dev, from) !== from) return undefined;
     const parts: Buffer[] = [];
     const ends: number[] = [];
+    const spans: number[] = [];
     const months = new Set<string>();
     let length = 0;
     let to = from;
@@ -245,6 +258,9 @@ export class Handoff {
       }
       for (let k = first; k <= last; k++) {
         ends.push(length + (r.dataEnds[k] as number) - base);
+        // Each line of a write is its text and a newline.
+        const lineStart = k === 0 ? r.from : (r.fileEnds[k - 1] as number);
+        spans.push(lineStart, (r.fileEnds[k] as number) - lineStart - 1);
         const m = r.months[k];
         if (m !== undefined) months.add(m);
       }
@@ -256,7 +272,7 @@ export class Handoff {
       this.drop(i);
     }
     const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
-    return { batch: { data, ends }, months, skipped: [], from, to };
+    return { batch: { data, ends }, spans, months, raw: [], from, to };
   }
 
   private drop(i: number): void {

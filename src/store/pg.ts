@@ -27,6 +27,9 @@ export interface PgClient {
 /** pg-copy-streams' `from(sql)`: a writable stream of COPY data that a {@link PgClient} runs. */
 export type CopyFrom = (sql: string) => NodeJS.WritableStream & { rowCount: number };
 
+/** pg-copy-streams' `to(sql)`: a readable stream of the COPY data (bytes) of `COPY … TO STDOUT`, run by a {@link PgClient}. */
+export type CopyTo = (sql: string) => NodeJS.ReadableStream & AsyncIterable<Buffer>;
+
 /** Where the store lives: a connection string, or an existing pool, and the table name. */
 export type PostgresOption =
   | string
@@ -34,8 +37,8 @@ export type PostgresOption =
       /** `postgres://user:password@host:port/db?sslmode=…` (or libpq's environment variables when absent). */
       connectionString?: string;
       /**
-       * An existing `pg.Pool` (or compatible: for shipping, its clients must run pg-copy-streams' COPY, as
-       * node-postgres' do): used as is and not ended by the store.
+       * An existing `pg.Pool` (or compatible: for shipping and verifying, its clients must run pg-copy-streams'
+       * COPY, as node-postgres' do): used as is and not ended by the store.
        */
       pool?: PgPool;
       /** The table created by `pg-init`. Default `"audit_log"`. */
@@ -67,6 +70,20 @@ export function loadCopyFrom(): CopyFrom {
     return (load('pg-copy-streams') as { from: CopyFrom }).from;
   } catch (cause) {
     throw Object.assign(new Error('shipping to PostgreSQL needs pg-copy-streams: npm install pg pg-copy-streams', { cause }), {
+      code: ErrorCodes.AUDIT_PG_MISSING,
+    });
+  }
+}
+
+/**
+ * `require('pg-copy-streams').to`, or an error with code ERR_PROXY_AUDIT_PG_MISSING saying how to install it.
+ * Verification from the store reads the table with COPY TO STDOUT.
+ */
+export function loadCopyTo(): CopyTo {
+  try {
+    return (load('pg-copy-streams') as { to: CopyTo }).to;
+  } catch (cause) {
+    throw Object.assign(new Error('verifying from PostgreSQL needs pg-copy-streams: npm install pg pg-copy-streams', { cause }), {
       code: ErrorCodes.AUDIT_PG_MISSING,
     });
   }

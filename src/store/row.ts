@@ -1,6 +1,7 @@
 // One audit line → the columns of its row. The line itself is stored byte for byte; the columns are copies
 // of its members for the auditor's queries (indexes), never what verification reads.
 import { isIP } from 'node:net';
+import { type RawReason, RawReasons } from './raw.js';
 
 /** Every line starts with these bytes, and no valid line contains them anywhere else. */
 export const MARKER = '{"@timestamp":"';
@@ -9,9 +10,12 @@ export const MARKER = '{"@timestamp":"';
 export interface Row {
   chain: string;
   sequence: number;
-  /** ISO-8601 text PostgreSQL reads, or `-infinity` for a timestamp it cannot hold (the default partition). */
+  /**
+   * `@timestamp` as PostgreSQL reads it (see {@link pgTimestamp}), or `-infinity` when the member is not an
+   * ISO-8601 time at all (writers never write one; the row goes to the default partition).
+   */
   ts: string;
-  /** `YYYY-MM` of `ts`, or undefined for `-infinity`. */
+  /** `YYYY-MM` of `ts` for years 1000-9999 (its monthly partition), else undefined (the default partition). */
   month: string | undefined;
   action: string | null;
   outcome: string | null;
@@ -49,6 +53,38 @@ export const COLUMNS: readonly (readonly [column: keyof Row, sql: string, type: 
 
 /** What writers produce (Date#toISOString), for years 1000–9999 that PostgreSQL partitions by month. */
 const ISO = /^[1-9]\d{3}-(0[1-9]|1[0-2])-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
+/**
+ * Any other year Date#toISOString writes: 0000-0999, or six digits with a sign (ISO 8601's expanded years,
+ * `+010000-…`, `-000001-…`).
+ */
+const ISO_YEAR = /^([+-]\d{6}|\d{4})-((?:0[1-9]|1[0-2])-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)$/;
+/** PostgreSQL's timestamptz runs from 4714-11-24 BC (Julian day 0, UTC) to the end of 294276 AD. */
+const PG_FIRST_BC_YEAR = 4714;
+const PG_FIRST_BC_DAY = '11-24';
+const PG_LAST_YEAR = 294276;
+
+/**
+ * `@timestamp` as text PostgreSQL reads as the same instant, with its month partition; `'out-of-range'` for
+ * a time PostgreSQL cannot hold (before 4714-11-24 BC); undefined for a value that is not an ISO-8601 UTC
+ * time. PostgreSQL reads years past 9999 without the sign (`10000-01-01T…Z`), and years before 1 AD only as
+ * BC years (ISO year 0 is 1 BC, -1 is 2 BC).
+ */
+export function pgTimestamp(at: unknown): { ts: string; month: string | undefined } | 'out-of-range' | undefined {
+  if (typeof at !== 'string') return undefined;
+  if (ISO.test(at)) return { ts: at, month: at.slice(0, 7) };
+  const m = ISO_YEAR.exec(at);
+  if (m === null) return undefined;
+  const year = Number(m[1]);
+  const rest = m[2] as string;
+  if (year > PG_LAST_YEAR) return 'out-of-range';
+  if (year >= 1) {
+    const y = String(year).padStart(4, '0');
+    return { ts: `${y}-${rest}`, month: year >= 1000 && year <= 9999 ? `${y}-${rest.slice(0, 2)}` : undefined };
+  }
+  const bc = 1 - year;
+  if (bc > PG_FIRST_BC_YEAR || (bc === PG_FIRST_BC_YEAR && rest.slice(0, 5) < PG_FIRST_BC_DAY)) return 'out-of-range';
+  return { ts: `${String(bc).padStart(4, '0')}-${rest} BC`, month: undefined };
+}
 const HASH_KEY = ',"hash":"';
 const HEX64 = /^[0-9a-f]{64}$/;
 /** `,"hash":"<64 hex>"}}`. */
@@ -88,7 +124,7 @@ function inet(v: unknown): string | null {
 }
 
 /** The values {@link rowOf} reads from a line: what JSON.parse of the line would give at these places. */
-export interface Members {
+interface Members {
   at: unknown;
   action: unknown;
   outcome: unknown;
@@ -105,18 +141,19 @@ export interface Members {
   chain: unknown;
 }
 
-/** The row of an entry's members, or why it is not an entry. */
-export function rowOf(m: Members, line: string, h: string): Row | string {
+/** The row of an entry's members, or why the table cannot hold it as one. */
+function rowOf(m: Members, line: string, h: string): Row | RawReason {
   const { chain, sequence, at, status } = m;
   // Writers' chains are UUIDs; a long one could not be indexed (and is not a writer's).
-  if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return 'no chain';
-  if (!Number.isSafeInteger(sequence) || (sequence as number) < 1) return 'no sequence';
-  const iso = typeof at === 'string' && ISO.test(at);
+  if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return RawReasons.NO_CHAIN;
+  if (!Number.isSafeInteger(sequence) || (sequence as number) < 1) return RawReasons.NO_CHAIN;
+  const t = pgTimestamp(at);
+  if (t === 'out-of-range') return RawReasons.TIMESTAMP_RANGE;
   return {
     chain,
     sequence: sequence as number,
-    ts: iso ? (at as string) : '-infinity',
-    month: iso ? (at as string).slice(0, 7) : undefined,
+    ts: t === undefined ? '-infinity' : t.ts,
+    month: t?.month,
     action: text(m.action),
     outcome: text(m.outcome),
     clientIp: inet(m.clientIp),
@@ -279,8 +316,16 @@ function value(token: string | undefined): unknown {
   return token.includes('\\') ? JSON.parse(token) : token.slice(1, -1);
 }
 
+/**
+ * Longest line the layout pattern is tried on. A writer's line stays far below it (each string member is cut to
+ * 8192 characters); past a few million characters V8's regular-expression engine runs out of stack (a
+ * `RangeError` at ~8.3 M characters), so longer lines take `JSON.parse`, which gives the same row.
+ */
+const MAX_PATTERN_LINE = 1024 * 1024;
+
 /** The row of a line in the writers' request layout, or undefined for any other line. */
-export function writerRow(line: string): Row | string | undefined {
+export function writerRow(line: string): Row | RawReason | undefined {
+  if (line.length > MAX_PATTERN_LINE) return undefined;
   const m = WRITER_LINE.exec(line);
   if (m === null) return undefined;
   const members: Members = {
@@ -303,39 +348,32 @@ export function writerRow(line: string): Row | string | undefined {
 }
 
 /**
- * The row of one candidate line (no newline), or a reason why it is not an audit entry. A line whose hash does
- * not match is still an entry: it is shipped as it is, so that verification from the store sees the edit.
- * `parse: true` always reads the line with JSON.parse (the tests compare both ways).
+ * Whether a piece that does not begin with the marker is a torn fragment to the verifier: cut inside the
+ * marker itself, or zero bytes a power loss left (with or without the start of a line after them).
  */
-export function toRow(line: string, parse = false): Row | string {
-  if (!line.startsWith(MARKER)) return 'not an audit entry';
+function fragmentOfMarker(piece: string): boolean {
+  return MARKER.startsWith(piece) || MARKER.startsWith(piece.replace(/^\0+/, ''));
+}
+
+/**
+ * The row of one candidate line (no newline), or why the table cannot hold it as an entry row (it is then
+ * stored as it is: see raw.ts). A line whose hash does not match is still an entry: it is shipped as it is,
+ * so that verification from the store sees the edit. The reasons follow the verifier's reading: a torn
+ * fragment starts with the marker and is not JSON (or is a piece of the marker, or zero bytes); other text
+ * is not an entry. `parse: true` always reads the line with JSON.parse (the tests compare both ways).
+ */
+export function toRow(line: string, parse = false): Row | RawReason {
+  if (!line.startsWith(MARKER)) return fragmentOfMarker(line) ? RawReasons.TORN_FRAGMENT : RawReasons.NOT_AN_ENTRY;
   const fast = parse ? undefined : writerRow(line);
   if (fast !== undefined) return fast;
-  const h = hashOf(line);
-  if (h === undefined) return 'torn fragment (no hash at the end)';
   let e: Json;
   try {
     e = JSON.parse(line);
   } catch {
-    return 'torn fragment (not valid JSON)';
+    // A proper prefix of a JSON object is never valid JSON, so an entry cut anywhere lands here.
+    return RawReasons.TORN_FRAGMENT;
   }
+  const h = hashOf(line);
+  if (h === undefined || obj(e) === undefined) return RawReasons.NOT_AN_ENTRY;
   return rowOf(parsedMembers(e), line, h);
-}
-
-/**
- * The candidate lines of one physical line: a torn fragment may have another writer's whole line glued
- * after it, so it is split before every occurrence of the marker (which a valid line holds only at its start).
- */
-export function candidates(physical: string): string[] {
-  let at = physical.indexOf(MARKER, 1);
-  if (at < 0) return [physical];
-  const out: string[] = [];
-  let from = 0;
-  while (at >= 0) {
-    out.push(physical.slice(from, at));
-    from = at;
-    at = physical.indexOf(MARKER, at + 1);
-  }
-  out.push(physical.slice(from));
-  return out;
 }

@@ -28,11 +28,23 @@ export function schemaSql(n: TableNames, schema: string, appRole?: string): stri
   const base = n.base;
   const t = `${s}."${base}"`;
   const def = `${s}."${base}_default"`;
+  const raw = `${s}."${base}_raw"`;
+  // The triggers that refuse UPDATE and DELETE of a table's rows (a partitioned table's reach its partitions)
+  // and TRUNCATE of the table (which each partition needs of its own).
+  const refuse = (table: string, rows: boolean) => {
+    const update = `DROP TRIGGER IF EXISTS "${base}_append_only" ON ${table};
+CREATE TRIGGER "${base}_append_only" BEFORE UPDATE OR DELETE ON ${table}
+  FOR EACH ROW EXECUTE FUNCTION ${s}."${base}_append_only"();
+`;
+    return `${rows ? update : ''}DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${table};
+CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${table}
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();`;
+  };
   const grants = appRole
     ? `
 GRANT USAGE ON SCHEMA ${s} TO "${appRole}";
-GRANT SELECT, INSERT ON ${t} TO "${appRole}";
-REVOKE UPDATE, DELETE, TRUNCATE ON ${t} FROM "${appRole}";
+GRANT SELECT, INSERT ON ${t}, ${raw} TO "${appRole}";
+REVOKE UPDATE, DELETE, TRUNCATE ON ${t}, ${raw} FROM "${appRole}";
 GRANT USAGE ON SEQUENCE ${s}."${base}_id_seq" TO "${appRole}";
 GRANT SELECT, INSERT, UPDATE ON ${s}."${base}_cursor" TO "${appRole}";
 GRANT EXECUTE ON FUNCTION ${s}."${base}_add_partitions"(text[]) TO "${appRole}";`
@@ -63,7 +75,7 @@ CREATE TABLE IF NOT EXISTS ${t} (
   CONSTRAINT "${base}_entry" UNIQUE (chain, sequence, ts)
 ) PARTITION BY RANGE (ts);
 ALTER SEQUENCE ${s}."${base}_id_seq" OWNED BY ${t}.id;
-COMMENT ON TABLE ${t} IS 'proxy-protocol-audit entries: one row per line of the writers'' files; line is the entry byte for byte (its hash covers it without the hash member). Append-only; retention drops whole monthly partitions.';
+COMMENT ON TABLE ${t} IS 'proxy-protocol-audit entries: one row per entry of the writers'' files; line is the entry byte for byte (its hash covers it without the hash member). Every other piece of the files is in ${base}_raw. Append-only; retention drops whole monthly partitions.';
 CREATE TABLE IF NOT EXISTS ${def} PARTITION OF ${t} DEFAULT;
 CREATE INDEX IF NOT EXISTS "${base}_client_ip" ON ${t} (client_ip, ts);
 CREATE INDEX IF NOT EXISTS "${base}_user_id" ON ${t} (user_id, ts);
@@ -83,6 +95,28 @@ CREATE TABLE IF NOT EXISTS ${s}."${base}_cursor" (
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (source, file_id)
 );
+-- Every piece of the files that is not an entry row (torn fragments, foreign text, entries the table cannot
+-- hold), as its exact bytes: verification reads both tables merged by id, which the shipper gives rows and
+-- pieces in file order. A piece is the same piece when its file (inode and first line), offset and bytes
+-- are: a resend leaves it as it is. Not partitioned (its unique key holds no time), and not removed by
+-- retention: its rows are few, and they are the evidence of damage.
+CREATE TABLE IF NOT EXISTS ${raw} (
+  id bigint NOT NULL DEFAULT nextval('${s}."${base}_id_seq"') PRIMARY KEY,
+  file_id text NOT NULL,
+  "offset" bigint NOT NULL,
+  length bigint NOT NULL,
+  digest text NOT NULL,
+  bytes bytea NOT NULL,
+  glued boolean NOT NULL DEFAULT false,
+  reason text NOT NULL,
+  detail text,
+  path text NOT NULL,
+  source text NOT NULL,
+  shipped_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT "${base}_raw_piece" UNIQUE (file_id, "offset", digest)
+);
+COMMENT ON TABLE ${raw} IS 'proxy-protocol-audit: every piece of the writers'' files that is not a row of ${base} (torn fragments, foreign text, entries the table cannot hold), bytes exactly as in the file at "offset" of file_id (inode:first line); length is its length there (more than the bytes only for a line over 16 MiB, kept as the 16 MiB verification reads); glued: another piece follows on the same line. Append-only.';
+
 COMMENT ON TABLE ${s}."${base}_cursor" IS 'proxy-protocol-audit shippers: how far each spool file (source host:path, inode and first line) is in ${t}.';
 
 CREATE OR REPLACE FUNCTION ${s}."${base}_append_only"() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -90,19 +124,13 @@ BEGIN
   RAISE EXCEPTION 'the audit log % is append-only: % refused', TG_TABLE_NAME, TG_OP
     USING ERRCODE = 'insufficient_privilege', HINT = 'retention drops whole partitions: ${base}_drop_partitions(before)';
 END $f$;
-DROP TRIGGER IF EXISTS "${base}_append_only" ON ${t};
-CREATE TRIGGER "${base}_append_only" BEFORE UPDATE OR DELETE ON ${t}
-  FOR EACH ROW EXECUTE FUNCTION ${s}."${base}_append_only"();
-DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${t};
-CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${t}
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();
-DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${def};
-CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${def}
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();
+${refuse(t, true)}
+${refuse(def, false)}
+${refuse(raw, true)}
 
 -- Monthly partitions (UTC months) named ${base}_YYYYMM, made when a shipper first sends a line of that month.
 -- A month whose rows already sit in the default partition is left there (only lines with timestamps outside
--- years 1000-9999 go there by design).
+-- years 1000-9999, or that are no time, go there by design).
 CREATE OR REPLACE FUNCTION ${s}."${base}_add_partitions"(months text[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' AS $f$
 DECLARE
@@ -159,8 +187,9 @@ export interface PgInitResult {
 
 /**
  * Creates (or completes) the audit table: monthly partitions on `ts`, the auditor's indexes, append-only
- * triggers, the shippers' resume points, and the grants of `appRole`. Safe to run again at any time (and
- * concurrently: it takes an advisory lock).
+ * triggers, the raw table (the pieces of the files that are not entries), the shippers' resume points, and
+ * the grants of `appRole`. Safe to run again at any time (and concurrently: it takes an advisory lock); run
+ * on a table an earlier version made, it adds what is missing.
  *
  * @example
  * ```ts

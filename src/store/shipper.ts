@@ -8,8 +8,9 @@ import { ErrorCodes } from '../protocol/errors.js';
 import { type CopyBatch, copyKeys, copyRows } from './encode.js';
 import { Handoff, type HandoffWriter } from './handoff.js';
 import { type CopyFrom, loadCopyFrom, openPool, type PgClient, type PgPool, type PostgresOption } from './pg.js';
+import { type RawPiece, RawReasons, rawInsertSql, rawLine, rawPiece, rawValues } from './raw.js';
 import { COLUMNS } from './row.js';
-import { type Chunk, type SkippedLine, SpoolFile } from './spool.js';
+import { type Chunk, SpoolFile } from './spool.js';
 import { type TableNames, tableNames } from './table.js';
 
 /** Options of {@link PostgresShipper}. */
@@ -55,12 +56,15 @@ export interface ShipperLag {
 
 /** Counters of a {@link PostgresShipper}. */
 export interface ShipperStats {
-  /** Rows inserted. */
+  /** Entry rows inserted. */
   inserted: number;
-  /** Lines sent that the store already held (resent after a crash or by a second shipper): not duplicated. */
+  /** Lines and pieces sent that the store already held (resent after a crash or by a second shipper): not duplicated. */
   duplicates: number;
-  /** Lines that are not entries (torn fragments, foreign lines), not shipped. */
-  skipped: number;
+  /**
+   * Pieces of the file stored as their exact bytes in the raw table, not as entry rows: torn fragments,
+   * foreign text, entries the table cannot hold (see {@link RawReasons}). Verification from the store reads them.
+   */
+  raw: number;
   /** Batches committed. */
   batches: number;
   /** Failed attempts (each retried). */
@@ -90,9 +94,6 @@ function timeoutError(message: string, lag: ShipperLag): Error {
   return Object.assign(new Error(message), { code: ErrorCodes.AUDIT_SHIP_TIMEOUT, lag });
 }
 
-/** A resume point: source, file id, path, offset. */
-type Cursor = readonly [string, string, string, number];
-
 interface Waiter {
   /** Sizes of the files when the loop first looked after the call. */
   targets: Map<SpoolFile, number> | undefined;
@@ -101,7 +102,10 @@ interface Waiter {
 
 /**
  * Ships one audit file to PostgreSQL, in batches, in file order, idempotently: a line is identified by its
- * chain, sequence and timestamp, so a resend never makes a second row. It resumes where the store says it
+ * chain, sequence and timestamp, so a resend never makes a second row. Every other piece of the file but a
+ * blank line — a torn fragment, foreign text, an entry the table cannot hold as a row — is stored as its
+ * exact bytes in the raw table, identified by file and byte offset, in its place among the rows (verification
+ * from the store reads what verification of the file reads). It resumes where the store says it
  * stopped (a resume point per file, committed with each batch), follows rotation by inode (a renamed file
  * is read to its end first), and rides out outages of the database: the backlog stays in the file, which
  * is the only bound (disk space), and is sent on recovery. Nothing it does throws into the application:
@@ -110,7 +114,7 @@ interface Waiter {
  *
  * Events: `'shipped'` `{ file, rows, inserted }` after each batch; `'outage'` (error) when the store becomes
  * unavailable and `'recovered'` when a batch commits again; `'error'` (error) for every failed attempt, only
- * when listened to; `'skipped'` {@link SkippedLine} for a line that is not an entry; `'warning'` (error) for a
+ * when listened to; `'raw'` {@link RawLine} for each piece sent to the raw table; `'warning'` (error) for a
  * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING).
  *
  * @example
@@ -125,7 +129,7 @@ interface Waiter {
 export class PostgresShipper extends EventEmitter {
   readonly filename: string;
   readonly source: string;
-  readonly stats: ShipperStats = { inserted: 0, duplicates: 0, skipped: 0, batches: 0, failures: 0 };
+  readonly stats: ShipperStats = { inserted: 0, duplicates: 0, raw: 0, batches: 0, failures: 0 };
   private readonly follow: boolean;
   private readonly batchSize: number;
   private readonly pollInterval: number;
@@ -145,9 +149,12 @@ export class PostgresShipper extends EventEmitter {
    * two shippers of one file) the next batches first ask which of their rows the store holds already.
    */
   private readonly copySql: string;
+  /** A batch with raw pieces: its rows with ids, so that rows and pieces sit in file order. */
+  private readonly copyIdSql: string;
+  private readonly idsSql: string;
+  private readonly rawSql: string;
   private readonly heldSql: string;
-  /** The resume point's upsert, of `values` (parameters, or literals in a simple query). */
-  private readonly cursorSql: (values: string) => string;
+  private readonly cursorSql: string;
   /** Batches left to send without the rows the store holds, since the last unique violation. */
   private skipDuplicates = 0;
   /** The batch read ahead while the previous one was inserted. */
@@ -209,11 +216,15 @@ export class PostgresShipper extends EventEmitter {
     const n = this.names;
     const cols = `${COLUMNS.map(([, c]) => c).join(', ')}, line, source`;
     this.copySql = `COPY ${n.table} (${cols}) FROM STDIN`;
+    this.copyIdSql = `COPY ${n.table} (id, ${cols}) FROM STDIN`;
+    // Ids for the rows and pieces of a batch, in order (verification reads the two tables merged by id).
+    this.idsSql = `SELECT id FROM (SELECT nextval('${n.idSeq}') AS id FROM generate_series(1, $1)) AS s ORDER BY id`;
+    this.rawSql = rawInsertSql(n.raw);
     // The rows of a batch (1-based) whose (chain, sequence, ts), the table's unique key, is there already.
     this.heldSql = `SELECT u.i FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) WITH ORDINALITY AS u (chain, sequence, ts, i)
   WHERE EXISTS (SELECT 1 FROM ${n.table} t WHERE t.chain = u.chain AND t.sequence = u.sequence AND t.ts = u.ts)`;
     // The resume point commits with the rows, so a restart resumes exactly here.
-    this.cursorSql = (values) => `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES (${values})
+    this.cursorSql = `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES ($1, $2, $3, $4)
   ON CONFLICT (source, file_id) DO UPDATE SET "offset" = GREATEST(c."offset", EXCLUDED."offset"), path = EXCLUDED.path, updated_at = now()`;
   }
 
@@ -380,11 +391,23 @@ export class PostgresShipper extends EventEmitter {
   /** Connects, checks the table and opens the files at their resume points. */
   private async prepare(): Promise<void> {
     const n = this.names;
-    const t = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS c', [n.table, n.cursor]);
+    const t = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS c, to_regclass($3) AS r', [
+      n.table,
+      n.cursor,
+      n.raw,
+    ]);
     if (t.rows[0]?.t === null || t.rows[0]?.c === null) {
       throw Object.assign(new Error(`no audit table ${n.table} in PostgreSQL: run proxy-protocol-audit pg-init`), {
         code: ErrorCodes.AUDIT_STORE_SCHEMA,
       });
+    }
+    if (t.rows[0]?.r === null) {
+      throw Object.assign(
+        new Error(
+          `${n.table} has no raw table ${n.raw} (made by an earlier pg-init): run proxy-protocol-audit pg-init again, which adds it`,
+        ),
+        { code: ErrorCodes.AUDIT_STORE_SCHEMA },
+      );
     }
     const cursors = await this.pool.query(`SELECT file_id, path, "offset", done FROM ${n.cursor} WHERE source = $1`, [
       this.source,
@@ -469,7 +492,11 @@ export class PostgresShipper extends EventEmitter {
       const size = await f.size();
       const before = this.sizes.get(f);
       if (before === undefined || size > before) f.lastGrowth = Date.now();
-      if (size < f.offset) f.offset = 0; // truncated in place (copytruncate): what is there now is new
+      if (size < f.offset) {
+        // Truncated in place (copytruncate): what is there now is new, and names the file anew.
+        f.offset = 0;
+        f.id = undefined;
+      }
       this.sizes.set(f, size);
     }
     for (const w of this.waiters) w.targets ??= new Map(this.sizes);
@@ -532,36 +559,37 @@ export class PostgresShipper extends EventEmitter {
       await this.pool.query(`SELECT ${this.names.addPartitions}($1::text[])`, [[...months]]);
       for (const m of months) this.knownMonths.add(m);
     }
-    let inserted: number;
+    const raw = chunk.raw;
+    let stored: Stored;
     try {
-      inserted = await this.insert(f, id, chunk.to, chunk.batch);
+      stored = await this.insert(f, id, chunk.to, chunk.batch, raw);
     } catch (err) {
       if (!(isDataError(err) || isUniqueViolation(err)) || chunk.batch.ends.length === 0) throw err;
-      inserted = await this.insertOneByOne(f, id, chunk);
+      stored = await this.insertOneByOne(f, id, chunk);
     }
     f.offset = chunk.to;
+    const rows = chunk.batch.ends.length;
     this.stats.batches++;
-    this.stats.inserted += inserted;
-    this.stats.duplicates += chunk.batch.ends.length - inserted;
-    for (const s of chunk.skipped) this.skip(s);
-    this.emit('shipped', { file: f.path, rows: chunk.batch.ends.length, inserted });
-  }
-
-  private skip(s: SkippedLine): void {
-    this.stats.skipped++;
-    this.emit('skipped', s);
+    this.stats.inserted += stored.rows;
+    this.stats.raw += stored.raw;
+    // (A refused row is stored as a raw piece: it counts there, or as a duplicate when the store held it.)
+    this.stats.duplicates += rows + raw.length - stored.rows - stored.raw;
+    for (const p of stored.refused.length === 0 ? raw : [...raw, ...stored.refused].sort((x, y) => x.offset - y.offset)) {
+      this.emit('raw', rawLine(p));
+    }
+    this.emit('shipped', { file: f.path, rows, inserted: stored.rows });
   }
 
   /**
-   * Inserts `rows` and moves the resume point to `to`, in one transaction. Throws a unique violation (23505)
-   * only for several rows that were not all there when asked (another shipper inserted some meanwhile): the
-   * caller then goes row by row.
+   * Inserts `batch` and the `raw` pieces and moves the resume point to `to`, in one transaction. Throws a
+   * unique violation (23505) only for several rows that were not all there when asked (another shipper
+   * inserted some meanwhile): the caller then goes row by row.
    */
-  private async insert(f: SpoolFile, id: string, to: number, batch: CopyBatch): Promise<number> {
-    const cursor: Cursor = [this.source, id, f.path, to];
+  private async insert(f: SpoolFile, id: string, to: number, batch: CopyBatch, raw: readonly RawPiece[]): Promise<Stored> {
+    const cursor = [this.source, id, f.path, to];
     if (this.skipDuplicates === 0) {
       try {
-        return await this.transaction(batch, cursor, false);
+        return await this.transaction(batch, raw, id, cursor, false);
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
         this.skipDuplicates = 20;
@@ -569,16 +597,25 @@ export class PostgresShipper extends EventEmitter {
     }
     this.skipDuplicates--;
     try {
-      return await this.transaction(batch, cursor, true);
+      return await this.transaction(batch, raw, id, cursor, true);
     } catch (err) {
       if (!isUniqueViolation(err) || batch.ends.length > 1) throw err;
       // One row, there by now: a duplicate.
-      return this.transaction(NONE, cursor, false);
+      return this.transaction(NONE, raw, id, cursor, false);
     }
   }
 
-  /** One transaction: the rows (`fresh`: only those the store does not hold) and the resume point. */
-  private async transaction(batch: CopyBatch, cursor: Cursor, fresh: boolean): Promise<number> {
+  /**
+   * One transaction: the rows (`fresh`: only those the store does not hold), the raw pieces of file `fileId`
+   * (each one the store holds already is left as it is), and the resume point.
+   */
+  private async transaction(
+    batch: CopyBatch,
+    raw: readonly RawPiece[],
+    fileId: string,
+    cursor: unknown[],
+    fresh: boolean,
+  ): Promise<Stored> {
     const client = await this.pool.connect();
     // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
     // its 'error' event must not become an uncaught exception of the application.
@@ -586,33 +623,41 @@ export class PostgresShipper extends EventEmitter {
     client.on('error', cut);
     let open = false;
     try {
-      if (!fresh && batch.data.length > 0) {
-        // The rows and the resume point in one simple query, which PostgreSQL runs as one transaction (the
-        // statements after a COPY FROM STDIN run once its data is in): one round trip instead of four
-        // (BEGIN, COPY, the resume point, COMMIT). See bench/README.md, in-process shipping.
-        const inserted = await this.copy(client, `${this.copySql};\n${this.cursorStatement(cursor)}`, batch.data);
-        client.removeListener('error', cut);
-        client.release();
-        return inserted;
-      }
       await client.query('BEGIN');
       open = true;
-      let data = batch.data;
+      let keep: number[] | undefined;
       if (fresh && batch.ends.length > 0) {
         const k = copyKeys(batch);
         const held = await client.query(this.heldSql, [k.chains, k.sequences, k.ts]);
         const skip = new Set(held.rows.map((r) => Number(r.i) - 1));
-        const keep: number[] = [];
+        keep = [];
         for (let i = 0; i < batch.ends.length; i++) if (!skip.has(i)) keep.push(i);
-        data = copyRows(batch, keep).data;
       }
-      const inserted = await this.copy(client, this.copySql, data);
-      await client.query(this.cursorSql('$1, $2, $3, $4'), [...cursor]);
+      const stored: Stored = { rows: 0, raw: 0, refused: [] };
+      if (raw.length === 0) {
+        stored.rows = await this.copy(client, this.copySql, keep ? copyRows(batch, keep).data : batch.data);
+      } else {
+        // Rows and pieces get their ids here, in file order: a piece goes before the row `before` names.
+        const rows = keep ?? batch.ends.map((_, i) => i);
+        const ids = (await client.query(this.idsSql, [rows.length + raw.length])).rows.map((r) => String(r.id));
+        const rowIds: string[] = [];
+        const rawIds: string[] = [];
+        let k = 0;
+        let r = 0;
+        for (const i of rows) {
+          for (; r < raw.length && (raw[r] as RawPiece).before <= i; r++) rawIds.push(ids[k++] as string);
+          rowIds.push(ids[k++] as string);
+        }
+        for (; r < raw.length; r++) rawIds.push(ids[k++] as string);
+        stored.rows = await this.copy(client, this.copyIdSql, copyRows(batch, rows, rowIds).data);
+        stored.raw = (await client.query(this.rawSql, rawValues(raw, rawIds, fileId, this.source))).rowCount ?? 0;
+      }
+      await client.query(this.cursorSql, cursor);
       await client.query('COMMIT');
       open = false;
       client.removeListener('error', cut);
       client.release();
-      return inserted;
+      return stored;
     } catch (err) {
       // A batch PostgreSQL refused leaves the session usable once rolled back; a cut connection ends it.
       let broken: Error | boolean = err as Error;
@@ -628,16 +673,6 @@ export class PostgresShipper extends EventEmitter {
     }
   }
 
-  /**
-   * The resume point's upsert with its values written in: a simple query takes no parameters. (Quoted here as
-   * node-postgres' escapeLiteral does, which a caller's pool need not offer: E'…' reads a backslash as an
-   * escape whatever standard_conforming_strings says, so both it and the quote are doubled.)
-   */
-  private cursorStatement([source, id, path, offset]: Cursor): string {
-    const lit = (v: string) => `E'${v.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
-    return this.cursorSql(`${lit(source)}, ${lit(id)}, ${lit(path)}, ${offset}`);
-  }
-
   private async copy(client: PgClient, sql: string, data: Buffer): Promise<number> {
     if (data.length === 0) return 0;
     const stream = client.query(this.copyFrom(sql));
@@ -649,20 +684,48 @@ export class PostgresShipper extends EventEmitter {
   }
 
   /**
-   * A batch PostgreSQL refused for its data (row by row, so that one bad line costs only itself), or that met
-   * rows another shipper inserted after they were asked for.
+   * A batch PostgreSQL refused for its data (row by row, so that one bad line costs only itself: it is stored
+   * as it is, reason `refused`), or that met rows another shipper inserted after they were asked for.
    */
-  private async insertOneByOne(f: SpoolFile, id: string, chunk: Chunk): Promise<number> {
-    let inserted = 0;
-    for (let i = 0; i < chunk.batch.ends.length; i++) {
+  private async insertOneByOne(f: SpoolFile, id: string, chunk: Chunk): Promise<Stored> {
+    const total: Stored = { rows: 0, raw: 0, refused: [] };
+    const add = (s: Stored) => {
+      total.rows += s.rows;
+      total.raw += s.raw;
+    };
+    // Each transaction holds one row and the pieces before it in the file.
+    const { batch, raw, spans } = chunk;
+    let r = 0;
+    const upTo = (i: number) => {
+      const out: RawPiece[] = [];
+      while (r < raw.length && (raw[r] as RawPiece).before <= i) out.push({ ...(raw[r++] as RawPiece), before: 0 });
+      return out;
+    };
+    for (let i = 0; i < batch.ends.length; i++) {
+      const before = upTo(i);
       try {
-        inserted += await this.insert(f, id, chunk.from, copyRows(chunk.batch, [i]));
+        add(await this.insert(f, id, chunk.from, copyRows(batch, [i]), before));
       } catch (err) {
         if (!isDataError(err)) throw err;
-        this.skip({ file: f.path, offset: chunk.from, reason: `refused by PostgreSQL: ${(err as Error).message}` });
+        // The line stays evidence: its bytes in the raw table, in its place.
+        const offset = spans[2 * i] as number;
+        const refused = rawPiece(f.path, offset, await f.bytesAt(offset, spans[2 * i + 1] as number), {
+          reason: RawReasons.REFUSED,
+          detail: (err as Error).message,
+          before: 0,
+        });
+        add(await this.insert(f, id, chunk.from, NONE, [...before, refused]));
+        total.refused.push(refused);
       }
     }
-    await this.insert(f, id, chunk.to, NONE);
-    return inserted;
+    add(await this.insert(f, id, chunk.to, NONE, upTo(Number.POSITIVE_INFINITY)));
+    return total;
   }
+}
+
+/** What one batch stored: entry rows and raw pieces inserted, and the rows PostgreSQL refused (stored raw). */
+interface Stored {
+  rows: number;
+  raw: number;
+  refused: RawPiece[];
 }

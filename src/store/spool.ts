@@ -1,32 +1,31 @@
 // Reading the audit file as the shipper's spool: whole lines from a byte offset, never the unfinished tail.
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import { MAX_LINE_BYTES } from '../audit/line-reader.js';
 import { type CopyBatch, CopyWriter, needsEscape } from './encode.js';
 import type { Handoff } from './handoff.js';
-import { candidates, toRow } from './row.js';
-
-/** A line of the spool that is not an entry, and was not shipped. */
-export interface SkippedLine {
-  file: string;
-  /** Byte offset of the physical line in the file. */
-  offset: number;
-  reason: string;
-}
+import { type RawPiece, rawPiece } from './raw.js';
+import { MARKER, toRow } from './row.js';
 
 /** Lines read from one spool file: the rows, and the offset just past the last whole line they came from. */
 export interface Chunk {
   /** The entries as COPY data. */
   batch: CopyBatch;
+  /** Where each entry row's text is in the file: row i at byte `spans[2i]`, `spans[2i + 1]` bytes long. */
+  spans: number[];
   /** The months (`YYYY-MM`) of their timestamps. */
   months: Set<string>;
-  skipped: SkippedLine[];
+  /** The pieces that are not entry rows, in file order, each with its place among the rows. */
+  raw: RawPiece[];
   from: number;
   to: number;
 }
 
 const NL = 0x0a;
-/** A line longer than this is not an entry the writers make; it is skipped in pieces of this size. */
-const MAX_LINE = 16 * 1024 * 1024;
+const CR = 0x0d;
+const MARKER_BYTES = Buffer.from(MARKER);
+/** Bytes read per step while passing over the rest of a line longer than MAX_LINE_BYTES. */
+const SCAN = 1024 * 1024;
 
 /**
  * One open spool file. It keeps its descriptor, so that a file renamed (rotated) or even deleted while it is
@@ -102,13 +101,12 @@ export class SpoolFile {
     let end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
     let longLine = false;
     while (end === 0 && bytesRead === this.buf.length) {
-      // One line longer than the buffer: grow up to MAX_LINE, then give up on it as not an entry.
-      if (this.buf.length >= MAX_LINE) {
+      // One line longer than the buffer: grow up to MAX_LINE_BYTES, the most of a line the verifier reads.
+      if (this.buf.length >= MAX_LINE_BYTES) {
         longLine = true;
-        end = bytesRead;
         break;
       }
-      const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+      const bigger = Buffer.allocUnsafe(Math.min(this.buf.length * 2, MAX_LINE_BYTES));
       this.buf.copy(bigger, 0, 0, bytesRead);
       this.buf = bigger;
       const more = await this.fh.read(this.buf, bytesRead, this.buf.length - bytesRead, from + bytesRead);
@@ -117,41 +115,51 @@ export class SpoolFile {
       end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
     }
     this.scannedFrom = from;
-    this.scanned = end === 0 ? from + bytesRead : from;
-    const months = new Set<string>();
-    let rows = 0;
-    const skipped: SkippedLine[] = [];
     // Column text is about a third of a request line: room for the batch without growing, mostly.
-    const copy = new CopyWriter(source, Buffer.allocUnsafe(Math.ceil(end * 1.5) + 1024));
+    const c = new ChunkBuilder(this.path, this.buf, from, source, Math.ceil(end * 1.5) + 1024);
     if (longLine) {
-      skipped.push({ file: this.path, offset: from, reason: `a line longer than ${MAX_LINE} bytes` });
-      return { batch: { data: copy.data, ends: copy.ends }, months, skipped, from, to: from + end };
+      // The verifier reads such a line as its first MAX_LINE_BYTES (line-reader.ts): so does the store, and
+      // the rest of the line is passed over.
+      const nl = await this.newlineFrom(from + bytesRead);
+      this.scanned = nl.found ? from : nl.at;
+      if (!nl.found) return c.chunk(from);
+      c.line(0, bytesRead, nl.at - from);
+      return c.chunk(nl.at + 1);
     }
+    this.scanned = end === 0 ? from + bytesRead : from;
     let at = 0;
     while (at < end) {
       const nl = this.buf.indexOf(NL, at);
       const lineEnd = nl < 0 || nl >= end ? end : nl;
-      if (lineEnd > at) {
-        // Invalid UTF-8 (never written by a writer) becomes U+FFFD, so the stored line fails its hash.
-        const physical = this.buf.toString('utf8', at, lineEnd);
-        const parts = candidates(physical);
-        for (const c of parts) {
-          const row = toRow(c);
-          if (typeof row === 'string') {
-            skipped.push({ file: this.path, offset: from + at, reason: row });
-            continue;
-          }
-          rows++;
-          if (row.month !== undefined) months.add(row.month);
-          // A whole physical line without U+FFFD is valid UTF-8: its bytes are its text.
-          if (parts.length === 1 && !needsEscape(c) && !c.includes('\uFFFD')) copy.add(row, this.buf, at, lineEnd);
-          else copy.add(row);
-        }
-      }
+      c.line(at, lineEnd - at, lineEnd - at);
       at = lineEnd + 1;
-      if (rows >= maxRows) break;
+      if (c.copy.ends.length >= maxRows) break;
     }
-    return { batch: { data: copy.data, ends: copy.ends }, months, skipped, from, to: from + Math.min(at, end) };
+    return c.chunk(from + Math.min(at, end));
+  }
+
+  /** The first newline at or after `pos` (`found`), or where the file ends. */
+  private async newlineFrom(pos: number): Promise<{ at: number; found: boolean }> {
+    const scan = Buffer.allocUnsafe(SCAN);
+    for (;;) {
+      const { bytesRead } = await this.fh.read(scan, 0, SCAN, pos);
+      if (bytesRead === 0) return { at: pos, found: false };
+      const i = scan.subarray(0, bytesRead).indexOf(NL);
+      if (i >= 0) return { at: pos + i, found: true };
+      pos += bytesRead;
+    }
+  }
+
+  /** `length` bytes at `offset` of the file (a line shipped as a row that PostgreSQL then refused). */
+  async bytesAt(offset: number, length: number): Promise<Buffer> {
+    const b = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(b, done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return b.subarray(0, done);
   }
 
   /**
@@ -170,5 +178,82 @@ export class SpoolFile {
 
   close(): Promise<void> {
     return this.fh.close();
+  }
+}
+
+/**
+ * The rows and raw pieces of one read. Every physical line is read as the verifier reads it
+ * (src/audit/verifier.ts): without one trailing `\r`, split before each `{"@timestamp":"`; each entry becomes
+ * a row, and any other piece but a blank line is kept as its exact bytes, in file order among the rows.
+ */
+class ChunkBuilder {
+  readonly copy: CopyWriter;
+  private readonly spans: number[] = [];
+  private readonly months = new Set<string>();
+  private readonly raw: RawPiece[] = [];
+  /** The line being read: where it ends in the buffer (its `\r` included), and its bytes not read. */
+  private lineEnd = 0;
+  private cut = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly buf: Buffer,
+    private readonly from: number,
+    source: string,
+    size: number,
+  ) {
+    this.copy = new CopyWriter(source, Buffer.allocUnsafe(size));
+  }
+
+  /** A physical line at `buf[start]`, `kept` bytes of it read, `length` bytes long in the file (no newline). */
+  line(start: number, kept: number, length: number): void {
+    const end = start + kept;
+    this.lineEnd = end;
+    this.cut = length - kept;
+    const textEnd = end > start && this.buf[end - 1] === CR ? end - 1 : end;
+    if (textEnd === start) return; // blank
+    // Invalid UTF-8 (never written by a writer) becomes U+FFFD, so a stored entry fails its hash.
+    const text = this.buf.toString('utf8', start, textEnd);
+    if (text.indexOf(MARKER, 1) < 0) {
+      this.piece(text, start, textEnd, false);
+      return;
+    }
+    // A torn fragment with other writers' lines glued after it: split before every marker, in bytes (the
+    // marker is ASCII, which UTF-8 never uses inside a character: the pieces decode as the verifier's do).
+    for (let s = start; s < textEnd; ) {
+      let m = this.buf.indexOf(MARKER_BYTES, s + 1);
+      // (The buffer holds more than this line: a marker must lie within it, also at the cut of a long line.)
+      if (m < 0 || m + MARKER_BYTES.length > textEnd) m = textEnd;
+      this.piece(this.buf.toString('utf8', s, m), s, m, m < textEnd);
+      s = m;
+    }
+  }
+
+  /** One piece `text` of the line, `buf[start..end]` (`glued`: another piece follows it on the line). */
+  private piece(text: string, start: number, end: number, glued: boolean): void {
+    const row = toRow(text);
+    if (typeof row === 'string') {
+      // Its exact bytes: a last piece with the line's \r, and the length of what was not read.
+      const rawEnd = glued ? end : this.lineEnd;
+      this.raw.push(
+        rawPiece(this.path, this.from + start, this.buf.subarray(start, rawEnd), {
+          length: rawEnd - start + (glued ? 0 : this.cut),
+          reason: row,
+          glued,
+          before: this.copy.ends.length,
+        }),
+      );
+      return;
+    }
+    if (row.month !== undefined) this.months.add(row.month);
+    this.spans.push(this.from + start, end - start);
+    // Text without U+FFFD is valid UTF-8: its bytes are its text, copied as read.
+    if (!needsEscape(text) && !text.includes('\uFFFD')) this.copy.add(row, this.buf, start, end);
+    else this.copy.add(row);
+  }
+
+  chunk(to: number): Chunk {
+    const { copy, spans, months, raw, from } = this;
+    return { batch: { data: copy.data, ends: copy.ends }, spans, months, raw, from, to };
   }
 }

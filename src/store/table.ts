@@ -12,6 +12,8 @@ export interface TableNames {
   table: string;
   /** The resume points of the shippers. */
   cursor: string;
+  /** The pieces of the files that are not entry rows, as their exact bytes (see raw.ts). */
+  raw: string;
   /** Creates missing monthly partitions (SECURITY DEFINER: the app role needs no CREATE right). */
   addPartitions: string;
   /** Drops partitions older than a date (retention; the owner's only). */
@@ -36,6 +38,7 @@ export function tableNames(table: string, who: string): TableNames {
     base,
     table: qual(base),
     cursor: qual(`${base}_cursor`),
+    raw: qual(`${base}_raw`),
     addPartitions: qual(`${base}_add_partitions`),
     dropPartitions: qual(`${base}_drop_partitions`),
     appendOnly: qual(`${base}_append_only`),

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { MAX_STRING, serializeEntry, toEntry } from '../../src/audit/entry.js';
 import { LineBuffer } from '../../src/audit/line-buffer.js';
 import { type AuditFields, createAuditLog, verifyAuditLog } from '../../src/index.js';
@@ -205,6 +206,119 @@ describe('audit line bytes', () => {
     );
     assert.equal((await verifyAuditLog(file, { hashKey: 'k' })).ok, true);
     assert.equal((await verifyAuditLog(file, { hashKey: 'other' })).ok, false);
+  });
+});
+
+/**
+ * The line the serialiser must write for `f`, built independently of it: the ECS object with only the
+ * members present (an object only when one of its members is), as JSON.stringify writes it, without the
+ * closing brace (the chain's members follow).
+ */
+function expectedLine(f: AuditFields, sequence: number): string {
+  const pick = (o: Record<string, unknown>): Record<string, unknown> | undefined => {
+    const r: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) r[k] = v;
+    return Object.keys(r).length === 0 ? undefined : r;
+  };
+  const line = pick({
+    '@timestamp': new Date(f.timestamp as number).toISOString(),
+    event: pick({
+      kind: f.kind ?? 'event',
+      category: f.category,
+      action: f.action,
+      outcome: f.outcome,
+      duration: f.duration === undefined ? undefined : Math.round(f.duration),
+      sequence,
+    }),
+    client: pick({ ip: f.clientIp, port: f.clientIp === undefined ? undefined : f.clientPort }),
+    network: pick({ peer: pick({ address: f.peerAddress, port: f.peerAddress === undefined ? undefined : f.peerPort }) }),
+    http: pick({
+      request: pick({ method: f.method, id: f.requestId, body: pick({ bytes: f.requestBytes }) }),
+      response: pick({ status_code: f.status, body: pick({ bytes: f.bytes }) }),
+      route: f.route,
+      version: f.httpVersion,
+    }),
+    url: pick({ domain: f.domain, path: f.path, query: f.query }),
+    user_agent: pick({ original: f.userAgent }),
+    user: pick({ id: f.userId }),
+    tls: pick({
+      version: f.tlsVersion,
+      version_protocol: f.tlsVersion === undefined ? undefined : 'tls',
+      cipher: f.tlsCipher,
+      client: pick({ x509: pick({ subject: pick({ common_name: f.tlsClientCn }) }) }),
+    }),
+    error: pick({ type: f.errorType, code: f.errorCode, message: f.errorMessage }),
+  });
+  return JSON.stringify(line).slice(0, -1);
+}
+
+describe('the serialiser', () => {
+  it('any combination of present fields: exactly the bytes JSON.stringify gives the ECS object (property)', () => {
+    const s = fc.oneof(fc.string(), fc.constantFrom(...AWKWARD));
+    const n = fc.oneof(fc.constantFrom(0, 9, 10, 65535), fc.nat(65535));
+    const ip = fc.constantFrom('203.0.113.7', '::1', '2001:db8::1', '10.0.0.5');
+    const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+    const fields = fc.record({
+      timestamp: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+      kind: opt(fc.constantFrom('event' as const, 'state' as const)),
+      category: fc.constantFrom('web' as const, 'network' as const, 'configuration' as const),
+      action: fc.constantFrom('http-request', 'http-upgrade', 'a "quoted" action'),
+      outcome: fc.constantFrom('success' as const, 'failure' as const, 'unknown' as const),
+      duration: opt(fc.double({ min: 0, max: 1e12, noNaN: true })),
+      clientIp: opt(ip),
+      clientPort: opt(n),
+      peerAddress: opt(ip),
+      peerPort: opt(n),
+      method: opt(s),
+      requestId: opt(s),
+      httpVersion: opt(s),
+      domain: opt(s),
+      path: opt(s),
+      query: opt(s),
+      route: opt(s),
+      status: opt(fc.nat(999)),
+      bytes: opt(fc.maxSafeNat()),
+      requestBytes: opt(fc.maxSafeNat()),
+      userAgent: opt(s),
+      userId: opt(s),
+      tlsVersion: opt(s),
+      tlsCipher: opt(s),
+      tlsClientCn: opt(s),
+      errorType: opt(s),
+      errorCode: opt(s),
+      errorMessage: opt(s),
+    });
+    fc.assert(
+      fc.property(fc.array(fields, { minLength: 1, maxLength: 8 }), fc.nat(1e6), (list, sequence) => {
+        // Several entries through one buffer: each line's bytes depend on its own fields only.
+        const out = new LineBuffer();
+        for (const f of list) {
+          const e = toEntry(f as AuditFields);
+          e.sequence = sequence;
+          const start = out.pos;
+          serializeEntry(e, out, false);
+          assert.equal(out.text(start), expectedLine(f as AuditFields, sequence));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a generated request id: a fresh random UUID v4 in the line, kept in the entry with fill', () => {
+    const seen = new Set<string>();
+    for (const fill of [true, false]) {
+      for (let i = 0; i < 300; i++) {
+        const e = toEntry({ timestamp: 5, category: 'web', action: 'http-request', outcome: 'success', method: 'GET' });
+        e.generateRequestId = true;
+        const out = new LineBuffer();
+        serializeEntry(e, out, fill);
+        const id = JSON.parse(`${out.text(0)}}`).http.request.id as string;
+        assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.ok(!seen.has(id), 'never the same id twice');
+        seen.add(id);
+        assert.equal(e.requestId, fill ? id : undefined);
+      }
+    }
   });
 });
 

@@ -221,4 +221,30 @@ describe('tls.Server', () => {
     assert.deepEqual(seen, [{ remote: '198.51.100.22', client: '198.51.100.22' }]);
     await close(server);
   });
+
+  // The bytes read along with the header (here the whole ClientHello) stay on the raw socket until the TLS
+  // socket takes it over, and everything after flows through TLS unchanged.
+  for (const [name, header, options] of [
+    ['header glued to the ClientHello', V2, {}],
+    ['no header, requireHeader: false', new Uint8Array(0), { requireHeader: false }],
+  ] as const) {
+    // A byte lost before the TLS socket takes over would stall the handshake: fail fast instead.
+    it(`${name}: 1 MiB echoed byte-exact`, { timeout: 20_000 }, async () => {
+      const server = withProxyProtocol(
+        tls.createServer(await certificate(), (s) => s.pipe(s)),
+        options,
+      );
+      const port = await listen(server);
+      const c = tls.connect({ socket: gluedSocket(port, header) as net.Socket, rejectUnauthorized: false });
+      await once(c, 'secureConnect');
+      const body = randomBytes(1024 * 1024);
+      c.end(body);
+      const chunks: Buffer[] = [];
+      for await (const d of c) chunks.push(d as Buffer);
+      const back = Buffer.concat(chunks);
+      assert.equal(back.length, body.length);
+      assert.ok(back.equals(body));
+      await close(server);
+    });
+  }
 });

@@ -120,6 +120,50 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     assert.equal(e?.client.ip, '203.0.113.10');
   });
 
+  it('an entry the log gives up on (whenWritten(false)): no 101 and no refusal reach the client, the connection is closed', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    // The log's contract for an entry it will never write (a disk that did not come back before close() gave
+    // up, or a full queue while failing closed): whenWritten(false). Both of the adapter's waits get it here.
+    const write = log.write.bind(log);
+    log.write = (fields, whenWritten) => {
+      if (fields.action === 'http-upgrade-started') {
+        whenWritten?.(false);
+        return false;
+      }
+      return write(fields, whenWritten);
+    };
+    const open = log.open.bind(log);
+    log.open = (options) => {
+      const entry = open(options);
+      const entryWrite = entry.write.bind(entry);
+      entry.write = (fields, whenWritten) => {
+        if (fields.status !== 401) return entryWrite(fields, whenWritten);
+        entryWrite(fields); // the refusal's entry is written; its answer is told the log gave up on it
+        whenWritten?.(false);
+        return true;
+      };
+      return entry;
+    };
+    const s = await wsServer(log);
+    stops.push(() => s.close());
+    for (const path of ['/accepted', '/deny']) {
+      const ws = new WebSocket(s.url(path), { rejectUnauthorized: false });
+      ws.on('error', () => {});
+      const answered = await new Promise<string>((resolve) => {
+        ws.on('open', () => resolve('open'));
+        ws.on('unexpected-response', (req, res) => {
+          req.destroy();
+          resolve(String(res.statusCode));
+        });
+        ws.on('close', () => resolve(''));
+      });
+      ws.terminate();
+      assert.equal(answered, '', `${path}: the client got no answer whose entry the log gave up on`);
+    }
+    await log.close();
+  });
+
   it('an upgrade never answered and abandoned by the client: client_aborted; skip: no entry', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });

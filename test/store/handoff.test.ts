@@ -9,6 +9,8 @@ import { SpoolFile } from '../../src/store/spool.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir('ppa-handoff-');
+/** The first instant PostgreSQL's timestamptz holds: 4714-11-24 BC (ISO year -4713). */
+const PG_FIRST_MS = Date.UTC(-4713, 10, 24);
 let files = 0;
 // The shipper never reaches this database: what it was handed stays until the test reads it.
 const NOWHERE = `postgresql://app@/audit?host=${encodeURIComponent(join(dir, 'no-such-socket-dir'))}`;
@@ -44,7 +46,8 @@ interface Read {
   /** Where each row ends in `data`. */
   ends: number[];
   months: string[];
-  skipped: number;
+  /** Raw pieces (lines that are not entry rows), each as file offset and bytes. */
+  raw: string[];
   to: number;
   /** Reads it took. */
   chunks: number;
@@ -56,7 +59,7 @@ async function readAll(file: string, source: string, handoff?: Handoff): Promise
   const parts: Buffer[] = [];
   const ends: number[] = [];
   const months = new Set<string>();
-  let skipped = 0;
+  const raw: string[] = [];
   let at = 0;
   let length = 0;
   let chunks = 0;
@@ -69,14 +72,15 @@ async function readAll(file: string, source: string, handoff?: Handoff): Promise
       for (const e of c.batch.ends) ends.push(length + e);
       length += c.batch.data.length;
       for (const m of c.months) months.add(m);
-      skipped += c.skipped.length;
+      // (`before` counts the rows of its own batch: here, of the whole file)
+      for (const p of c.raw) raw.push(JSON.stringify({ ...p, before: ends.length - c.batch.ends.length + p.before }));
       at = c.to;
       chunks++;
     }
   } finally {
     await f.close();
   }
-  return { data: Buffer.concat(parts), ends, months: [...months].sort(), skipped, to: at, chunks };
+  return { data: Buffer.concat(parts), ends, months: [...months].sort(), raw, to: at, chunks };
 }
 
 /** The rows handed over for `file` and the rows of reading it back are the same, byte for byte. */
@@ -92,7 +96,7 @@ async function assertSame(log: AuditLog, file: string, handoff: Handoff, name: s
   assert.ok(handed.data.equals(parsed.data), `${name}: byte for byte`);
   assert.deepEqual(handed.ends, parsed.ends, `${name}: the same rows`);
   assert.deepEqual(handed.months, parsed.months, name);
-  assert.equal(handed.skipped, parsed.skipped, name);
+  assert.deepEqual(handed.raw, parsed.raw, name);
   assert.equal(handed.to, parsed.to, name);
   return { parsed, handed };
 }
@@ -119,19 +123,22 @@ const request: AuditFields = {
 
 describe('rows handed over by the audit log to its shipper', () => {
   it('are the rows of their lines read back from the file, byte for byte', async () => {
-    const cases: { name: string; entry: Partial<AuditFields> }[] = [
+    const cases: { name: string; entry: Partial<AuditFields>; rows?: number }[] = [
       { name: 'a request', entry: {} },
       { name: 'few members', entry: { method: undefined, path: undefined, clientIp: undefined, status: undefined } },
       { name: 'unicode and U+FFFD', entry: { userId: 'Zoë 🩺 \uFFFD', path: '/ü/€' } },
       { name: 'IPv6 with a zone (inet has none)', entry: { clientIp: 'fe80::1%eth0', peerAddress: '::1' } },
       { name: 'a long path and user (cut for the index)', entry: { path: `/${'x'.repeat(3000)}`, userId: 'u'.repeat(900) } },
       { name: 'a long route (cut for its column)', entry: { route: `/${'r'.repeat(5000)}` } },
-      { name: 'a year PostgreSQL cannot partition (-infinity)', entry: { timestamp: Date.UTC(12000, 0, 1) } },
+      { name: 'a year past 9999 (no monthly partition)', entry: { timestamp: Date.UTC(12000, 0, 1) } },
       { name: 'a year before 1000', entry: { timestamp: Date.UTC(999, 11, 31) } },
       { name: 'the first millisecond of year 1000', entry: { timestamp: Date.UTC(1000, 0, 1) } },
       { name: 'the last millisecond before year 1000', entry: { timestamp: Date.UTC(1000, 0, 1) - 1 } },
       { name: 'the last millisecond of year 9999', entry: { timestamp: Date.UTC(10000, 0, 1) - 1 } },
       { name: 'the first millisecond of year 10000', entry: { timestamp: Date.UTC(10000, 0, 1) } },
+      { name: 'a year BC', entry: { timestamp: Date.UTC(-40, 5, 1) } },
+      // Before 4714-11-24 BC: no timestamptz holds it, so the line is kept as a raw piece, read from the file.
+      { name: 'a time PostgreSQL cannot hold', entry: { timestamp: -8.64e15 }, rows: 1 },
       { name: 'status 0 and sizes', entry: { status: 0, bytes: 0, requestBytes: 7 } },
       { name: 'TLS and error members', entry: { tlsVersion: 'TLSv1.3', tlsCipher: 'X', tlsClientCn: 'dr x', errorType: 'E' } },
       { name: 'quotes and backslashes (COPY escapes)', entry: { userAgent: 'a "b" \\c', path: '/p\\q' } },
@@ -143,9 +150,11 @@ describe('rows handed over by the audit log to its shipper', () => {
       log.write({ ...request, ...c.entry } as AuditFields);
       await log.drained();
       const { parsed } = await assertSame(log, file, handoff, c.name);
-      // The start entry (the log's own members) and the request.
-      assert.equal(parsed.ends.length, 2, c.name);
-      assert.equal(taken.rows, 2, `${c.name}: both from the hand-over`);
+      // The start entry (the log's own members) and the request (unless it is a raw piece).
+      assert.equal(parsed.ends.length, c.rows ?? 2, c.name);
+      assert.equal(parsed.raw.length, 2 - (c.rows ?? 2), c.name);
+      // A write with a line that is no row is read from the file, whole.
+      assert.equal(taken.rows, c.rows === undefined ? 2 : 0, `${c.name}: from the hand-over`);
       await closed(log);
     }
   });
@@ -175,17 +184,24 @@ describe('rows handed over by the audit log to its shipper', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.array(entry, { maxLength: 12 }), { minLength: 1, maxLength: 4 }), async (writes) => {
         const { log, file, handoff, taken } = shippingLog();
-        let n = 1;
-        for (const batch of writes) {
+        let rows = 0;
+        let raw = 0;
+        let handedRows = 0;
+        for (const [w, batch] of writes.entries()) {
           for (const e of batch) log.write({ category: 'web', ...e });
-          n += batch.length;
-          await log.drained(); // one write each
+          await log.drained(); // one write each (the first with the start entry)
+          const lines = batch.length + (w === 0 ? 1 : 0);
+          const cannot = batch.filter((e) => e.timestamp !== undefined && e.timestamp < PG_FIRST_MS).length;
+          rows += lines - cannot;
+          raw += cannot;
+          // A write with a line that is no row (a raw piece) is read from the file, whole.
+          if (cannot === 0) handedRows += lines;
         }
         const { parsed, handed } = await assertSame(log, file, handoff, 'generated');
-        assert.equal(parsed.ends.length, n);
-        assert.equal(taken.rows, n, 'every row from the hand-over');
+        assert.deepEqual([parsed.ends.length, parsed.raw.length], [rows, raw]);
+        assert.equal(taken.rows, handedRows, 'every row of a write without raw pieces from the hand-over');
         // The writes follow one another: one look takes them all (up to its 700 rows), as the file read would.
-        assert.equal(handed.chunks, parsed.chunks, 'as many reads');
+        if (raw === 0) assert.equal(handed.chunks, parsed.chunks, 'as many reads');
         await closed(log);
       }),
       { numRuns: 25 },

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createAuditLog } from '../../src/index.js';
 import { CopyWriter, copyKeys, copyRows } from '../../src/store/encode.js';
-import { COLUMNS, type Row, toRow, writerRow } from '../../src/store/row.js';
+import { RawReasons } from '../../src/store/raw.js';
+import { COLUMNS, pgTimestamp, type Row, toRow, writerRow } from '../../src/store/row.js';
 import { tempDir } from '../helpers.js';
 
 /** Lines written by the audit log for `entries` (after its start entry), and its stop entry. */
@@ -109,7 +110,74 @@ describe('rows of audit lines', () => {
       assert.deepEqual(toRow(c.line), toRow(c.line, true), c.name);
     }
     assert.equal((toRow(cases[1]?.line as string) as Row).userId, 'someone-else');
-    assert.equal(toRow(cases[5]?.line as string), 'torn fragment (not valid JSON)');
+    assert.equal(toRow(cases[5]?.line as string), RawReasons.TORN_FRAGMENT);
+  });
+
+  it('a line of millions of characters gets its row or its reason, never a RangeError from the pattern', async () => {
+    const [, line] = await written([request]);
+    const l = line as string;
+    // In the writers' layout but 9 M characters long: past the pattern engine's stack, so JSON.parse reads it.
+    const long = l.replace('"/patients/7/record"', `"/${'a'.repeat(9_000_000)}"`);
+    const row = toRow(long) as Row;
+    assert.equal(typeof row, 'object', 'an entry row');
+    assert.equal(row.line, long);
+    assert.deepEqual(row, toRow(long, true));
+    assert.deepEqual({ ...row, line: l, path: '/patients/7/record' }, toRow(l), 'the other columns are those of the short line');
+    // Started as an entry, never ended: the reason of such a piece.
+    assert.equal(typeof toRow(`{"@timestamp":"${'A'.repeat(9_000_000)}`), 'string');
+  });
+
+  it('pieces that are not entry rows get the reason the verifier would give them', async () => {
+    const [, line] = await written([request]);
+    const l = line as string;
+    const cases = [
+      { name: 'foreign text', line: 'GET /admin HTTP/1.1', reason: RawReasons.NOT_AN_ENTRY },
+      { name: 'JSON that is no entry', line: '{"hello":"world"}', reason: RawReasons.NOT_AN_ENTRY },
+      { name: 'a cut entry', line: l.slice(0, 200), reason: RawReasons.TORN_FRAGMENT },
+      { name: 'cut inside the marker', line: '{"@time', reason: RawReasons.TORN_FRAGMENT },
+      { name: 'zero bytes', line: '\0\0\0\0', reason: RawReasons.TORN_FRAGMENT },
+      { name: 'zero bytes and a cut marker', line: '\0\0{"@times', reason: RawReasons.TORN_FRAGMENT },
+      { name: 'an entry without its hash', line: l.replace(/,"hash":"[0-9a-f]{64}"/, ''), reason: RawReasons.NOT_AN_ENTRY },
+      { name: 'an entry with a trailing \\r', line: `${l}\r`, reason: RawReasons.NOT_AN_ENTRY },
+      { name: 'a sequence that is no number', line: l.replace(/"sequence":\d+/, '"sequence":"x"'), reason: RawReasons.NO_CHAIN },
+      {
+        name: 'a chain too long to index',
+        line: l.replace(/"chain":"[^"]*"/, `"chain":"${'c'.repeat(201)}"`),
+        reason: RawReasons.NO_CHAIN,
+      },
+      {
+        name: 'a time PostgreSQL cannot hold',
+        line: l.replace(/"@timestamp":"[^"]*"/, '"@timestamp":"-010000-01-01T00:00:00.000Z"'),
+        reason: RawReasons.TIMESTAMP_RANGE,
+      },
+    ];
+    for (const c of cases) {
+      assert.equal(toRow(c.line), c.reason, c.name);
+      assert.equal(toRow(c.line, true), c.reason, `${c.name} (parsed)`);
+    }
+  });
+
+  it('timestamps of any year Date#toISOString writes land as the same instant in PostgreSQL', () => {
+    const cases = [
+      { at: '2026-03-04T05:06:07.089Z', expected: { ts: '2026-03-04T05:06:07.089Z', month: '2026-03' } },
+      { at: '+010000-01-01T00:00:00.000Z', expected: { ts: '10000-01-01T00:00:00.000Z', month: undefined } },
+      { at: '+275760-09-13T00:00:00.000Z', expected: { ts: '275760-09-13T00:00:00.000Z', month: undefined } },
+      { at: '+002026-03-04T05:06:07.089Z', expected: { ts: '2026-03-04T05:06:07.089Z', month: '2026-03' } },
+      { at: '0999-12-31T23:59:59.999Z', expected: { ts: '0999-12-31T23:59:59.999Z', month: undefined } },
+      { at: '0000-01-01T00:00:00.000Z', expected: { ts: '0001-01-01T00:00:00.000Z BC', month: undefined } },
+      { at: '-000001-06-01T12:00:00.000Z', expected: { ts: '0002-06-01T12:00:00.000Z BC', month: undefined } },
+      { at: '-004713-11-24T00:00:00.000Z', expected: { ts: '4714-11-24T00:00:00.000Z BC', month: undefined } },
+      { at: '-004713-11-23T23:59:59.999Z', expected: 'out-of-range' },
+      { at: '-271821-04-20T00:00:00.000Z', expected: 'out-of-range' },
+      { at: '+300000-01-01T00:00:00.000Z', expected: 'out-of-range' },
+      { at: '2026-03-04 05:06:07Z', expected: undefined },
+      { at: '010000-01-01T00:00:00.000Z', expected: undefined },
+      { at: 1234, expected: undefined },
+    ];
+    for (const c of cases) assert.deepEqual(pgTimestamp(c.at), c.expected, String(c.at));
+    // The expanded and early years are what the writers write (Date#toISOString) for those times.
+    const written = [1, 2, 4, 5, 6, 7, 8, 9].map((i) => cases[i]?.at as string);
+    for (const at of written) assert.equal(new Date(at).toISOString(), at);
   });
 
   it('COPY data: escapes, rows cut back out, and the key columns read back', async () => {

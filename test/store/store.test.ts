@@ -6,12 +6,15 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import {
   createAuditLog,
   ErrorCodes,
   PostgresShipper,
   pgInit,
+  type RawLine,
+  RawReasons,
   VerifyCodes,
   type VerifyResult,
   verifyAuditLog,
@@ -196,7 +199,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const file = join(dir, `${table}.jsonl`);
     const n = await writeEntries(file, 3000);
     const a = await ship(file, table);
-    assert.deepEqual([a.stats.inserted, a.stats.duplicates, a.stats.skipped], [n, 0, 0]);
+    assert.deepEqual([a.stats.inserted, a.stats.duplicates, a.stats.raw], [n, 0, 0]);
     assert.equal(a.lag.bytes, 0);
     const b = await ship(file, table, 'another-host:/elsewhere');
     assert.deepEqual([b.stats.inserted, b.stats.duplicates], [0, n]);
@@ -239,7 +242,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
-  it('stores every line byte for byte (escapes, unicode) and skips only a line PostgreSQL refuses', async () => {
+  it('stores every line byte for byte (escapes, unicode); a line PostgreSQL refuses as a row is stored as it is', async () => {
     const table = freshTable();
     await init(table);
     const file = join(dir, `${table}.jsonl`);
@@ -255,19 +258,32 @@ describe('PostgreSQL store', needsPostgres(), () => {
     // A timestamp of the writers' form that is no date (February 30th): PostgreSQL refuses the row, not the batch.
     const bad = (text[3] as string).replace(/"@timestamp":"[^"]*"/, '"@timestamp":"2025-02-30T00:00:00.000Z"');
     writeFileSync(file, `${[...text.slice(0, 3), bad, ...text.slice(3)].join('\n')}\n`);
-    const skipped: string[] = [];
+    const raw: RawLine[] = [];
     const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table }, follow: false });
-    s.on('skipped', (x: { reason: string }) => skipped.push(x.reason));
+    s.on('raw', (x: RawLine) => raw.push(x));
     s.start();
     await s.close(20_000);
-    assert.equal(s.stats.inserted, text.length);
-    assert.equal(skipped.length, 1);
-    assert.match(skipped[0] as string, /refused by PostgreSQL/);
+    assert.deepEqual([s.stats.inserted, s.stats.raw], [text.length, 1]);
+    assert.deepEqual(
+      raw.map((r) => r.reason),
+      [RawReasons.REFUSED],
+    );
     const stored = db.psql(`SELECT line FROM ${table} ORDER BY id`).split('\n');
     assert.deepEqual(stored, text);
     assert.equal(db.psql(`SELECT user_id FROM ${table} WHERE path = '/o/4'`), 'Zoë 🩺');
     assert.equal(db.psql(`SELECT user_id = E'tab\\there' FROM ${table} WHERE path = '/o/0'`), 't');
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    // The refused line, byte for byte, in its place (after the third row), with PostgreSQL's reason.
+    assert.equal(db.psql(`SELECT convert_from(bytes, 'UTF8') FROM ${table}_raw`), bad);
+    assert.match(db.psql(`SELECT detail FROM ${table}_raw`), /out of range/);
+    assert.equal(db.psql(`SELECT count(*) FROM ${table} WHERE id < (SELECT id FROM ${table}_raw)`), '3');
+    // Its timestamp was edited: tampered, from the file and from the store alike.
+    const [fromFile, fromStore] = [await verifyAuditLog(file), await verifyTable(table)];
+    assert.equal(fromFile.verdict, 'tampered');
+    assert.equal(fromStore.verdict, 'tampered');
+    assert.deepEqual(
+      fromStore.findings.map((f) => f.code),
+      fromFile.findings.map((f) => f.code),
+    );
   });
 
   it('the log hands its rows to its shipper: the same rows, byte for byte, as shipping its file afterwards', async () => {
@@ -466,8 +482,10 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const damaged = [text[0], `${(text[1] as string).slice(0, 40)}${text[1]}`, '', ...text.slice(2)].join('\n');
     writeFileSync(file, damaged);
     const s = await ship(file, table);
-    assert.deepEqual([s.stats.inserted, s.stats.skipped], [n, 1]);
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    assert.deepEqual([s.stats.inserted, s.stats.raw], [n, 1]);
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'intact');
+    assert.equal(r.fragments, 1);
   });
 
   it('verifies from the store: intact, an edited row, a deleted row, a killed writer (unsealed), a missing table', async () => {
@@ -566,6 +584,40 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const none = await cli(['ship', a, '--postgres', db.url, '--table', 'not_initialised']);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /pg-init/);
+    // What no retry clears (no such database, a role the server does not know): a one-off ship says so and
+    // stops instead of waiting for ever.
+    const cases = [
+      { url: db.url.replace('@/postgres?', '@/no_such_database?'), message: /no_such_database/ },
+      { url: db.urlAs('no_such_role'), message: /no_such_role/ },
+    ];
+    for (const c of cases) {
+      const r = await cli(['ship', a, '--postgres', c.url, '--table', table]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, c.message);
+    }
+  });
+
+  it('CLI: a rotated set named newest first is shipped oldest first, and verifies from the store as from the files', async () => {
+    const table = freshTable();
+    assert.equal((await cli(['pg-init', '--postgres', db.url, '--table', table])).code, 0);
+    const live = join(dir, `${table}-rot.jsonl`);
+    const log = createAuditLog({ filename: live });
+    const entry = (i: number) => ({ category: 'web', action: 'http-request', outcome: 'success', path: `/r/${i}` }) as const;
+    for (let i = 0; i < 20; i++) log.write(entry(i));
+    await sleep(50);
+    renameSync(live, `${live}.1`); // rotated: the chain goes on in a new file at the same name
+    for (let i = 20; i < 40; i++) log.write(entry(i));
+    await log.close();
+    // The order a shell's glob (and `ls`) gives: the live file before its rotated predecessor.
+    const s = await cli(['ship', live, `${live}.1`, '--postgres', db.url, '--table', table]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.ok(s.stdout.indexOf(`${live}.1:`) < s.stdout.indexOf(`${live}:`), 'the rotated file went first');
+    const files = await cli(['verify', live, `${live}.1`, '--json']);
+    const store = await cli(['verify', '--postgres', db.url, '--table', table, '--json']);
+    assert.equal(files.code, 0, files.stdout);
+    assert.equal(store.code, files.code, store.stdout);
+    assert.equal(JSON.parse(store.stdout).verdict, JSON.parse(files.stdout).verdict);
+    assert.equal(JSON.parse(store.stdout).entries, JSON.parse(files.stdout).entries);
   });
 });
 
@@ -577,6 +629,23 @@ describe('the package without PostgreSQL', () => {
       `require(${JSON.stringify(main)}); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/]pg[\\\\/]/.test(k)).length)`,
     ]);
     assert.equal(stdout.trim(), '0');
+  });
+
+  it('CLI: ship refuses, before connecting, a missing file, a directory and a gzip-compressed file', async () => {
+    const d = tempDir('ppa-ship-refuse-');
+    const gz = join(d, 'audit.jsonl.1.gz');
+    writeFileSync(gz, gzipSync('{"@timestamp":"2026-12-01T00:00:00.000Z"}\n'));
+    const cases = [
+      { file: join(d, 'no-such.jsonl'), message: /no such file/ },
+      { file: d, message: /not a regular file/ },
+      { file: gz, message: /gzip-compressed/ },
+    ];
+    for (const c of cases) {
+      // A port nobody listens on: a refusal that waited for the database would hang instead.
+      const r = await cli(['ship', c.file, '--postgres', 'postgres://nobody@127.0.0.1:1/none']);
+      assert.equal(r.code, 2, `${c.file}: ${r.stderr}`);
+      assert.match(r.stderr, c.message);
+    }
   });
 
   it('rejects bad options with a TypeError at construction', () => {
