@@ -283,10 +283,7 @@ export class AuditLog extends EventEmitter {
     this.shipper =
       postgres === undefined ? undefined : new PostgresShipper({ filename: filename as string, postgres, unref: true }).start();
     this.handoff = this.shipper?.handOver({ chain: this.chain.id, service, host });
-    if (this.handoff !== undefined && this.file !== undefined) {
-      const handoff = this.handoff;
-      this.file.onWritten = (w) => handoff.commit(w);
-    }
+    if (this.file !== undefined) this.file.tracker = this.handoff;
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
       this.access.open('start');
@@ -418,8 +415,6 @@ export class AuditLog extends EventEmitter {
 
   private reopened(o: Opened): void {
     // (after the stop entry nothing more may join the chain: the lines left are written as they are)
-    // Rows handed over for the file closed now are let go of (the shipper reads the rest of it from the file).
-    this.handoff?.forget();
     if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);

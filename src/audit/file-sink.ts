@@ -40,6 +40,17 @@ export interface Written {
   lines: number;
 }
 
+/** Told where the sink's writes land (see {@link FileSink.tracker}). */
+export interface WriteTracker {
+  /**
+   * After every write of queued lines: where they landed, or `undefined` when that is not known (another
+   * process wrote to the file meanwhile, the write failed or was cut short).
+   */
+  written(w: Written | undefined): void;
+  /** The descriptor was closed: what was said of its file may name another file now (inodes are reused). */
+  closed(): void;
+}
+
 /**
  * Lines for one file, appended with one `write(2)` per batch on an `O_APPEND` descriptor, so that lines of
  * several processes never interleave mid-line. Only whole lines are ever handed to the file: after a short or
@@ -75,11 +86,8 @@ export class FileSink extends EventEmitter {
   /** Lines were written since the last fdatasync began. */
   private writtenSinceSync = false;
   private closed = false;
-  /**
-   * Told after every write of queued lines where they landed in the file, or `undefined` when that is not
-   * known (another process wrote to the file meanwhile, a write failed or was cut short). Set by the owner.
-   */
-  onWritten: ((w: Written | undefined) => void) | undefined;
+  /** Told where each write lands (set by the owner; none by default). */
+  tracker: WriteTracker | undefined;
   /** Where the next write lands if no other process writes to the file meanwhile (NaN: not known). */
   private expected = Number.NaN;
 
@@ -236,11 +244,11 @@ export class FileSink extends EventEmitter {
       }
     } catch (err) {
       this.expected = Number.NaN;
-      this.onWritten?.(undefined);
+      this.tracker?.written(undefined);
       this.fail(err as Error);
       return;
     }
-    if (this.onWritten !== undefined) this.landed(fd, out.pos);
+    if (this.tracker !== undefined) this.landed(fd, out.pos);
     this.written += this.lines;
     this.lines = 0;
     this.writtenSinceSync = true;
@@ -253,7 +261,7 @@ export class FileSink extends EventEmitter {
   }
 
   /**
-   * Tells `onWritten` where the `n` bytes just appended landed. With O_APPEND a write goes to the end of the
+   * Tells the tracker where the `n` bytes just appended landed. With O_APPEND a write goes to the end of the
    * file as it is then, which only the size afterwards tells: when it grew by exactly `n` since this sink's
    * last write, no other process wrote in between, and the bytes are at `to - n`.
    */
@@ -263,13 +271,13 @@ export class FileSink extends EventEmitter {
       to = fs.fstatSync(fd).size;
     } catch {
       this.expected = Number.NaN;
-      this.onWritten?.(undefined);
+      this.tracker?.written(undefined);
       return;
     }
     const from = to - n;
     const w = from === this.expected ? { ino: this.ino, dev: this.dev, from, to, lines: this.lines } : undefined;
     this.expected = to;
-    this.onWritten?.(w);
+    this.tracker?.written(w);
   }
 
   /** After a write that stopped at `off`: keep the lines not wholly written, each from its start. */
@@ -385,5 +393,6 @@ export class FileSink extends EventEmitter {
       fs.closeSync(this.fd);
     } catch {}
     this.fd = undefined;
+    this.tracker?.closed();
   }
 }

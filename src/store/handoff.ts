@@ -4,7 +4,7 @@
 // handed over (lines of other processes, lines sealed before the shipper started, a backlog past the bound,
 // a write that failed) is read from the file, as always.
 import { type Entry, iso } from '../audit/entry.js';
-import type { Written } from '../audit/file-sink.js';
+import type { WriteTracker, Written } from '../audit/file-sink.js';
 import { CopyWriter } from './encode.js';
 import { INDEXED, pgTimestamp, text, toRow } from './row.js';
 import type { Chunk } from './spool.js';
@@ -14,7 +14,7 @@ const LIMIT = 16 * 1024 * 1024;
 /** Rows are written into buffers of this size, each let go of once its rows are shipped. */
 const ARENA = 1024 * 1024;
 const BACKSLASH = 0x5c;
-/** The timestamps whose Date#toISOString is the layout PostgreSQL gets (years 1000 to 9999); -infinity else. */
+/** The timestamps whose Date#toISOString toRow keeps as it is (years 1000 to 9999); others go through pgTimestamp. */
 const FIRST_MS = Date.UTC(1000, 0, 1);
 const END_MS = Date.UTC(10000, 0, 1);
 
@@ -48,11 +48,12 @@ interface Run {
 }
 
 /**
- * The rows of one writer's lines, made as it seals them by the same {@link rowOf} and {@link CopyWriter} as
- * the rows of lines read from the file (test/store/handoff.test.ts compares both, byte for byte), and kept
- * with where the writes landed. The shipper takes them for a file offset where they begin.
+ * The rows of one writer's lines, made as it seals them by the same {@link CopyWriter} as the rows of lines
+ * read from the file, with the columns toRow gives for them (test/store/handoff.test.ts compares both ways,
+ * byte for byte), and kept with where the writes landed (the log's file sink is told, as its
+ * {@link WriteTracker}). The shipper takes them for a file offset where they begin.
  */
-export class Handoff {
+export class Handoff implements WriteTracker {
   private copy: CopyWriter;
   /** Rows of the lines sealed since the last write: where they start in `copy`, their lines' lengths, months. */
   private pendingAt = 0;
@@ -89,7 +90,8 @@ export class Handoff {
    */
   add(e: Entry, bytes: Buffer, start: number, end: number, hash: string): void {
     this.pendingLines++;
-    if (this.pendingEnds.length !== this.pendingLines - 1 || this.held >= LIMIT) return;
+    // (rows waiting for a write count too: a failing disk keeps lines queued, and their rows are dropped)
+    if (this.pendingEnds.length !== this.pendingLines - 1 || this.held + this.copy.length - this.pendingAt >= LIMIT) return;
     try {
       if (this.copy.length > ARENA - 3 * (end - start) - 4096) this.nextArena();
       let month: string | undefined;
@@ -157,7 +159,7 @@ export class Handoff {
   }
 
   /** The rows of the lines sealed since the last write are those of the write `w` (or of nothing known). */
-  commit(w: Written | undefined): void {
+  written(w: Written | undefined): void {
     const lines = this.pendingLines;
     const ends = this.pendingEnds;
     const lens = this.pendingLens;
@@ -204,8 +206,8 @@ export class Handoff {
     }
   }
 
-  /** Every run is let go of (the writer opened another file: inode numbers of closed files are reused). */
-  forget(): void {
+  /** Every run is let go of: the file they name was closed by the writer, and its inode may be reused. */
+  closed(): void {
     this.runs = [];
     this.held = 0;
   }
