@@ -69,29 +69,11 @@ export class CopyWriter {
       const line = field(r.line);
       this.reserve(3 * line.length + this.tail.length);
       this.pos += this.buf.write(line, this.pos);
-      this.pos += this.tail.copy(this.buf, this.pos);
-      this.ends.push(this.pos);
-    } else this.line(bytes, start, end);
-  }
-
-  /** One column of a row being written, in the order of {@link COLUMNS} (see {@link add}). */
-  column(v: string | number | null): void {
-    this.value(v);
-  }
-
-  /** Columns written beforehand (with their tabs), as bytes. */
-  columns(bytes: Uint8Array): void {
-    this.reserve(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
-  }
-
-  /** Ends the row being written with its line, `bytes[start..end]`: valid UTF-8 that needs no escaping. */
-  line(bytes: Buffer, start: number, end: number): void {
-    this.reserve(end - start + this.tail.length);
-    this.pos += bytes.copy(this.buf, this.pos, start, end);
-    this.buf.set(this.tail, this.pos);
-    this.pos += this.tail.length;
+    } else {
+      this.reserve(end - start + this.tail.length);
+      this.pos += bytes.copy(this.buf, this.pos, start, end);
+    }
+    this.pos += this.tail.copy(this.buf, this.pos);
     this.ends.push(this.pos);
   }
 

@@ -6,7 +6,7 @@
 import { type Entry, iso } from '../audit/entry.js';
 import type { WriteTracker, Written } from '../audit/file-sink.js';
 import { CopyWriter } from './encode.js';
-import { INDEXED, pgTimestamp, text, toRow } from './row.js';
+import { type Row, rowOf, toRow } from './row.js';
 import type { Chunk } from './spool.js';
 
 /** COPY data of handed rows kept at most (bytes); past it, lines are read from the file. */
@@ -14,16 +14,6 @@ const LIMIT = 16 * 1024 * 1024;
 /** Rows are written into buffers of this size, each let go of once its rows are shipped. */
 const ARENA = 1024 * 1024;
 const BACKSLASH = 0x5c;
-/** The timestamps whose Date#toISOString toRow keeps as it is (years 1000 to 9999); others go through pgTimestamp. */
-const FIRST_MS = Date.UTC(1000, 0, 1);
-const END_MS = Date.UTC(10000, 0, 1);
-
-/** An address the entry's checks accepted, without its zone (inet has none). */
-function zoneless(a: string | undefined): string | null {
-  if (a === undefined) return null;
-  const pct = a.indexOf('%');
-  return pct < 0 ? a : a.slice(0, pct);
-}
 
 /** Who seals the lines: the members every line of the chain repeats. */
 export interface HandoffWriter {
@@ -48,10 +38,10 @@ interface Run {
 }
 
 /**
- * The rows of one writer's lines, made as it seals them by the same {@link CopyWriter} as the rows of lines
- * read from the file, with the columns toRow gives for them (test/store/handoff.test.ts compares both ways,
- * byte for byte), and kept with where the writes landed (the log's file sink is told, as its
- * {@link WriteTracker}). The shipper takes them for a file offset where they begin.
+ * The rows of one writer's lines, made as it seals them by the same {@link rowOf} and {@link CopyWriter} as
+ * the rows of lines read from the file (test/store/handoff.test.ts compares both ways, byte for byte), and
+ * kept with where the writes landed (the log's file sink tells it, as its {@link WriteTracker}). The shipper
+ * takes them for a file offset where they begin.
  */
 export class Handoff implements WriteTracker {
   private copy: CopyWriter;
@@ -65,23 +55,11 @@ export class Handoff implements WriteTracker {
   private runs: Run[] = [];
   private held = 0;
 
-  /** The chain column, and the host and service columns (the same in every row of the writer), as COPY data. */
-  private readonly chainColumn: Buffer;
-  private readonly hostColumns: Buffer;
-  private month = '';
-
   constructor(
     private readonly source: string,
     readonly writer: HandoffWriter,
   ) {
     this.copy = new CopyWriter(source, Buffer.allocUnsafe(ARENA));
-    const columns = (...values: (string | null)[]) => {
-      const w = new CopyWriter(source, Buffer.allocUnsafe(1024));
-      for (const v of values) w.column(v);
-      return Buffer.from(w.data);
-    };
-    this.chainColumn = columns(writer.chain);
-    this.hostColumns = columns(text(writer.host), text(writer.service));
   }
 
   /**
@@ -94,68 +72,47 @@ export class Handoff implements WriteTracker {
     if (this.pendingEnds.length !== this.pendingLines - 1 || this.held + this.copy.length - this.pendingAt >= LIMIT) return;
     try {
       if (this.copy.length > ARENA - 3 * (end - start) - 4096) this.nextArena();
-      let month: string | undefined;
-      if (e.audit === undefined && !bytes.subarray(start, end).includes(BACKSLASH)) {
-        const m = this.request(e, bytes, start, end, hash);
-        if (m === false) return;
-        month = m;
-      } else {
-        // The log's own entries (start, checkpoints, stop) and lines with JSON escapes, both rare: parsed.
-        const row = toRow(bytes.toString('utf8', start, end));
-        if (typeof row === 'string') return;
-        this.copy.add(row);
-        month = row.month;
-      }
+      const row = this.row(e, bytes, start, end, hash);
+      if (typeof row === 'string') return; // not a row: a raw piece, read from the file
+      // (`line` left empty: the line needs no COPY escaping, and is copied as sealed, as src/store/spool.ts
+      // copies such a line read from the file)
+      if (row.line === '') this.copy.add(row, bytes, start, end);
+      else this.copy.add(row);
       this.pendingEnds.push(this.copy.length);
       this.pendingLens.push(end - start + 1);
-      this.pendingMonths.push(month);
+      this.pendingMonths.push(row.month);
     } catch {
-      // (no row: this write's rows are dropped at commit)
+      // (no row: this write's rows are dropped when it is told)
     }
   }
 
-  /**
-   * The row of a request entry whose line has no backslash, written from its fields (no Row object, no regular
-   * expression), as toRow gives it for the line read back: with no backslash, no string of the line holds a
-   * JSON escape (so none a control character, a quote or a backslash, and none needs COPY escaping); the
-   * addresses passed isIP() in toEntry, so without their zone they are addresses; and for the years 1000 to
-   * 9999 Date#toISOString writes the ISO text toRow keeps as it is (other years go through pgTimestamp).
-   * Returns the row's month, or false for no row (a time PostgreSQL cannot hold: the line is read from the
-   * file, where it is a raw piece).
-   */
-  private request(e: Entry, bytes: Buffer, start: number, end: number, hash: string): string | undefined | false {
-    const ms = e.timestamp;
-    let ts: string;
-    let month: string | undefined;
-    if (ms >= FIRST_MS && ms < END_MS) {
-      ts = iso(ms);
-      // (one string for the rows of a month)
-      if (this.month === '' || !ts.startsWith(this.month)) this.month = ts.slice(0, 7);
-      month = this.month;
-    } else {
-      // Any other year (rare), as pgTimestamp gives it; one PostgreSQL cannot hold is not a row at all.
-      const t = pgTimestamp(iso(ms));
-      if (t === undefined || t === 'out-of-range') return false;
-      ts = t.ts;
-      month = t.month;
-    }
-    const c = this.copy;
-    c.columns(this.chainColumn);
-    c.column(e.sequence);
-    c.column(ts);
-    c.column(text(e.action));
-    c.column(text(e.outcome));
-    c.column(zoneless(e.clientIp));
-    c.column(zoneless(e.peerAddress));
-    c.column(text(e.userId, INDEXED));
-    c.column(text(e.method));
-    c.column(text(e.path, INDEXED));
-    c.column(text(e.route));
-    c.column(e.status ?? null);
-    c.columns(this.hostColumns);
-    c.column(hash);
-    c.line(bytes, start, end);
-    return month;
+  /** The row of a sealed entry: a request's from its fields, the log's own entries (rare) parsed. */
+  private row(e: Entry, bytes: Buffer, start: number, end: number, hash: string): Row | string {
+    if (e.audit !== undefined) return toRow(bytes.toString('utf8', start, end));
+    const escaped = bytes.subarray(start, end).includes(BACKSLASH);
+    const w = this.writer;
+    // What JSON.parse of the line gives for these members is what the log serialised them from.
+    return rowOf(
+      {
+        at: iso(e.timestamp),
+        action: e.action,
+        outcome: e.outcome,
+        sequence: e.sequence,
+        clientIp: e.clientIp,
+        peerAddress: e.peerAddress,
+        method: e.method,
+        status: e.status,
+        route: e.route,
+        path: e.path,
+        userId: e.userId,
+        service: w.service,
+        host: w.host,
+        chain: w.chain,
+      },
+      // A line that needs COPY escaping is encoded from its text; any other is copied from `bytes`.
+      escaped ? bytes.toString('utf8', start, end) : '',
+      hash,
+    );
   }
 
   /** The rows of the lines sealed since the last write are those of the write `w` (or of nothing known). */

@@ -106,10 +106,10 @@ const obj = (v: unknown): Json | undefined =>
  * Indexed text columns hold at most this many UTF-16 units: at 3 bytes each at most, a B-tree entry stays
  * below PostgreSQL's limit of about 2700 bytes (a longer value would make the whole batch fail).
  */
-export const INDEXED = 512;
+const INDEXED = 512;
 
 /** A text column: strings only; NUL cannot be stored in PostgreSQL text (the exact value stays in `line`). */
-export function text(v: unknown, max = 4096): string | null {
+function text(v: unknown, max = 4096): string | null {
   if (typeof v !== 'string') return null;
   const s = v.length > max ? v.slice(0, max) : v;
   return s.includes('\0') ? s.replaceAll('\0', '\uFFFD') : s;
@@ -124,7 +124,7 @@ function inet(v: unknown): string | null {
 }
 
 /** The values {@link rowOf} reads from a line: what JSON.parse of the line would give at these places. */
-interface Members {
+export interface Members {
   at: unknown;
   action: unknown;
   outcome: unknown;
@@ -142,7 +142,7 @@ interface Members {
 }
 
 /** The row of an entry's members, or why the table cannot hold it as one. */
-function rowOf(m: Members, line: string, h: string): Row | RawReason {
+export function rowOf(m: Members, line: string, h: string): Row | RawReason {
   const { chain, sequence, at, status } = m;
   // Writers' chains are UUIDs; a long one could not be indexed (and is not a writer's).
   if (typeof chain !== 'string' || chain === '' || chain.length > 200 || chain.includes('\0')) return RawReasons.NO_CHAIN;
