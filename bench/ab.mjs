@@ -6,11 +6,15 @@
 //
 //   node bench/ab.mjs <kindA> <distA> <kindB> <distB>      e.g. after `cp -r dist/cjs /tmp/before`:
 //   node bench/ab.mjs express-audit-one-layer dist/cjs express-audit-one-layer /tmp/before
-// Env: ROUNDS (fresh process pairs, 4), WINDOWS (per round, 10), MS (per window, 1500).
+// Env: ROUNDS (fresh process pairs, 4), WINDOWS (per round, 10), MS (per window, 1500); MODE (the load's mode:
+// keepalive, conn or tls; default keepalive) and HEADER_A / HEADER_B (`v1`: the PROXY v1 line of
+// bench/connections.mjs before every connection of that side; default none), e.g. TLS handshakes head to head:
+//   MODE=tls HEADER_A=v1 node bench/ab.mjs ppa-https dist/cjs https dist/cjs
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import selfsigned from 'selfsigned';
 import { median, quartiles, startLoad, startServer } from './lib.mjs';
 
 const [kindA, distA, kindB, distB] = process.argv.slice(2);
@@ -23,17 +27,27 @@ const WINDOWS = Number(process.env.WINDOWS ?? 10);
 const MS = Number(process.env.MS ?? 1500);
 const loadA = startLoad();
 const loadB = startLoad();
-const params = { mode: 'keepalive', ms: MS, concurrency: 32, header: '', path: '/patients/12', marker: '"id":"12"}' };
+const MODE = process.env.MODE ?? 'keepalive';
+const V1 = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 80\r\n';
+const header = (h) => (h === 'v1' ? V1 : '');
+// The tls and conn loops read up to the end of any response; keep-alive counts the Express apps' answers.
+const params = { mode: MODE, ms: MS, concurrency: MODE === 'tls' ? 16 : 32, path: '/patients/12', marker: '"id":"12"}' };
+const paramsA = { ...params, header: header(process.env.HEADER_A) };
+const paramsB = { ...params, header: header(process.env.HEADER_B) };
+const pems = MODE.startsWith('tls')
+  ? await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', algorithm: 'sha256' })
+  : undefined;
 const all = [];
 const perRound = [];
 for (let r = 0; r < ROUNDS; r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-ab-'));
+  if (pems) fs.writeFileSync(path.join(dir, 'tls.json'), JSON.stringify({ key: pems.private, cert: pems.cert }));
   const a = await startServer(kindA, dir, path.resolve(distA));
   const b = await startServer(kindB, dir, path.resolve(distB));
   const window = async () => {
     const [ca, cb] = [await a.cpu(), await b.cpu()];
-    loadA.send({ ...params, port: a.port });
-    loadB.send({ ...params, port: b.port });
+    loadA.send({ ...paramsA, port: a.port });
+    loadB.send({ ...paramsB, port: b.port });
     const [[ra], [rb]] = await Promise.all([once(loadA, 'message'), once(loadB, 'message')]);
     const [ca2, cb2] = [await a.cpu(), await b.cpu()];
     return ra.n / (ca2 - ca) / (rb.n / (cb2 - cb));
@@ -51,6 +65,6 @@ loadA.kill();
 loadB.kill();
 const [q1, q3] = quartiles(all);
 console.log(
-  `${kindA} (${distA}) vs ${kindB} (${distB}): capacity ratio ${median(all).toFixed(3)}, windows Q1–Q3 ${q1.toFixed(3)}–${q3.toFixed(3)}, rounds ${perRound.join(' ')}`,
+  `${MODE}: ${kindA} (${distA}) vs ${kindB} (${distB}): capacity ratio ${median(all).toFixed(3)}, windows Q1–Q3 ${q1.toFixed(3)}–${q3.toFixed(3)}, rounds ${perRound.join(' ')}`,
 );
 process.exit(0);

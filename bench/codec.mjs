@@ -1,12 +1,18 @@
 // parseProxyHeader vs the npm peers on the same bytes, in one process, rounds interleaved.
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { batchOpsPerSecond, cpuClock, fmt, median, table, wallClock } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
-// BENCH_DIST: another build of the package (a copy of dist/cjs), to measure it against the same peers.
-const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : '../dist/cjs';
-const { parseProxyHeader, encodeProxyHeader } = require(`${dist}/index.js`);
+// BENCH_DIST: other builds of the package (copies of dist/cjs), comma-separated, instead of dist/cjs. The first
+// is "proxy-protocol-audit"; each further one gets a column of its own, named by its directory, and a row of
+// ratios against the first: builds head to head in one process, against the same peers in the same rounds.
+const dists = (process.env.BENCH_DIST ?? '').split(',').filter((d) => d !== '');
+const builds = (
+  dists.length > 0 ? dists.map((d) => path.resolve(d)) : [fileURLToPath(new URL('../dist/cjs', import.meta.url))]
+).map((d) => [path.basename(d), require(`${d}/index.js`)]);
+const { encodeProxyHeader } = builds[0][1];
 const pp = require('proxy-protocol-js');
 const balena = require('@balena/proxy-protocol-parser');
 
@@ -54,15 +60,26 @@ inputs['v2 IPv4, one fixed header'] = fixed(
 );
 
 let sink = 0;
+const add = (n) => {
+  sink += n;
+};
+/**
+ * The loop over the pool for one build of ours, compiled for that build alone: loops made from one function
+ * literal would share their call site (and its type feedback) between builds.
+ */
+function loopFor(parseProxyHeader, name) {
+  const source = `return (list) => (count) => {
+    let n = 0;
+    for (let i = 0; i < count; i++) n += parseProxyHeader(list[i & (POOL - 1)]).header.source.address.length;
+    add(n);
+  }; // ${JSON.stringify(name)}`;
+  return new Function('parseProxyHeader', 'POOL', 'add', source)(parseProxyHeader, POOL, add);
+}
 // Each parser gets its own loop over the pool (no shared call site, no wrapper closure per call), so the
 // harness costs next to nothing and dilutes no ratio.
+const ours = builds.map(([name, m], i) => [i === 0 ? 'proxy-protocol-audit' : name, loopFor(m.parseProxyHeader, name)]);
 const parsers = {
-  'proxy-protocol-audit': (list) => (count) => {
-    for (let i = 0; i < count; i++) {
-      const r = parseProxyHeader(list[i & (POOL - 1)]);
-      sink += r.header.source.address.length;
-    }
-  },
+  ...Object.fromEntries(ours),
   'proxy-protocol-js': (list) => (count) => {
     // Its v2 result holds addresses as byte arrays (it does less work); v1 as strings. Measured as it comes.
     for (let i = 0; i < count; i++) {
@@ -117,5 +134,17 @@ for (const input of Object.keys(inputs)) {
   rows.push([input, ...Object.keys(parsers).map((p) => fmt(m[p])), `${ratios[input].toFixed(2)}x`]);
 }
 table(rows);
+if (ours.length > 1) {
+  console.log('\nbuilds against the first (ratio of medians):\n');
+  table([
+    ['input', ...ours.slice(1).map(([name]) => name)],
+    ...Object.keys(inputs).map((input) => [
+      input,
+      ...ours
+        .slice(1)
+        .map(([name]) => `${(median(results[input][name]) / median(results[input]['proxy-protocol-audit'])).toFixed(2)}x`),
+    ]),
+  ]);
+}
 if (sink === 0) console.log('');
 export default ratios;

@@ -264,8 +264,8 @@ const LINE: readonly Member[] = [
 // depend on those two leaves only: they are worked out from the table once per pair of leaves that follow
 // each other in some line, and an entry is then its present values with those pieces between them. Against
 // walking the table for every entry (two calls per member, present or not, and the key of an absent one
-// written and taken back): a request entry in 1.2 µs instead of 1.9 µs in isolation, and 1.023x of an
-// audited Fastify request head to head (bench/ab.mjs fastify-audit, 5 rounds; bench/README.md, 2026-12-01).
+// written and taken back): a request entry in 1.2 µs instead of 1.9 µs in isolation, and 1.038x of an
+// audited Fastify request head to head (bench/ab.mjs fastify-audit, 6 rounds; bench/README.md, 2026-12-01).
 
 /** Every leaf of {@link LINE}, in line order, and the objects each is inside (outermost first). */
 const LEAVES: Leaf[] = [];

@@ -45,8 +45,8 @@ function matches(b: Uint8Array, at: number, text: string): boolean {
  */
 export function parseV1(b: Uint8Array): ParseResult {
   // A whole, valid TCP line (what nearly every connection carries) is read in one pass; anything else goes
-  // through parseV1Line, which decides in the spec's order. Without this first try, a pool of distinct TCP4
-  // lines parsed at 0.67x the speed (bench/README.md, 2026-12-01 codec section).
+  // through parseV1Line, which decides in the spec's order. parseV1Line alone parsed TCP4 headers at 0.52x-0.63x
+  // the speed and TCP6 at 0.74x-0.77x in three runs (bench/README.md, 2026-12-01 codec section).
   const tcp = b[5] === SP && matches(b, 6, 'TCP') && b[10] === SP ? b[9] : 0;
   if (tcp === 0x34 || tcp === 0x36) {
     const r = readTcpFields(b, tcp === 0x36);
@@ -157,8 +157,9 @@ function readTcpFields(b: Uint8Array, tcp6: boolean): ParseResult | number {
     destination = formatIPv6Groups(groups);
     i = e2 + 1;
   } else {
-    // The rules of parseIPv4, inline: calling it per field (after finding the field's end) parsed a pool of
-    // TCP4 lines at 0.8x the speed (bench/README.md, 2026-12-01 codec section).
+    // The rules of parseIPv4, inline: finding each field's end, then calling parseIPv4, parsed TCP4 headers at
+    // 0.82x-0.92x the speed (pool) and 0.80x-0.93x (one fixed header) in three runs (bench/README.md,
+    // 2026-12-01 codec section).
     let src = 0;
     let dst = 0;
     for (let field = 1; field <= 2; field++) {

@@ -69,7 +69,8 @@ describe('graceful shutdown', () => {
     const port = await listen(server);
     const fast = get(port, '/fast');
     const stuck = get(port, '/stuck');
-    await sleep(30);
+    // Both requests in flight before close() (on a loaded machine a fixed pause may not be enough).
+    while (log.stats.inFlight < 2) await sleep(5);
     const t0 = Date.now();
     await log.close({ timeout: 400 });
     assert.ok(Date.now() - t0 >= 350, 'waited up to the deadline for the stuck request');
