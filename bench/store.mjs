@@ -1,8 +1,8 @@
 // PostgreSQL store: shipping an existing file of 200,000 entries (vs psql \copy of the same rows into the
 // same table) and verifying from the store (vs verifying the file). A private PostgreSQL is started in a
 // temp dir on a Unix socket with its default durability settings. Not run by the tests.
-// Besides the rates, CPU time per entry: this process's (the shipper, the verifier) and the cluster's (every
-// postgres process, and psql), which the machine's other work disturbs less than wall-clock rates.
+// Besides the rates, CPU time per entry: this process's (the shipper, the verifier) and the cluster's (its
+// postgres processes, and psql), which the machine's other work disturbs less than wall-clock rates.
 // Knobs: ENTRIES (200000), ROUNDS (3); BEFORE=<another build's dist/cjs> also ships with that build's
 // PostgresShipper in every round (head to head).
 import { readFileSync, writeFileSync } from 'node:fs';
