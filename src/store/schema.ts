@@ -72,8 +72,14 @@ CREATE TABLE IF NOT EXISTS ${t} (
   source text,
   shipped_at timestamptz NOT NULL DEFAULT now(),
   line text NOT NULL,
+  file_id text,
+  "offset" bigint,
   CONSTRAINT "${base}_entry" UNIQUE (chain, sequence, ts)
 ) PARTITION BY RANGE (ts);
+-- Where each entry's line was read (the file as inode and first line, and the byte offset): a resend (the same
+-- place) is told from a second occurrence of a key (another place), and a resume point is checked against it.
+-- Rows of earlier versions have none (NULL).
+ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS file_id text, ADD COLUMN IF NOT EXISTS "offset" bigint;
 ALTER SEQUENCE ${s}."${base}_id_seq" OWNED BY ${t}.id;
 COMMENT ON TABLE ${t} IS 'proxy-protocol-audit entries: one row per entry of the writers'' files; line is the entry byte for byte (its hash covers it without the hash member). Every other piece of the files is in ${base}_raw. Append-only; retention drops whole monthly partitions.';
 CREATE TABLE IF NOT EXISTS ${def} PARTITION OF ${t} DEFAULT;

@@ -2,6 +2,7 @@
 // evidence, and verification from the store gives the verdict and findings verification of the file gives.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,6 +65,8 @@ const codes = (r: VerifyResult) => r.findings.map((f) => f.code);
 
 interface Damage {
   name: string;
+  /** Lines per batch of the shipper (default 5000: the whole file in one batch). */
+  batchSize?: number;
   /** Damages the closed log of 10 request entries in `file` (which may also reopen it, as after a crash). */
   damage: (file: string) => void | Promise<void>;
   verdict: VerifyResult['verdict'];
@@ -85,6 +88,18 @@ const tearLastLine = (file: string, keep: number, tail = '') => {
   const last = l.pop() as string;
   writeLines(file, l);
   appendFileSync(file, Buffer.concat([Buffer.from(last.slice(0, keep)), Buffer.from(tail, 'latin1')]));
+};
+
+/** `line` with its hash recomputed (an unkeyed chain: anyone can), as a forger would. */
+const rehash = (line: string) => {
+  const covered = line.replace(/,"hash":"[0-9a-f]{64}"\}\}$/, '}}');
+  return `${covered.slice(0, -2)},"hash":"${createHash('sha256').update(covered).digest('hex')}"}}`;
+};
+
+/** Line `i` of the file again after line `at` (`edit`: changed first, its hash recomputed). */
+const copyLine = (file: string, i: number, at: number, edit?: (l: string) => string) => {
+  const line = linesOf(file)[i] as string;
+  insertAfter(file, at, edit ? rehash(edit(line)) : line);
 };
 
 const DAMAGES: Damage[] = [
@@ -165,6 +180,59 @@ const DAMAGES: Damage[] = [
     verdict: 'tampered',
     codes: ['not-an-entry', 'sequence-gap'],
     raw: [RawReasons.NOT_AN_ENTRY],
+  },
+  {
+    name: 'an entry again further on (an exact copy)',
+    damage: (f) => copyLine(f, 4, 7),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'an entry again further on, in a later batch',
+    batchSize: 3,
+    damage: (f) => copyLine(f, 4, 9),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'an entry again right after itself, in the next batch',
+    batchSize: 5,
+    damage: (f) => copyLine(f, 4, 5),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a later entry copied to an earlier place',
+    damage: (f) => copyLine(f, 7, 3),
+    verdict: 'tampered',
+    // (the copy of /e/6 jumps from /e/2; /e/3 to /e/6 are then behind it, and /e/7 to /e/9 link to /e/6)
+    codes: ['sequence-gap', ...Array(5).fill('sequence-reordered')],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a forged variant after the genuine entry (same chain, sequence and time; hash recomputed)',
+    damage: (f) => copyLine(f, 4, 5, (l) => l.replace('"/e/3"', '"/admin"')),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a forged variant in a later batch, its hash not recomputed',
+    batchSize: 4,
+    damage: (f) => insertAfter(f, 8, (linesOf(f)[4] as string).replace('"/e/3"', '"/admin"')),
+    verdict: 'tampered',
+    codes: ['hash-mismatch', 'sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a forged variant at another time (a key of its own)',
+    damage: (f) => copyLine(f, 4, 6, (l) => l.replace(/"@timestamp":"[^"]*"/, '"@timestamp":"2020-01-01T00:00:00.000Z"')),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [],
   },
   {
     name: 'CRLF line ends throughout',
@@ -274,7 +342,7 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
       const file = join(dir, `${table}.jsonl`);
       await writeLog(file, 10);
       await c.damage(file);
-      const { s, raw } = await ship(file, table);
+      const { s, raw } = await ship(file, table, c.batchSize === undefined ? {} : { batchSize: c.batchSize });
       assert.deepEqual(
         raw.map((r) => r.reason),
         c.raw,
