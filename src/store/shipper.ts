@@ -399,11 +399,11 @@ export class PostgresShipper extends EventEmitter {
   /** Connects, checks the table and opens the files at their resume points. */
   private async prepare(): Promise<void> {
     const n = this.names;
-    const t = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS c, to_regclass($3) AS r', [
-      n.table,
-      n.cursor,
-      n.raw,
-    ]);
+    const t = await this.pool.query(
+      `SELECT to_regclass($1) AS t, to_regclass($2) AS c, to_regclass($3) AS r,
+    (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname IN ('file_id', 'offset') AND NOT attisdropped) AS placed`,
+      [n.table, n.cursor, n.raw],
+    );
     if (t.rows[0]?.t === null || t.rows[0]?.c === null) {
       throw Object.assign(new Error(`no audit table ${n.table} in PostgreSQL: run proxy-protocol-audit pg-init`), {
         code: ErrorCodes.AUDIT_STORE_SCHEMA,
@@ -417,9 +417,18 @@ export class PostgresShipper extends EventEmitter {
         { code: ErrorCodes.AUDIT_STORE_SCHEMA },
       );
     }
-    const cursors = await this.pool.query(`SELECT file_id, path, "offset", done FROM ${n.cursor} WHERE source = $1`, [
-      this.source,
-    ]);
+    if (Number(t.rows[0]?.placed) !== 2) {
+      throw Object.assign(
+        new Error(
+          `${n.table} keeps no place of its rows (file_id, offset: made by an earlier pg-init): run proxy-protocol-audit pg-init again, which adds them`,
+        ),
+        { code: ErrorCodes.AUDIT_STORE_SCHEMA },
+      );
+    }
+    const cursors = await this.pool.query(
+      `SELECT file_id, path, "offset", done FROM ${n.cursor} WHERE source = $1 ORDER BY updated_at, file_id`,
+      [this.source],
+    );
     const points = new Map<string, { offset: number; done: boolean; path: string }>();
     for (const r of cursors.rows) {
       points.set(r.file_id as string, { offset: Number(r.offset), done: r.done === true, path: r.path as string });
@@ -583,6 +592,8 @@ export class PostgresShipper extends EventEmitter {
         f.id = undefined;
         f.tail = undefined;
         if (this.prefetched?.file === f) this.prefetched = undefined;
+        // Rows handed over for lines written before the cut name offsets that hold other lines now.
+        this.handoff?.closed();
       }
       this.sizes.set(f, size);
     }
