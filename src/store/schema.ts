@@ -123,6 +123,8 @@ CREATE TABLE IF NOT EXISTS ${raw} (
 );
 COMMENT ON TABLE ${raw} IS 'proxy-protocol-audit: every piece of the writers'' files that is not a row of ${base} (torn fragments, foreign text, entries the table cannot hold), bytes exactly as in the file at "offset" of file_id (inode:first line); length is its length there (more than the bytes only for a line over 16 MiB, kept as the 16 MiB verification reads); glued: another piece follows on the same line. Append-only.';
 
+-- The app role may update the resume points (its shipper moves them), so shippers do not take them on trust:
+-- a resume point is used only where the store holds the line before it at its place (src/store/shipper.ts).
 COMMENT ON TABLE ${s}."${base}_cursor" IS 'proxy-protocol-audit shippers: how far each spool file (source host:path, inode and first line) is in ${t}.';
 
 CREATE OR REPLACE FUNCTION ${s}."${base}_append_only"() RETURNS trigger LANGUAGE plpgsql AS $f$

@@ -60,7 +60,10 @@ export interface ShipperLag {
 export interface ShipperStats {
   /** Entry rows inserted. */
   inserted: number;
-  /** Lines and pieces sent that the store already held (resent after a crash or by a second shipper): not duplicated. */
+  /**
+   * Lines and pieces sent that the store already held from the same place (resent after a crash or by a second
+   * shipper), or lines it held from another file (a copy): not duplicated.
+   */
   duplicates: number;
   /**
    * Pieces of the file stored as their exact bytes in the raw table, not as entry rows: torn fragments,
@@ -106,11 +109,13 @@ interface Waiter {
 
 /**
  * Ships one audit file to PostgreSQL, in batches, in file order, idempotently: a line is identified by its
- * chain, sequence and timestamp, so a resend never makes a second row. Every other piece of the file but a
- * blank line — a torn fragment, foreign text, an entry the table cannot hold as a row — is stored as its
- * exact bytes in the raw table, identified by file and byte offset, in its place among the rows (verification
- * from the store reads what verification of the file reads). It resumes where the store says it
- * stopped (a resume point per file, committed with each batch), follows rotation by inode (a renamed file
+ * chain, sequence and timestamp, and each row keeps its place (file and offset), so a resend never makes a
+ * second row while a second occurrence of a key elsewhere in the file is kept as evidence (raw reason
+ * `duplicate-key`). Every other piece of the file but a blank line — a torn fragment, foreign text, an entry
+ * the table cannot hold as a row — is stored as its exact bytes in the raw table, identified by file and byte
+ * offset, in its place among the rows (verification from the store reads what verification of the file reads). It resumes where the store says it
+ * stopped (a resume point per file, committed with each batch, taken only when the store holds the line
+ * before it at its place), notices a file truncated in place, follows rotation by inode (a renamed file
  * is read to its end first), and rides out outages of the database: the backlog stays in the file, which
  * is the only bound (disk space), and is sent on recovery. Nothing it does throws into the application:
  * problems are events. It needs `pg` and `pg-copy-streams` (optional peer dependencies; the constructor throws
@@ -119,7 +124,8 @@ interface Waiter {
  * Events: `'shipped'` `{ file, rows, inserted }` after each batch; `'outage'` (error) when the store becomes
  * unavailable and `'recovered'` when a batch commits again; `'error'` (error) for every failed attempt, only
  * when listened to; `'raw'` {@link RawLine} for each piece sent to the raw table; `'warning'` (error) for a
- * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING).
+ * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING), and for a resume point
+ * the store does not back, the file then shipped from its beginning (ERR_PROXY_AUDIT_SPOOL_CHANGED).
  *
  * @example
  * ```ts
