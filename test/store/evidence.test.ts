@@ -20,6 +20,7 @@ import {
   verifyAuditLog,
 } from '../../src/index.js';
 import { sleep, tempDir } from '../helpers.js';
+import { insertAfter, linesOf, writeLines, writeLog } from './log-files.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
 
 const execFileP = promisify(execFile);
@@ -27,28 +28,6 @@ const CLI = join(__dirname, '../../src/cli/index.js');
 
 let tables = 0;
 const freshTable = () => `e${process.pid}_${++tables}`;
-
-/** Writes `n` request entries to `file` (appending: a file that exists is reopened, as after a crash) and closes. */
-async function writeLog(file: string, n: number, fields: Record<string, unknown> = {}): Promise<void> {
-  const log = createAuditLog({ filename: file, maxQueue: 1_000_000 });
-  for (let i = 0; i < n; i++) {
-    log.write({ category: 'web', action: 'http-request', outcome: 'success', method: 'GET', path: `/e/${i}`, ...fields });
-    if (i % 1000 === 999) await sleep(1);
-  }
-  await log.close();
-}
-
-/** The file's lines (its last, empty piece after the final newline dropped). */
-function linesOf(file: string): string[] {
-  const t = readFileSync(file, 'utf8').split('\n');
-  if (t.at(-1) === '') t.pop();
-  return t;
-}
-
-/** Writes `lines` back, each ended by a newline (`end: false`: the last one without). */
-function writeLines(file: string, lines: string[], end = true): void {
-  writeFileSync(file, lines.join('\n') + (end ? '\n' : ''));
-}
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -75,12 +54,6 @@ interface Damage {
   /** The reasons of the raw pieces the shipper stores. */
   raw: string[];
 }
-
-const insertAfter = (file: string, at: number, ...text: string[]) => {
-  const l = linesOf(file);
-  l.splice(at, 0, ...text);
-  writeLines(file, l);
-};
 
 /** Cuts the last line (audit-log-stopped) after `keep` bytes and appends `tail` instead: what a crash leaves. */
 const tearLastLine = (file: string, keep: number, tail = '') => {

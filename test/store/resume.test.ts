@@ -8,30 +8,13 @@ import { copyFileSync, readFileSync, renameSync, statSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createAuditLog, ErrorCodes, PostgresShipper, pgInit, type VerifyResult, verifyAuditLog } from '../../src/index.js';
-import { sleep, tempDir } from '../helpers.js';
+import { ErrorCodes, PostgresShipper, pgInit, type VerifyResult, verifyAuditLog } from '../../src/index.js';
+import { tempDir } from '../helpers.js';
+import { insertAfter, linesOf, writeLog } from './log-files.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
 
 let tables = 0;
 const freshTable = () => `r${process.pid}_${++tables}`;
-
-/** Writes `n` request entries to `file` (appending: a file that exists is reopened) and closes: n + 2 lines. */
-async function writeLog(file: string, n: number): Promise<number> {
-  const log = createAuditLog({ filename: file, maxQueue: 1_000_000 });
-  for (let i = 0; i < n; i++) {
-    log.write({ category: 'web', action: 'http-request', outcome: 'success', method: 'GET', path: `/e/${i}` });
-    if (i % 1000 === 999) await sleep(1);
-  }
-  await log.close();
-  return n + 2;
-}
-
-/** The file's lines (without the empty piece after the final newline). */
-function linesOf(file: string): string[] {
-  const t = readFileSync(file, 'utf8').split('\n');
-  if (t.at(-1) === '') t.pop();
-  return t;
-}
 
 const codes = (r: VerifyResult) => r.findings.map((f) => f.code);
 
@@ -160,7 +143,7 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     await init(table);
     const file = join(dir, `${table}.jsonl`);
     await writeLog(file, 10);
-    insertForeign(file, 3, 'foreign text');
+    insertAfter(file, 3, 'foreign text');
     await ship(file, table);
     const total = 12 + (await writeLog(file, 10));
     await ship(file, table);
@@ -261,10 +244,3 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 });
-
-/** Puts `text` as a line of its own after line `at`. */
-function insertForeign(file: string, at: number, text: string): void {
-  const l = linesOf(file);
-  l.splice(at, 0, text);
-  writeFileSync(file, `${l.join('\n')}\n`);
-}
