@@ -8,8 +8,8 @@ import { copyFileSync, readFileSync, renameSync, statSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { ErrorCodes, PostgresShipper, pgInit, type VerifyResult, verifyAuditLog } from '../../src/index.js';
-import { tempDir } from '../helpers.js';
+import { createAuditLog, ErrorCodes, PostgresShipper, pgInit, type VerifyResult, verifyAuditLog } from '../../src/index.js';
+import { sleep, tempDir } from '../helpers.js';
 import { insertAfter, linesOf, writeLog } from './log-files.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
 
@@ -212,6 +212,35 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     const r = await verifyTable(table);
     assert.equal(r.verdict, 'tampered');
     assert.deepEqual(codes(r), ['start-missing']);
+  });
+
+  it('several writers append to one file, each with its own shipper of it: every line once, no duplicate', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 5);
+    // (one source for all, as processes of one host: each shipper resends what another stored)
+    const logs = [0, 1, 2].map(() =>
+      createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 }),
+    );
+    for (let i = 0; i < 3000; i++) {
+      (logs[i % 3] as (typeof logs)[number]).write({
+        category: 'web',
+        action: 'http-request',
+        outcome: 'success',
+        path: `/w/${i}`,
+      });
+      if (i % 100 === 99) await sleep(2);
+    }
+    await Promise.all(logs.map((l) => l.close()));
+    const n = linesOf(file).length;
+    assert.equal(n, 7 + 3000 + 6);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal(count(`${table}_raw`), 0);
+    const [fromFile, fromStore] = await Promise.all([verifyAuditLog(file), verifyTable(table)]);
+    assert.deepEqual([fromStore.verdict, codes(fromStore)], [fromFile.verdict, codes(fromFile)]);
+    assert.equal(fromStore.verdict, 'intact');
   });
 
   it('a table from before rows kept their place: shipping says to run pg-init, which adds the columns; old rows are not stored twice', async () => {
