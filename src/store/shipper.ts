@@ -113,12 +113,12 @@ interface Waiter {
  * second row while a second occurrence of a key elsewhere in the file is kept as evidence (raw reason
  * `duplicate-key`). Every other piece of the file but a blank line — a torn fragment, foreign text, an entry
  * the table cannot hold as a row — is stored as its exact bytes in the raw table, identified by file and byte
- * offset, in its place among the rows (verification from the store reads what verification of the file reads). It resumes where the store says it
- * stopped (a resume point per file, committed with each batch, taken only when the store holds the line
- * before it at its place), notices a file truncated in place, follows rotation by inode (a renamed file
- * is read to its end first), and rides out outages of the database: the backlog stays in the file, which
- * is the only bound (disk space), and is sent on recovery. Nothing it does throws into the application:
- * problems are events. It needs `pg` and `pg-copy-streams` (optional peer dependencies; the constructor throws
+ * offset, in its place among the rows (verification from the store reads what verification of the file reads).
+ * It resumes where the store says it stopped (a resume point per file, committed with each batch, taken only
+ * when the store holds the line before it at its place), notices a file truncated in place, follows rotation
+ * by inode (a renamed file is read to its end first), and rides out outages of the database: the backlog
+ * stays in the file, which is the only bound (disk space), and is sent on recovery. Nothing it does throws
+ * into the application: problems are events. It needs `pg` and `pg-copy-streams` (optional peer dependencies; the constructor throws
  * ERR_PROXY_AUDIT_PG_MISSING without them).
  *
  * Events: `'shipped'` `{ file, rows, inserted }` after each batch; `'outage'` (error) when the store becomes
