@@ -454,7 +454,7 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
     await init(table);
     const file = join(dir, `${table}.jsonl`);
     await writeLog(file, 30_000);
-    // A foreign line every 997 lines and a torn fragment every 1499.
+    // A foreign line every 997 lines, a torn fragment every 1499, and an entry again (the one 40 lines back) every 1201.
     const l = linesOf(file);
     const out: string[] = [];
     let foreign = 0;
@@ -465,6 +465,10 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
       }
       if (i % 1499 === 700) {
         out.push(line.slice(0, 100));
+        foreign++;
+      }
+      if (i % 1201 === 900) {
+        out.push(l[i - 40] as string);
         foreign++;
       }
       out.push(line);
