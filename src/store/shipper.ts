@@ -501,11 +501,14 @@ export class PostgresShipper extends EventEmitter {
    * the last piece of the file before that point, as the file holds it now, from that place. Otherwise — the
    * file was truncated in place and written again since (the same inode and first line, other bytes), or the
    * resume point was moved by hand or by someone with the application's role — the file is shipped from its
-   * beginning again, and what the store holds already is not stored twice (a resend: the same place). So
-   * the resume point cannot make a shipper skip lines unless the store holds, at its place, the line just
-   * before the point: whoever inserts that line itself only moves the lines before it out of the store, and
-   * verification from the store reports them (a sequence gap, a missing witness), but for the last entries
-   * of a chain that nothing shipped follows, which look like a writer that crashed (unsealed when signed).
+   * beginning again, and what the store holds already is not stored twice (a resend: the same place).
+   *
+   * The application's role may update resume points (its shipper moves them). Moved back, a shipper only
+   * sends again what the store holds. Moved forward, it is refused unless the store holds, at its place, the
+   * line just before the new point: to skip lines, whoever has that role must insert that very line itself
+   * (it has INSERT). The lines skipped then miss from the store, and verification from the store reports
+   * those that later shipped lines depend on (a sequence gap, a start or witness missing); the end of a chain
+   * or a whole chain that nothing shipped later depends on leaves no trace in the store (the file keeps it).
    */
   private async resumeAt(f: SpoolFile, id: string, offset: number): Promise<void> {
     if (offset > 0 && offset <= (await f.size()) && (await this.backed(f, id, offset))) {
