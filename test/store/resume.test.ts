@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { copyFileSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -212,6 +212,44 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     const r = await verifyTable(table);
     assert.equal(r.verdict, 'tampered');
     assert.deepEqual(codes(r), ['start-missing']);
+  });
+
+  it('in process: a file cut in place while rows handed over wait is shipped from the file (no stale rows)', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 });
+    const write = async (n: number, tag: string) => {
+      for (let i = 0; i < n; i++) {
+        log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/${tag}/${i}` });
+        if (i % 500 === 499) await log.drained();
+      }
+      await log.drained();
+    };
+    await write(100, 'a');
+    await log.shipper?.flush(20_000);
+    // The table held: the shipper's next batch waits, with more rows handed over than one batch takes.
+    const lock = new pg.Client({ connectionString: db.url });
+    await lock.connect();
+    await lock.query('BEGIN');
+    await lock.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    await write(12_000, 'b');
+    await sleep(500);
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    await write(16_000, 'c'); // past where the rows handed over before the cut would begin
+    await lock.query('COMMIT');
+    await lock.end();
+    await log.close();
+    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
+    const now = linesOf(file);
+    assert.ok(now.length >= 16_000);
+    assert.deepEqual(
+      now.filter((l) => !stored.has(l)),
+      [],
+      'every line of the file after the cut is in the store',
+    );
+    assert.equal(count(table), distinct(table));
   });
 
   it('several writers append to one file, each with its own shipper of it: every line once, no duplicate', async () => {
