@@ -1,7 +1,10 @@
 // Verification from the store: the rows of the audit table fed to the same streaming core as files.
+
 import { Verifier, type VerifyOptions, type VerifyResult } from '../audit/verifier.js';
+import { ErrorCodes } from '../protocol/errors.js';
 import { CopyRows, wholeRows } from './copy-text.js';
 import { loadCopyTo, openPool, type PostgresOption } from './pg.js';
+import { storeError } from './pg-errors.js';
 import { rawText } from './raw.js';
 import { type TableNames, tableNames } from './table.js';
 
@@ -59,8 +62,11 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
       const exists = await client.query('SELECT to_regclass($1) AS r', [names.raw]);
       if (exists.rows[0]?.r === null) {
         // Verifying the entries alone would call intact what the files' verification calls tampered.
-        throw new Error(
-          `it has no raw table ${names.raw} (made by an earlier pg-init), where the pieces of the files that are not entries are kept: run proxy-protocol-audit pg-init again`,
+        throw Object.assign(
+          new Error(
+            `it has no raw table ${names.raw} (made by an earlier pg-init), where the pieces of the files that are not entries are kept: run proxy-protocol-audit pg-init again`,
+          ),
+          { code: ErrorCodes.AUDIT_STORE_SCHEMA },
         );
       }
       // In id order, the partitions' and the raw table's id indexes merged (a Merge Append). Without
@@ -81,7 +87,8 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
           const kind = row.integer();
           const text = row.text();
           // line and bytes are NOT NULL in the schema; a table changed by hand must not pass for a blank line.
-          if (text === null) throw new Error(`row ${where.line} has no line`);
+          if (text === null)
+            throw Object.assign(new Error(`row ${where.line} has no line`), { code: ErrorCodes.AUDIT_STORE_SCHEMA });
           if (kind === ENTRY) verifier.line(text, where);
           else verifier.line(rawText(Buffer.from(text, 'hex'), kind === GLUED), where);
         }
@@ -94,7 +101,7 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
       throw err;
     }
   } catch (err) {
-    verifier.unreadable(source, err as Error);
+    verifier.unreadable(source, storeError(err, 'verify'));
   } finally {
     if (owned) await pool.end().catch(() => {});
   }
