@@ -41,7 +41,7 @@ export const ship: Command = {
           say(`${filename}: ${err.message}`);
           process.exit(1);
         }
-        say(`${filename}: PostgreSQL unavailable, lines wait in the file: ${err.message}`);
+        say(`${filename}: lines wait in the file: ${err.message}`);
       });
       s.on('recovered', () => say(`${filename}: PostgreSQL reachable again`));
       s.on('raw', (l: RawLine) =>

@@ -266,7 +266,7 @@ export class PostgresShipper extends EventEmitter {
     const r = await Promise.race([done, late]);
     clearTimeout(timer);
     if (r === 'late') {
-      const why = this.down ? `PostgreSQL unavailable: ${this.down.message}` : 'still shipping';
+      const why = this.down ? this.down.message : 'still shipping'; // (says PostgreSQL and what to do: storeError)
       throw timeoutError(
         `audit lines not yet in PostgreSQL after ${timeoutMs} ms (${why}); they stay in ${this.filename}`,
         this.lag,

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { createAuditLog, ErrorCodes, PostgresShipper, pgInit, RawReasons, verifyAuditLog } from '../../src/index.js';
+import { createAuditLog, ErrorCodes, PostgresShipper, pgInit, RawReasons, VerifyCodes, verifyAuditLog } from '../../src/index.js';
 import { tempDir } from '../helpers.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
 
@@ -261,6 +261,23 @@ describe('pg-init', needsPostgres(), () => {
       db.psql(`UPDATE ${table}_raw SET reason = 'edited'`);
       const health = db.psql(`SELECT relation || ' ' || trigger_name || ' ' || problem FROM ${table}_check_append_only()`);
       assert.equal(health.split('\n').length, 6, health);
+      // verify --postgres says so, as notes: the verdict is the rows' (edited rows: tampered, whatever the guard).
+      const unguarded = async () =>
+        (await verifyAuditLog({ postgres: { connectionString: db.url, table } })).findings
+          .filter((f) => f.code === VerifyCodes.STORE_UNGUARDED)
+          .map((f) => f.message.slice(0, f.message.indexOf(':', f.message.indexOf(':') + 1)))
+          .sort();
+      assert.deepEqual(
+        await unguarded(),
+        [
+          `public.${m1}: append-only trigger ${table}_append_only disabled`,
+          `public.${m2}: append-only trigger ${table}_append_only disabled`,
+          `public.${m2}: append-only trigger ${table}_no_truncate missing`,
+          `public.${table}_209901: append-only trigger ${table}_no_truncate missing`,
+          `public.${table}_default: append-only trigger ${table}_no_truncate missing`,
+          `public.${table}_raw: append-only trigger ${table}_append_only missing`,
+        ].sort(),
+      );
 
       const r = await cli(['pg-init', '--postgres', db.url, '--table', table, '--app-role', 'app']);
       assert.equal(r.code, 0, r.stderr);
@@ -281,6 +298,7 @@ describe('pg-init', needsPostgres(), () => {
         expected.sort(),
       );
       assert.equal(db.psql(`SELECT count(*) FROM ${table}_check_append_only()`), '0');
+      assert.deepEqual(await unguarded(), []);
       // (a row trigger fires only for rows: every partition gets one again)
       insert(m1);
       insert(m2);
