@@ -1,35 +1,19 @@
 // pg-init against a real PostgreSQL: what it says when PostgreSQL refuses it (and the shipper and verifier
 // with the same words), and the append-only guard it puts back on every partition.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { createAuditLog, ErrorCodes, PostgresShipper, pgInit, RawReasons, VerifyCodes, verifyAuditLog } from '../../src/index.js';
-import { tempDir } from '../helpers.js';
+import { cli, close, listen, tempDir } from '../helpers.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
-
-const execFileP = promisify(execFile);
-const CLI = join(__dirname, '../../src/cli/index.js');
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await execFileP(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 /** A TCP port of 127.0.0.1 that was free a moment ago (PostgreSQL cannot be told to take port 0). */
 async function freePort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
+  const port = await listen(s);
+  await close(s);
   return port;
 }
 
@@ -149,9 +133,8 @@ describe('pg-init', needsPostgres(), () => {
         sockets.add(s);
         s.on('close', () => sockets.delete(s));
       });
-      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const p = await listen(silent);
       try {
-        const { port: p } = silent.address() as { port: number };
         const started = Date.now();
         const timeout = await rejection(
           pgInit({
@@ -167,7 +150,7 @@ describe('pg-init', needsPostgres(), () => {
         assert.ok(Date.now() - started < 5000, 'it gave up at the timeout');
       } finally {
         for (const s of sockets) s.destroy();
-        await new Promise<void>((resolve) => silent.close(() => resolve()));
+        await close(silent);
       }
     });
 
