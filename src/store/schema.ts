@@ -20,7 +20,11 @@ export interface PgInitOptions {
 
 const ROLE = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
 
-/** The body of the trigger function that refuses UPDATE, DELETE and TRUNCATE (compared as it stands: see {@link checkSql}). */
+/**
+ * The body of the trigger function that refuses UPDATE, DELETE and TRUNCATE. pg-init compares the stored
+ * body with it byte for byte (see {@link checkSql}): a change here would have the next pg-init of every
+ * existing store report the function as altered.
+ */
 function appendOnlyBody(base: string): string {
   return `
 BEGIN
@@ -118,7 +122,8 @@ END $c$;`;
 
 /**
  * The SQL `pg-init` runs, for reading or for a migration tool. `schema` is where the SECURITY DEFINER
- * functions look for the table (they must not trust the caller's search_path).
+ * functions look for the table (they must not trust the caller's search_path). Its first `SELECT … AS
+ * repaired` lists the append-only triggers it found dropped, disabled or changed and put back.
  */
 export function schemaSql(n: TableNames, schema: string, appRole?: string): string {
   const s = `"${schema}"`;

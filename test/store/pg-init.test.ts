@@ -214,6 +214,10 @@ describe('pg-init', needsPostgres(), () => {
       const first = await init();
       assert.deepEqual(first.repaired, [], 'a new table: creation, nothing repaired');
       assert.deepEqual((await init()).repaired, [], 'run again: nothing to repair');
+      // A store of the previous pg-init: the same objects but the check function, added by the next run.
+      db.psql(`DROP FUNCTION ${table}_check_append_only(boolean)`);
+      assert.deepEqual((await init()).repaired, [], 'upgraded: nothing to repair');
+      assert.equal(db.psql(`SELECT count(*) FROM ${table}_check_append_only()`), '0');
       const [m1, m2] = first.partitions.filter((p) => /_\d{6}$/.test(p)) as [string, string];
       const insert = (part: string) => {
         const month = `${part.slice(-6, -2)}-${part.slice(-2)}`;
