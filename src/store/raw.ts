@@ -28,7 +28,7 @@ export const RawReasons = {
    * or time that does not exist (`2026-02-29T…`). The table keys and partitions rows on it.
    */
   TIMESTAMP_INVALID: 'timestamp-invalid',
-  /** An entry PostgreSQL refused as a row (`detail` has its message, e.g. a timestamp that is no date). */
+  /** An entry PostgreSQL refused as a row (`detail` has its message, e.g. a value a constraint of the table refuses). */
   REFUSED: 'refused',
 } as const;
 
