@@ -42,10 +42,9 @@ try {
   const entries = shipper.stats.inserted;
   console.log(`verify-store: ${entries} entries, ${(readFileSync(file).length / 1e6).toFixed(0)} MB, ${db.version}`);
   if (process.env.EXPLAIN) {
-    // verify --postgres's query, as the planner leaves it and with sorting off (as verifyStore runs it).
+    // verify --postgres's query, with the settings verifyStore runs it with.
     const q = rowsSql(tableNames('audit_log', 'bench'));
-    console.log(db.query(`EXPLAIN (ANALYZE, BUFFERS) ${q}`));
-    console.log(db.query(`SET enable_sort = off; EXPLAIN (ANALYZE, BUFFERS) ${q}`));
+    console.log(db.query(`SET work_mem = '256MB'; SET jit = off; EXPLAIN (ANALYZE, BUFFERS) ${q}`));
   }
   const run = async (verify) => {
     const target = await verify.target();
