@@ -386,6 +386,30 @@ describe('rotation without reopen()', () => {
     assert.equal(readFileSync(`${access}.1`, 'utf8').trim().split('\n').length, 1);
     assert.equal(readFileSync(access, 'utf8').trim().split('\n').length, 3);
   });
+  it('copytruncate is noticed and recorded: the truncated file starts with a reopen entry saying so', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const reopened: unknown[] = [];
+    log.on('reopened', (f) => reopened.push(f));
+    const server = http.createServer(app(log));
+    const port = await listen(server);
+    const get = (p: string) =>
+      new Promise<void>((resolve) => http.get({ port, path: p, host: '127.0.0.1' }, (r) => r.resume().on('end', resolve)));
+    await get('/');
+    await log.drained();
+    fs.copyFileSync(file, `${file}.1`);
+    fs.truncateSync(file, 0);
+    await sleep(50); // (the copy's appearance in the directory is what the watch reports)
+    await get('/');
+    await close(server);
+    await log.close();
+    assert.equal(reopened.length, 1);
+    assert.equal(requests(`${file}.1`).length, 1);
+    const [first] = entries(file);
+    assert.equal(first?.event.action, 'audit-log-reopened');
+    assert.equal((first?.audit as { reason?: string } | undefined)?.reason, 'truncated');
+    assert.equal(requests(file).length, 1, 'the entry after the cut is in the file at filename');
+  });
 });
 
 describe('a full queue, failing closed', () => {
