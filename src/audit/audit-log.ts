@@ -596,9 +596,9 @@ export class AuditLog extends EventEmitter {
 
   /**
    * Closes the file so that the next entry opens `filename` afresh (recorded as `audit-log-reopened`).
-   * Rotation (the file at `filename` renamed, removed or cut short) is noticed without it, at the next batch
-   * after the operating system reports it and within a second where it reports nothing; call it after a
-   * rotation that keeps the name, the inode and the size (never use `copytruncate`: what it cuts is lost). Entries written before the call go to the
+   * Rotation (the file at `filename` renamed, removed or cut short) is noticed without it, at the next
+   * entry; call it after a rotation that keeps the name, the inode and the size (never use `copytruncate`:
+   * the entries written between its copy and its cut are lost). Entries written before the call go to the
    * old file.
    */
   reopen(): void {
