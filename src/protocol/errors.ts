@@ -50,6 +50,11 @@ export const ErrorCodes = {
   AUDIT_SHIP_TIMEOUT: 'ERR_PROXY_AUDIT_SHIP_TIMEOUT',
   /** Shipping: the spool file, or a rotated file not yet shipped to its end, cannot be read. */
   AUDIT_SPOOL_MISSING: 'ERR_PROXY_AUDIT_SPOOL_MISSING',
+  /**
+   * Shipping (a warning): a file's resume point in the store is not backed by the rows there (the file was
+   * truncated and written again, or the resume point was moved): it is shipped from its beginning again.
+   */
+  AUDIT_SPOOL_CHANGED: 'ERR_PROXY_AUDIT_SPOOL_CHANGED',
 } as const;
 
 /** One of the `ERR_PROXY_…` codes in {@link ErrorCodes}. */

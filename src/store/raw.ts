@@ -25,6 +25,12 @@ export const RawReasons = {
   TIMESTAMP_RANGE: 'timestamp-out-of-range',
   /** An entry PostgreSQL refused as a row (`detail` has its message, e.g. a timestamp that is no date). */
   REFUSED: 'refused',
+  /**
+   * An entry whose chain, sequence and timestamp the table holds already from another place: a second copy of
+   * a line further on in the same file, or another line with the same key (a forged variant). A resend — the
+   * same bytes at the same offset of the same file — is never one: it stores nothing.
+   */
+  DUPLICATE_KEY: 'duplicate-key',
 } as const;
 
 /** One of {@link RawReasons}. */

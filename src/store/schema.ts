@@ -72,8 +72,14 @@ CREATE TABLE IF NOT EXISTS ${t} (
   source text,
   shipped_at timestamptz NOT NULL DEFAULT now(),
   line text NOT NULL,
+  file_id text,
+  "offset" bigint,
   CONSTRAINT "${base}_entry" UNIQUE (chain, sequence, ts)
 ) PARTITION BY RANGE (ts);
+-- Where each entry's line was read (the file as inode and first line, and the byte offset): a resend (the same
+-- place) is told from a second occurrence of a key (another place), and a resume point is checked against it.
+-- Rows of earlier versions have none (NULL).
+ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS file_id text, ADD COLUMN IF NOT EXISTS "offset" bigint;
 ALTER SEQUENCE ${s}."${base}_id_seq" OWNED BY ${t}.id;
 COMMENT ON TABLE ${t} IS 'proxy-protocol-audit entries: one row per entry of the writers'' files; line is the entry byte for byte (its hash covers it without the hash member). Every other piece of the files is in ${base}_raw. Append-only; retention drops whole monthly partitions.';
 CREATE TABLE IF NOT EXISTS ${def} PARTITION OF ${t} DEFAULT;
@@ -117,6 +123,8 @@ CREATE TABLE IF NOT EXISTS ${raw} (
 );
 COMMENT ON TABLE ${raw} IS 'proxy-protocol-audit: every piece of the writers'' files that is not a row of ${base} (torn fragments, foreign text, entries the table cannot hold), bytes exactly as in the file at "offset" of file_id (inode:first line); length is its length there (more than the bytes only for a line over 16 MiB, kept as the 16 MiB verification reads); glued: another piece follows on the same line. Append-only.';
 
+-- The app role may update the resume points (its shipper moves them), so shippers do not take them on trust:
+-- a resume point is used only where the store holds the line before it at its place (src/store/shipper.ts).
 COMMENT ON TABLE ${s}."${base}_cursor" IS 'proxy-protocol-audit shippers: how far each spool file (source host:path, inode and first line) is in ${t}.';
 
 CREATE OR REPLACE FUNCTION ${s}."${base}_append_only"() RETURNS trigger LANGUAGE plpgsql AS $f$

@@ -1,9 +1,11 @@
 // Shipping an audit file to PostgreSQL: the file is the durable spool, the table is the collected evidence.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
+import { MAX_LINE_BYTES } from '../audit/line-reader.js';
 import { ErrorCodes } from '../protocol/errors.js';
 import { type CopyBatch, copyKeys, copyRows } from './encode.js';
 import { Handoff, type HandoffWriter } from './handoff.js';
@@ -58,7 +60,10 @@ export interface ShipperLag {
 export interface ShipperStats {
   /** Entry rows inserted. */
   inserted: number;
-  /** Lines and pieces sent that the store already held (resent after a crash or by a second shipper): not duplicated. */
+  /**
+   * Lines and pieces sent that the store already held from the same place (resent after a crash or by a second
+   * shipper), or lines it held from another file (a copy): not duplicated.
+   */
   duplicates: number;
   /**
    * Pieces of the file stored as their exact bytes in the raw table, not as entry rows: torn fragments,
@@ -72,6 +77,8 @@ export interface ShipperStats {
 }
 
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Bytes before a resume point compared at each look at a file (a hash and the end of the line, mostly). */
+const TAIL = 64;
 const NONE: CopyBatch = { data: Buffer.alloc(0), ends: [] };
 
 /** An error PostgreSQL sent (a five-character SQLSTATE), as opposed to a failed connection (ECONNRESET, …). */
@@ -102,20 +109,23 @@ interface Waiter {
 
 /**
  * Ships one audit file to PostgreSQL, in batches, in file order, idempotently: a line is identified by its
- * chain, sequence and timestamp, so a resend never makes a second row. Every other piece of the file but a
- * blank line — a torn fragment, foreign text, an entry the table cannot hold as a row — is stored as its
- * exact bytes in the raw table, identified by file and byte offset, in its place among the rows (verification
- * from the store reads what verification of the file reads). It resumes where the store says it
- * stopped (a resume point per file, committed with each batch), follows rotation by inode (a renamed file
- * is read to its end first), and rides out outages of the database: the backlog stays in the file, which
- * is the only bound (disk space), and is sent on recovery. Nothing it does throws into the application:
- * problems are events. It needs `pg` and `pg-copy-streams` (optional peer dependencies; the constructor throws
+ * chain, sequence and timestamp, and each row keeps its place (file and offset), so a resend never makes a
+ * second row while a second occurrence of a key elsewhere in the file is kept as evidence (raw reason
+ * `duplicate-key`). Every other piece of the file but a blank line — a torn fragment, foreign text, an entry
+ * the table cannot hold as a row — is stored as its exact bytes in the raw table, identified by file and byte
+ * offset, in its place among the rows (verification from the store reads what verification of the file reads).
+ * It resumes where the store says it stopped (a resume point per file, committed with each batch, taken only
+ * when the store holds the line before it at its place), notices a file truncated in place, follows rotation
+ * by inode (a renamed file is read to its end first), and rides out outages of the database: the backlog
+ * stays in the file, which is the only bound (disk space), and is sent on recovery. Nothing it does throws
+ * into the application: problems are events. It needs `pg` and `pg-copy-streams` (optional peer dependencies; the constructor throws
  * ERR_PROXY_AUDIT_PG_MISSING without them).
  *
  * Events: `'shipped'` `{ file, rows, inserted }` after each batch; `'outage'` (error) when the store becomes
  * unavailable and `'recovered'` when a batch commits again; `'error'` (error) for every failed attempt, only
  * when listened to; `'raw'` {@link RawLine} for each piece sent to the raw table; `'warning'` (error) for a
- * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING).
+ * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING), and for a resume point
+ * the store does not back, the file then shipped from its beginning (ERR_PROXY_AUDIT_SPOOL_CHANGED).
  *
  * @example
  * ```ts
@@ -215,14 +225,18 @@ export class PostgresShipper extends EventEmitter {
     this.copyFrom = loadCopyFrom();
     const n = this.names;
     const cols = `${COLUMNS.map(([, c]) => c).join(', ')}, line, source`;
-    this.copySql = `COPY ${n.table} (${cols}) FROM STDIN`;
-    this.copyIdSql = `COPY ${n.table} (id, ${cols}) FROM STDIN`;
+    // Each row keeps its place, the file and the offset of its line, before the other columns (placedRows).
+    this.copySql = `COPY ${n.table} (file_id, "offset", ${cols}) FROM STDIN`;
+    this.copyIdSql = `COPY ${n.table} (id, file_id, "offset", ${cols}) FROM STDIN`;
     // Ids for the rows and pieces of a batch, in order (verification reads the two tables merged by id).
     this.idsSql = `SELECT id FROM (SELECT nextval('${n.idSeq}') AS id FROM generate_series(1, $1)) AS s ORDER BY id`;
     this.rawSql = rawInsertSql(n.raw);
-    // The rows of a batch (1-based) whose (chain, sequence, ts), the table's unique key, is there already.
-    this.heldSql = `SELECT u.i FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) WITH ORDINALITY AS u (chain, sequence, ts, i)
-  WHERE EXISTS (SELECT 1 FROM ${n.table} t WHERE t.chain = u.chain AND t.sequence = u.sequence AND t.ts = u.ts)`;
+    // The rows of a batch (1-based) whose (chain, sequence, ts), the table's unique key, is there already:
+    // whether the held row came from the same place ($5 at the row's offset), else where from and its line.
+    this.heldSql = `SELECT u.i, coalesce(t.file_id = $5 AND t."offset" = u."offset", false) AS here, t.file_id,
+    CASE WHEN t.file_id = $5 AND t."offset" = u."offset" THEN NULL ELSE t.line END AS line
+  FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::bigint[]) WITH ORDINALITY AS u (chain, sequence, ts, "offset", i)
+  JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence AND t.ts = u.ts`;
     // The resume point commits with the rows, so a restart resumes exactly here.
     this.cursorSql = `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES ($1, $2, $3, $4)
   ON CONFLICT (source, file_id) DO UPDATE SET "offset" = GREATEST(c."offset", EXCLUDED."offset"), path = EXCLUDED.path, updated_at = now()`;
@@ -391,11 +405,11 @@ export class PostgresShipper extends EventEmitter {
   /** Connects, checks the table and opens the files at their resume points. */
   private async prepare(): Promise<void> {
     const n = this.names;
-    const t = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS c, to_regclass($3) AS r', [
-      n.table,
-      n.cursor,
-      n.raw,
-    ]);
+    const t = await this.pool.query(
+      `SELECT to_regclass($1) AS t, to_regclass($2) AS c, to_regclass($3) AS r,
+    (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname IN ('file_id', 'offset') AND NOT attisdropped) AS placed`,
+      [n.table, n.cursor, n.raw],
+    );
     if (t.rows[0]?.t === null || t.rows[0]?.c === null) {
       throw Object.assign(new Error(`no audit table ${n.table} in PostgreSQL: run proxy-protocol-audit pg-init`), {
         code: ErrorCodes.AUDIT_STORE_SCHEMA,
@@ -409,9 +423,18 @@ export class PostgresShipper extends EventEmitter {
         { code: ErrorCodes.AUDIT_STORE_SCHEMA },
       );
     }
-    const cursors = await this.pool.query(`SELECT file_id, path, "offset", done FROM ${n.cursor} WHERE source = $1`, [
-      this.source,
-    ]);
+    if (Number(t.rows[0]?.placed) !== 2) {
+      throw Object.assign(
+        new Error(
+          `${n.table} keeps no place of its rows (file_id, offset: made by an earlier pg-init): run proxy-protocol-audit pg-init again, which adds them`,
+        ),
+        { code: ErrorCodes.AUDIT_STORE_SCHEMA },
+      );
+    }
+    const cursors = await this.pool.query(
+      `SELECT file_id, path, "offset", done FROM ${n.cursor} WHERE source = $1 ORDER BY updated_at, file_id`,
+      [this.source],
+    );
     const points = new Map<string, { offset: number; done: boolean; path: string }>();
     for (const r of cursors.rows) {
       points.set(r.file_id as string, { offset: Number(r.offset), done: r.done === true, path: r.path as string });
@@ -420,30 +443,38 @@ export class PostgresShipper extends EventEmitter {
     this.files = [];
     const current = await this.openCurrent();
     const currentId = current ? await current.identify() : undefined;
-    // Rotated files whose end never made it to the store: find them beside the file (same inode and first line).
-    const unfinished = [...points].filter(([id, p]) => !p.done && id !== currentId);
-    if (unfinished.length > 0) {
+    // Rotated files whose end may not be in the store: found beside the file (same inode and first line).
+    // `done` is only a hint (the application's role may set it): a file found is shipped on from a resume point
+    // the store backs, and left only when that is its end.
+    const others = [...points].filter(([id]) => id !== currentId);
+    if (others.length > 0) {
       const dir = dirname(this.filename);
       const prefix = basename(this.filename);
-      const names = await fsp.readdir(dir).catch(() => [] as string[]);
-      for (const [id, p] of unfinished) {
-        const ino = Number(id.split(':')[0]);
+      const byIno = new Map<number, string[]>();
+      for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+        if (!name.startsWith(prefix)) continue;
+        const path = join(dir, name);
+        const st = await fsp.stat(path).catch(() => undefined);
+        if (!st?.isFile()) continue;
+        byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), path]);
+      }
+      for (const [id, p] of others) {
         let found: SpoolFile | undefined;
-        for (const name of names) {
-          if (!name.startsWith(prefix)) continue;
-          const path = join(dir, name);
-          const st = await fsp.stat(path).catch(() => undefined);
-          if (!st || st.ino !== ino || !st.isFile()) continue;
+        for (const path of byIno.get(Number(id.split(':')[0])) ?? []) {
           const f = await SpoolFile.open(path, BATCH_BYTES).catch(() => undefined);
           if (f && (await f.identify()) === id) found = f;
           else await f?.close();
           if (found) break;
         }
         if (found) {
-          found.offset = p.offset;
+          await this.resumeAt(found, id, p.offset);
+          if (p.done && found.offset === (await found.size())) {
+            await found.close();
+            continue;
+          }
           found.lastGrowth = 0; // not written any more: closed once read to its end
           this.files.push(found);
-        } else if (!this.warnedMissing.has(id)) {
+        } else if (!p.done && !this.warnedMissing.has(id)) {
           this.warnedMissing.add(id);
           this.emit(
             'warning',
@@ -459,10 +490,77 @@ export class PostgresShipper extends EventEmitter {
     }
     if (current) {
       const p = currentId === undefined ? undefined : points.get(currentId);
-      if (p && p.offset <= (await current.size())) current.offset = p.offset;
+      if (p && currentId !== undefined) await this.resumeAt(current, currentId, p.offset);
       this.files.push(current);
     }
     this.ready = true;
+  }
+
+  /**
+   * Resumes file `f` (`id`) at `offset`, its resume point in the store, when the store backs it: when it holds
+   * the last piece of the file before that point, as the file holds it now, from that place. Otherwise — the
+   * file was truncated in place and written again since (the same inode and first line, other bytes), or the
+   * resume point was moved by hand or by someone with the application's role — the file is shipped from its
+   * beginning again, and what the store holds already is not stored twice (a resend: the same place).
+   *
+   * The application's role may update resume points (its shipper moves them). Moved back, a shipper only
+   * sends again what the store holds. Moved forward, it is refused unless the store holds, at its place, the
+   * line just before the new point: to skip lines, whoever has that role must insert that very line itself
+   * (it has INSERT). The lines skipped then miss from the store, and verification from the store reports
+   * those that later shipped lines depend on (a sequence gap, a start or witness missing); the end of a chain
+   * or a whole chain that nothing shipped later depends on leaves no trace in the store (the file keeps it).
+   */
+  private async resumeAt(f: SpoolFile, id: string, offset: number): Promise<void> {
+    if (offset > 0 && offset <= (await f.size()) && (await this.backed(f, id, offset))) {
+      f.offset = offset;
+      f.tail = await f.bytesAt(Math.max(0, offset - TAIL), Math.min(TAIL, offset));
+      return;
+    }
+    if (offset > 0) {
+      this.emit(
+        'warning',
+        Object.assign(
+          new Error(
+            `${f.path}: its resume point (byte ${offset}) is not backed by what the store holds (the file was truncated and written again, or the resume point was moved): shipped again from its beginning, nothing stored twice`,
+          ),
+          { code: ErrorCodes.AUDIT_SPOOL_CHANGED },
+        ),
+      );
+    }
+  }
+
+  /** Whether the store holds the last piece of file `f` (`id`) before `offset` at its place, as the file holds it. */
+  private async backed(f: SpoolFile, id: string, offset: number): Promise<boolean> {
+    const start = await f.lineBefore(offset, MAX_LINE_BYTES);
+    if (start === undefined) return false;
+    if (start < 0) return true; // only blank lines before it: nothing to hold
+    const c = await f.read(start, offset - start, Number.MAX_SAFE_INTEGER, this.source);
+    if (c.to !== offset) return false;
+    const piece = c.raw[c.raw.length - 1];
+    const rows = c.batch.ends.length;
+    const rowAt = rows === 0 ? -1 : (c.spans[2 * (rows - 1)] as number);
+    const n = this.names;
+    const heldRaw = async (at: number, bytes: Buffer) =>
+      (
+        await this.pool.query(`SELECT 1 FROM ${n.raw} WHERE file_id = $1 AND "offset" = $2 AND digest = $3`, [
+          id,
+          at,
+          createHash('sha256').update(bytes).digest('hex'),
+        ])
+      ).rows.length > 0;
+    if (piece !== undefined && piece.offset > rowAt) return heldRaw(piece.offset, piece.bytes);
+    if (rows === 0) return false;
+    const k = copyKeys(copyRows(c.batch, [rows - 1]));
+    const bytes = await f.bytesAt(rowAt, c.spans[2 * rows - 1] as number);
+    const held = await this.pool.query(
+      `SELECT file_id, "offset", line FROM ${n.table} WHERE chain = $1 AND sequence = $2 AND ts = $3::timestamptz`,
+      [k.chains[0], k.sequences[0], k.ts[0]],
+    );
+    const h = held.rows[0] as { file_id: string | null; offset: string | null; line: string } | undefined;
+    // The row from this place; or the same line from another file (a copy) or from a version without places.
+    if (h !== undefined && h.line === bytes.toString('utf8') && (h.file_id !== id || Number(h.offset) === rowAt)) return true;
+    // A second occurrence of its key is stored as its bytes (see sortHeld).
+    return heldRaw(rowAt, bytes);
   }
 
   private async openCurrent(): Promise<SpoolFile | undefined> {
@@ -492,10 +590,19 @@ export class PostgresShipper extends EventEmitter {
       const size = await f.size();
       const before = this.sizes.get(f);
       if (before === undefined || size > before) f.lastGrowth = Date.now();
-      if (size < f.offset) {
-        // Truncated in place (copytruncate): what is there now is new, and names the file anew.
+      // Truncated in place (copytruncate), or truncated and written again past the resume point since the last
+      // look (other bytes before it now): what is there now is new, and names the file anew. (Shipped from its
+      // beginning: what the store holds already, the same bytes from the same place, is not stored twice.)
+      if (
+        size < f.offset ||
+        (f.tail !== undefined && !(await f.bytesAt(f.offset - f.tail.length, f.tail.length)).equals(f.tail))
+      ) {
         f.offset = 0;
         f.id = undefined;
+        f.tail = undefined;
+        if (this.prefetched?.file === f) this.prefetched = undefined;
+        // Rows handed over for lines written before the cut name offsets that hold other lines now.
+        this.handoff?.closed();
       }
       this.sizes.set(f, size);
     }
@@ -559,37 +666,47 @@ export class PostgresShipper extends EventEmitter {
       await this.pool.query(`SELECT ${this.names.addPartitions}($1::text[])`, [[...months]]);
       for (const m of months) this.knownMonths.add(m);
     }
+    // The bytes the resume point follows, to tell later whether the file still holds them there (see refresh).
+    const tail = await f.bytesAt(Math.max(0, chunk.to - TAIL), Math.min(TAIL, chunk.to));
     const raw = chunk.raw;
     let stored: Stored;
     try {
-      stored = await this.insert(f, id, chunk.to, chunk.batch, raw);
+      stored = await this.insert(f, id, chunk.to, chunk.batch, chunk.spans, raw);
     } catch (err) {
       if (!(isDataError(err) || isUniqueViolation(err)) || chunk.batch.ends.length === 0) throw err;
       stored = await this.insertOneByOne(f, id, chunk);
     }
     f.offset = chunk.to;
+    f.tail = tail;
     const rows = chunk.batch.ends.length;
     this.stats.batches++;
     this.stats.inserted += stored.rows;
     this.stats.raw += stored.raw;
-    // (A refused row is stored as a raw piece: it counts there, or as a duplicate when the store held it.)
+    // (A row stored as a raw piece counts there, or as a duplicate when the store held that piece already.)
     this.stats.duplicates += rows + raw.length - stored.rows - stored.raw;
-    for (const p of stored.refused.length === 0 ? raw : [...raw, ...stored.refused].sort((x, y) => x.offset - y.offset)) {
+    for (const p of stored.asRaw.length === 0 ? raw : [...raw, ...stored.asRaw].sort((x, y) => x.offset - y.offset)) {
       this.emit('raw', rawLine(p));
     }
     this.emit('shipped', { file: f.path, rows, inserted: stored.rows });
   }
 
   /**
-   * Inserts `batch` and the `raw` pieces and moves the resume point to `to`, in one transaction. Throws a
-   * unique violation (23505) only for several rows that were not all there when asked (another shipper
-   * inserted some meanwhile): the caller then goes row by row.
+   * Inserts `batch` (its rows at `spans` of the file) and the `raw` pieces and moves the resume point to `to`,
+   * in one transaction. Throws a unique violation (23505) only for several rows that were not all there when
+   * asked (another shipper inserted some meanwhile): the caller then goes row by row.
    */
-  private async insert(f: SpoolFile, id: string, to: number, batch: CopyBatch, raw: readonly RawPiece[]): Promise<Stored> {
+  private async insert(
+    f: SpoolFile,
+    id: string,
+    to: number,
+    batch: CopyBatch,
+    spans: readonly number[],
+    raw: readonly RawPiece[],
+  ): Promise<Stored> {
     const cursor = [this.source, id, f.path, to];
     if (this.skipDuplicates === 0) {
       try {
-        return await this.transaction(batch, raw, id, cursor, false);
+        return await this.transaction(f, batch, spans, raw, id, cursor, false);
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
         this.skipDuplicates = 20;
@@ -597,20 +714,22 @@ export class PostgresShipper extends EventEmitter {
     }
     this.skipDuplicates--;
     try {
-      return await this.transaction(batch, raw, id, cursor, true);
+      return await this.transaction(f, batch, spans, raw, id, cursor, true);
     } catch (err) {
       if (!isUniqueViolation(err) || batch.ends.length > 1) throw err;
-      // One row, there by now: a duplicate.
-      return this.transaction(NONE, raw, id, cursor, false);
+      // One row, inserted by another shipper since it was asked for: asked again, it is told what it is.
+      return this.transaction(f, batch, spans, raw, id, cursor, true);
     }
   }
 
   /**
-   * One transaction: the rows (`fresh`: only those the store does not hold), the raw pieces of file `fileId`
-   * (each one the store holds already is left as it is), and the resume point.
+   * One transaction: the rows (`fresh`: only those the store does not hold, see {@link sortHeld}), the raw
+   * pieces of file `fileId` (each one the store holds already is left as it is), and the resume point.
    */
   private async transaction(
+    f: SpoolFile,
     batch: CopyBatch,
+    spans: readonly number[],
     raw: readonly RawPiece[],
     fileId: string,
     cursor: unknown[],
@@ -626,31 +745,34 @@ export class PostgresShipper extends EventEmitter {
       await client.query('BEGIN');
       open = true;
       let keep: number[] | undefined;
+      let pieces = raw;
+      const stored: Stored = { rows: 0, raw: 0, asRaw: [] };
       if (fresh && batch.ends.length > 0) {
-        const k = copyKeys(batch);
-        const held = await client.query(this.heldSql, [k.chains, k.sequences, k.ts]);
-        const skip = new Set(held.rows.map((r) => Number(r.i) - 1));
-        keep = [];
-        for (let i = 0; i < batch.ends.length; i++) if (!skip.has(i)) keep.push(i);
+        const sorted = await this.sortHeld(client, f, fileId, batch, spans);
+        keep = sorted.keep;
+        if (sorted.asRaw.length > 0) {
+          stored.asRaw = sorted.asRaw;
+          // In file order: a piece goes before the row `before` names (the moved row's own place).
+          pieces = [...raw, ...sorted.asRaw].sort((x, y) => x.before - y.before || x.offset - y.offset);
+        }
       }
-      const stored: Stored = { rows: 0, raw: 0, refused: [] };
-      if (raw.length === 0) {
-        stored.rows = await this.copy(client, this.copySql, keep ? copyRows(batch, keep).data : batch.data);
+      if (pieces.length === 0) {
+        stored.rows = await this.copy(client, this.copySql, placedRows(batch, keep, fileId, spans));
       } else {
         // Rows and pieces get their ids here, in file order: a piece goes before the row `before` names.
         const rows = keep ?? batch.ends.map((_, i) => i);
-        const ids = (await client.query(this.idsSql, [rows.length + raw.length])).rows.map((r) => String(r.id));
+        const ids = (await client.query(this.idsSql, [rows.length + pieces.length])).rows.map((r) => String(r.id));
         const rowIds: string[] = [];
         const rawIds: string[] = [];
         let k = 0;
         let r = 0;
         for (const i of rows) {
-          for (; r < raw.length && (raw[r] as RawPiece).before <= i; r++) rawIds.push(ids[k++] as string);
+          for (; r < pieces.length && (pieces[r] as RawPiece).before <= i; r++) rawIds.push(ids[k++] as string);
           rowIds.push(ids[k++] as string);
         }
-        for (; r < raw.length; r++) rawIds.push(ids[k++] as string);
-        stored.rows = await this.copy(client, this.copyIdSql, copyRows(batch, rows, rowIds).data);
-        stored.raw = (await client.query(this.rawSql, rawValues(raw, rawIds, fileId, this.source))).rowCount ?? 0;
+        for (; r < pieces.length; r++) rawIds.push(ids[k++] as string);
+        stored.rows = await this.copy(client, this.copyIdSql, placedRows(batch, rows, fileId, spans, rowIds));
+        stored.raw = (await client.query(this.rawSql, rawValues(pieces, rawIds, fileId, this.source))).rowCount ?? 0;
       }
       await client.query(this.cursorSql, cursor);
       await client.query('COMMIT');
@@ -673,6 +795,53 @@ export class PostgresShipper extends EventEmitter {
     }
   }
 
+  /**
+   * Which rows of a batch the store holds already, and what each of those is. A row whose key (chain,
+   * sequence, timestamp) the table holds is
+   * - a resend when the held row came from the same offset of the same file (a restart, a second shipper of
+   *   the file, a resume point moved back): nothing is stored;
+   * - a copy when it came from another file with the very same line (a file copied for rotation, as by
+   *   logrotate's copytruncate, or by hand), or from a version that kept no positions: nothing is stored;
+   * - otherwise a second occurrence — the same line again further on in the same file, or another line under
+   *   that key (a forged variant) — which verification of the file reports: it is stored as its bytes,
+   *   reason `duplicate-key`, in its place, so that verification from the store reports it too.
+   * A key that comes twice in the batch is such a second occurrence from its second time on.
+   */
+  private async sortHeld(
+    client: PgClient,
+    f: SpoolFile,
+    fileId: string,
+    batch: CopyBatch,
+    spans: readonly number[],
+  ): Promise<{ keep: number[]; asRaw: RawPiece[] }> {
+    const k = copyKeys(batch);
+    const offsets = batch.ends.map((_, i) => spans[2 * i] as number);
+    const held = await client.query(this.heldSql, [k.chains, k.sequences, k.ts, offsets, fileId]);
+    const found = new Map<number, { here: boolean; fileId: string | null; line: string | null }>();
+    for (const r of held.rows) {
+      found.set(Number(r.i) - 1, { here: r.here === true, fileId: r.file_id as string | null, line: r.line as string | null });
+    }
+    const keep: number[] = [];
+    const asRaw: RawPiece[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < batch.ends.length; i++) {
+      const key = `${k.chains[i]}\n${k.sequences[i]}\n${k.ts[i]}`;
+      const first = !seen.has(key);
+      seen.add(key);
+      const h = found.get(i);
+      if (first && h === undefined) {
+        keep.push(i);
+        continue;
+      }
+      if (first && h?.here) continue; // a resend
+      const offset = spans[2 * i] as number;
+      const bytes = await f.bytesAt(offset, spans[2 * i + 1] as number);
+      if (first && h !== undefined && h.fileId !== fileId && h.line === bytes.toString('utf8')) continue; // a copy
+      asRaw.push(rawPiece(f.path, offset, bytes, { reason: RawReasons.DUPLICATE_KEY, before: i }));
+    }
+    return { keep, asRaw };
+  }
+
   private async copy(client: PgClient, sql: string, data: Buffer): Promise<number> {
     if (data.length === 0) return 0;
     const stream = client.query(this.copyFrom(sql));
@@ -688,10 +857,11 @@ export class PostgresShipper extends EventEmitter {
    * as it is, reason `refused`), or that met rows another shipper inserted after they were asked for.
    */
   private async insertOneByOne(f: SpoolFile, id: string, chunk: Chunk): Promise<Stored> {
-    const total: Stored = { rows: 0, raw: 0, refused: [] };
+    const total: Stored = { rows: 0, raw: 0, asRaw: [] };
     const add = (s: Stored) => {
       total.rows += s.rows;
       total.raw += s.raw;
+      total.asRaw.push(...s.asRaw);
     };
     // Each transaction holds one row and the pieces before it in the file.
     const { batch, raw, spans } = chunk;
@@ -703,29 +873,63 @@ export class PostgresShipper extends EventEmitter {
     };
     for (let i = 0; i < batch.ends.length; i++) {
       const before = upTo(i);
+      const span = spans.slice(2 * i, 2 * i + 2);
       try {
-        add(await this.insert(f, id, chunk.from, copyRows(batch, [i]), before));
+        add(await this.insert(f, id, chunk.from, copyRows(batch, [i]), span, before));
       } catch (err) {
         if (!isDataError(err)) throw err;
         // The line stays evidence: its bytes in the raw table, in its place.
-        const offset = spans[2 * i] as number;
-        const refused = rawPiece(f.path, offset, await f.bytesAt(offset, spans[2 * i + 1] as number), {
+        const offset = span[0] as number;
+        const refused = rawPiece(f.path, offset, await f.bytesAt(offset, span[1] as number), {
           reason: RawReasons.REFUSED,
           detail: (err as Error).message,
           before: 0,
         });
-        add(await this.insert(f, id, chunk.from, NONE, [...before, refused]));
-        total.refused.push(refused);
+        add(await this.insert(f, id, chunk.from, NONE, [], [...before, refused]));
+        total.asRaw.push(refused);
       }
     }
-    add(await this.insert(f, id, chunk.to, NONE, upTo(Number.POSITIVE_INFINITY)));
+    add(await this.insert(f, id, chunk.to, NONE, [], upTo(Number.POSITIVE_INFINITY)));
     return total;
   }
 }
 
-/** What one batch stored: entry rows and raw pieces inserted, and the rows PostgreSQL refused (stored raw). */
+/** What one batch stored: entry rows and raw pieces inserted, and the rows stored as raw pieces instead. */
 interface Stored {
   rows: number;
   raw: number;
-  refused: RawPiece[];
+  /** Rows PostgreSQL refused, and second occurrences of a key (see `sortHeld`): stored as raw pieces. */
+  asRaw: RawPiece[];
+}
+
+/**
+ * The COPY data of rows `rows` of `batch` (all when undefined), each preceded by its place: the file and the
+ * offset of its line (`spans`), and first its id when `ids` are given. A resend is told from a second
+ * occurrence of a line by this place (see `sortHeld`).
+ */
+function placedRows(
+  batch: CopyBatch,
+  rows: readonly number[] | undefined,
+  fileId: string,
+  spans: readonly number[],
+  ids?: readonly string[],
+): Buffer {
+  const n = rows === undefined ? batch.ends.length : rows.length;
+  const heads: string[] = new Array(n);
+  let length = 0;
+  for (let k = 0; k < n; k++) {
+    const i = rows === undefined ? k : (rows[k] as number);
+    const head = `${ids === undefined ? '' : `${ids[k]}\t`}${fileId}\t${spans[2 * i]}\t`;
+    heads[k] = head;
+    length += head.length + (batch.ends[i] as number) - (i === 0 ? 0 : (batch.ends[i - 1] as number));
+  }
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (let k = 0; k < n; k++) {
+    const i = rows === undefined ? k : (rows[k] as number);
+    // (file ids and numbers are ASCII)
+    at += out.write(heads[k] as string, at, 'latin1');
+    at += batch.data.copy(out, at, i === 0 ? 0 : (batch.ends[i - 1] as number), batch.ends[i]);
+  }
+  return out;
 }

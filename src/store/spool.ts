@@ -38,6 +38,11 @@ export class SpoolFile {
   id: string | undefined;
   /** Shipped up to here (the start of the next line to read). */
   offset = 0;
+  /**
+   * The last bytes before `offset` as they were read when shipped: a file truncated in place and written
+   * again past `offset` holds other bytes there (the shipper compares them at each look).
+   */
+  tail: Buffer | undefined;
   /** Last time the file was seen growing or was read with something new (ms). */
   lastGrowth = Date.now();
   /** The last read from `scannedFrom` found no whole line before `scanned` (an unfinished tail at most). */
@@ -160,6 +165,37 @@ export class SpoolFile {
       done += bytesRead;
     }
     return b.subarray(0, done);
+  }
+
+  /**
+   * Where the last line before `offset` that is not blank starts, `offset` being the start of a line; -1 when
+   * only blank lines come before it; undefined when `offset` follows no newline, or that line is longer than
+   * `limit` bytes.
+   */
+  async lineBefore(offset: number, limit: number): Promise<number | undefined> {
+    if (offset === 0) return -1;
+    if ((await this.bytesAt(offset - 1, 1))[0] !== NL) return undefined;
+    const b = Buffer.allocUnsafe(64 * 1024);
+    const blank = async (start: number, end: number) =>
+      end === start || (end - start === 1 && (await this.bytesAt(start, 1))[0] === CR);
+    let end = offset - 1; // the newline that ends the line looked at
+    let pos = end; // read backwards from here
+    for (;;) {
+      if (end - pos > limit) return undefined;
+      if (pos === 0) return (await blank(0, end)) ? -1 : 0;
+      const from = Math.max(0, pos - b.length);
+      const { bytesRead } = await this.fh.read(b, 0, pos - from, from);
+      if (bytesRead < pos - from) return undefined; // shorter now
+      const i = b.subarray(0, bytesRead).lastIndexOf(NL);
+      if (i < 0) {
+        pos = from;
+        continue;
+      }
+      const start = from + i + 1;
+      if (!(await blank(start, end))) return start;
+      end = from + i;
+      pos = end;
+    }
   }
 
   /**

@@ -2,6 +2,7 @@
 // evidence, and verification from the store gives the verdict and findings verification of the file gives.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import {
   verifyAuditLog,
 } from '../../src/index.js';
 import { sleep, tempDir } from '../helpers.js';
+import { insertAfter, linesOf, writeLines, writeLog } from './log-files.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
 
 const execFileP = promisify(execFile);
@@ -26,28 +28,6 @@ const CLI = join(__dirname, '../../src/cli/index.js');
 
 let tables = 0;
 const freshTable = () => `e${process.pid}_${++tables}`;
-
-/** Writes `n` request entries to `file` (appending: a file that exists is reopened, as after a crash) and closes. */
-async function writeLog(file: string, n: number, fields: Record<string, unknown> = {}): Promise<void> {
-  const log = createAuditLog({ filename: file, maxQueue: 1_000_000 });
-  for (let i = 0; i < n; i++) {
-    log.write({ category: 'web', action: 'http-request', outcome: 'success', method: 'GET', path: `/e/${i}`, ...fields });
-    if (i % 1000 === 999) await sleep(1);
-  }
-  await log.close();
-}
-
-/** The file's lines (its last, empty piece after the final newline dropped). */
-function linesOf(file: string): string[] {
-  const t = readFileSync(file, 'utf8').split('\n');
-  if (t.at(-1) === '') t.pop();
-  return t;
-}
-
-/** Writes `lines` back, each ended by a newline (`end: false`: the last one without). */
-function writeLines(file: string, lines: string[], end = true): void {
-  writeFileSync(file, lines.join('\n') + (end ? '\n' : ''));
-}
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -64,6 +44,8 @@ const codes = (r: VerifyResult) => r.findings.map((f) => f.code);
 
 interface Damage {
   name: string;
+  /** Lines per batch of the shipper (default 5000: the whole file in one batch). */
+  batchSize?: number;
   /** Damages the closed log of 10 request entries in `file` (which may also reopen it, as after a crash). */
   damage: (file: string) => void | Promise<void>;
   verdict: VerifyResult['verdict'];
@@ -73,18 +55,24 @@ interface Damage {
   raw: string[];
 }
 
-const insertAfter = (file: string, at: number, ...text: string[]) => {
-  const l = linesOf(file);
-  l.splice(at, 0, ...text);
-  writeLines(file, l);
-};
-
 /** Cuts the last line (audit-log-stopped) after `keep` bytes and appends `tail` instead: what a crash leaves. */
 const tearLastLine = (file: string, keep: number, tail = '') => {
   const l = linesOf(file);
   const last = l.pop() as string;
   writeLines(file, l);
   appendFileSync(file, Buffer.concat([Buffer.from(last.slice(0, keep)), Buffer.from(tail, 'latin1')]));
+};
+
+/** `line` with its hash recomputed (an unkeyed chain: anyone can), as a forger would. */
+const rehash = (line: string) => {
+  const covered = line.replace(/,"hash":"[0-9a-f]{64}"\}\}$/, '}}');
+  return `${covered.slice(0, -2)},"hash":"${createHash('sha256').update(covered).digest('hex')}"}}`;
+};
+
+/** Line `i` of the file again after line `at` (`edit`: changed first, its hash recomputed). */
+const copyLine = (file: string, i: number, at: number, edit?: (l: string) => string) => {
+  const line = linesOf(file)[i] as string;
+  insertAfter(file, at, edit ? rehash(edit(line)) : line);
 };
 
 const DAMAGES: Damage[] = [
@@ -165,6 +153,59 @@ const DAMAGES: Damage[] = [
     verdict: 'tampered',
     codes: ['not-an-entry', 'sequence-gap'],
     raw: [RawReasons.NOT_AN_ENTRY],
+  },
+  {
+    name: 'an entry again further on (an exact copy)',
+    damage: (f) => copyLine(f, 4, 7),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'an entry again further on, in a later batch',
+    batchSize: 3,
+    damage: (f) => copyLine(f, 4, 9),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'an entry again right after itself, in the next batch',
+    batchSize: 5,
+    damage: (f) => copyLine(f, 4, 5),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a later entry copied to an earlier place',
+    damage: (f) => copyLine(f, 7, 3),
+    verdict: 'tampered',
+    // (the copy of /e/6 jumps from /e/2; /e/3 to /e/6 are then behind it, and /e/7 to /e/9 link to /e/6)
+    codes: ['sequence-gap', ...Array(5).fill('sequence-reordered')],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a forged variant after the genuine entry (same chain, sequence and time; hash recomputed)',
+    damage: (f) => copyLine(f, 4, 5, (l) => l.replace('"/e/3"', '"/admin"')),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a forged variant in a later batch, its hash not recomputed',
+    batchSize: 4,
+    damage: (f) => insertAfter(f, 8, (linesOf(f)[4] as string).replace('"/e/3"', '"/admin"')),
+    verdict: 'tampered',
+    codes: ['hash-mismatch', 'sequence-reordered'],
+    raw: [RawReasons.DUPLICATE_KEY],
+  },
+  {
+    name: 'a forged variant at another time (a key of its own)',
+    damage: (f) => copyLine(f, 4, 6, (l) => l.replace(/"@timestamp":"[^"]*"/, '"@timestamp":"2020-01-01T00:00:00.000Z"')),
+    verdict: 'tampered',
+    codes: ['sequence-reordered'],
+    raw: [],
   },
   {
     name: 'CRLF line ends throughout',
@@ -274,7 +315,7 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
       const file = join(dir, `${table}.jsonl`);
       await writeLog(file, 10);
       await c.damage(file);
-      const { s, raw } = await ship(file, table);
+      const { s, raw } = await ship(file, table, c.batchSize === undefined ? {} : { batchSize: c.batchSize });
       assert.deepEqual(
         raw.map((r) => r.reason),
         c.raw,
@@ -413,7 +454,7 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
     await init(table);
     const file = join(dir, `${table}.jsonl`);
     await writeLog(file, 30_000);
-    // A foreign line every 997 lines and a torn fragment every 1499.
+    // A foreign line every 997 lines, a torn fragment every 1499, and an entry again (the one 40 lines back) every 1201.
     const l = linesOf(file);
     const out: string[] = [];
     let foreign = 0;
@@ -424,6 +465,10 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
       }
       if (i % 1499 === 700) {
         out.push(line.slice(0, 100));
+        foreign++;
+      }
+      if (i % 1201 === 900) {
+        out.push(l[i - 40] as string);
         foreign++;
       }
       out.push(line);

@@ -132,6 +132,8 @@ describe('PostgreSQL store', needsPostgres(), () => {
       'host',
       'service',
       'line',
+      'file_id',
+      'offset',
     ]) {
       assert.ok(cols.split(',').includes(c), `column ${c} in ${cols}`);
     }

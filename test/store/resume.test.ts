@@ -1,0 +1,313 @@
+// Where a shipper resumes: only at a point the store backs. Files truncated in place and written again (with
+// or without the shipper looking in between), rotation by rename and by copytruncate, and resume points moved
+// by the application's role: every line in the store once, and verification from the store as from the file.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { copyFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createAuditLog, ErrorCodes, PostgresShipper, pgInit, type VerifyResult, verifyAuditLog } from '../../src/index.js';
+import { sleep, tempDir } from '../helpers.js';
+import { insertAfter, linesOf, writeLog } from './log-files.js';
+import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
+
+let tables = 0;
+const freshTable = () => `r${process.pid}_${++tables}`;
+
+const codes = (r: VerifyResult) => r.findings.map((f) => f.code);
+
+describe('PostgreSQL store: resume points', needsPostgres(), () => {
+  let db: TestPostgres;
+  let dir: string;
+  let app: pg.Client;
+  const init = (table: string) => pgInit({ postgres: { connectionString: db.url, table }, appRole: 'app' });
+  const count = (table: string) => Number(db.psql(`SELECT count(*) FROM ${table}`));
+  const distinct = (table: string) => Number(db.psql(`SELECT count(DISTINCT (chain, sequence)) FROM ${table}`));
+  const verifyTable = (table: string) => verifyAuditLog({ postgres: { connectionString: db.url, table } });
+  /** A shipper connecting as the application's role. */
+  const shipper = (file: string, table: string, extra: Record<string, unknown> = {}) =>
+    new PostgresShipper({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, follow: false, ...extra });
+  /** Ships `file` to its end and stops; the warnings it gave. */
+  const ship = async (file: string, table: string, extra: Record<string, unknown> = {}) => {
+    const s = shipper(file, table, extra);
+    const warnings: string[] = [];
+    s.on('warning', (e: { code: string }) => warnings.push(e.code));
+    s.start();
+    await s.close(30_000);
+    return { s, warnings };
+  };
+  /** A log of `n` entries of a writer of its own, written elsewhere: the bytes another file will be given. */
+  const otherLog = async (n: number) => {
+    const f = join(dir, `other-${++tables}.jsonl`);
+    await writeLog(f, n);
+    return readFileSync(f);
+  };
+
+  before(async () => {
+    db = await startPostgres();
+    db.psql('CREATE ROLE app LOGIN');
+    dir = tempDir('ppa-resume-');
+    app = new pg.Client({ connectionString: db.urlAs('app') });
+    await app.connect();
+  });
+  after(async () => {
+    await app?.end();
+    await db?.stop();
+  });
+
+  for (const rotation of ['copytruncate', 'rename and create'] as const) {
+    it(`${rotation} with the new file grown past the resume point before the next look: shipped from its beginning`, async () => {
+      const table = freshTable();
+      await init(table);
+      const file = join(dir, `${table}.jsonl`);
+      const first = await writeLog(file, 10);
+      // Looks only when flushed: the file is replaced and written again between two looks.
+      const s = shipper(file, table, { follow: true, pollInterval: 60_000, rotationGrace: 0 });
+      s.start();
+      await s.flush(20_000);
+      assert.equal(count(table), first);
+      const ino = statSync(file).ino;
+      const next = await otherLog(30);
+      assert.ok(next.length > readFileSync(file).length, 'grown past the resume point');
+      if (rotation === 'copytruncate') {
+        copyFileSync(file, `${file}.1`);
+        writeFileSync(file, next); // truncated in place and written again: the same inode
+        assert.equal(statSync(file).ino, ino);
+      } else {
+        renameSync(file, `${file}.1`);
+        writeFileSync(file, next);
+        assert.notEqual(statSync(file).ino, ino);
+      }
+      await s.flush(20_000);
+      await s.close(20_000);
+      assert.equal(count(table), first + 32);
+      assert.equal(distinct(table), first + 32);
+      const r = await verifyTable(table);
+      assert.equal(r.verdict, 'intact', JSON.stringify(r.findings));
+      assert.equal(r.entries, first + 32);
+      // The rotated file shipped as well (a sidecar given both): nothing of it is stored twice.
+      const again = await ship(`${file}.1`, table);
+      assert.deepEqual([again.s.stats.inserted, again.s.stats.raw, again.s.stats.duplicates], [0, 0, first]);
+      assert.equal(count(table), first + 32);
+      assert.equal((await verifyTable(table)).verdict, 'intact');
+    });
+  }
+
+  it('a file cut after its first lines and written again past the resume point while no shipper ran: the rest is shipped', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const first = await writeLog(file, 10);
+    assert.equal((await ship(file, table)).s.stats.inserted, first);
+    // The same inode and the same first line (the same file to the store), other bytes past byte 0.
+    const kept = linesOf(file).slice(0, 4);
+    writeFileSync(file, Buffer.concat([Buffer.from(`${kept.join('\n')}\n`), await otherLog(30)]));
+    const { s, warnings } = await ship(file, table);
+    assert.deepEqual(warnings, [ErrorCodes.AUDIT_SPOOL_CHANGED]);
+    assert.deepEqual([s.stats.inserted, s.stats.duplicates, s.stats.raw], [32, 4, 0]);
+    assert.equal(count(table), first + 32);
+    assert.equal(distinct(table), first + 32);
+    // The store holds the whole first log, the file only its first lines (an open chain there).
+    const [fromFile, fromStore] = await Promise.all([verifyAuditLog(file), verifyTable(table)]);
+    assert.deepEqual([fromFile.verdict, codes(fromFile)], ['intact', ['chain-open']]);
+    assert.deepEqual([fromStore.verdict, codes(fromStore)], ['intact', []]);
+    // Resumed at its end next time: nothing sent again.
+    const next = await ship(file, table);
+    assert.deepEqual([next.warnings, next.s.stats.inserted, next.s.stats.duplicates], [[], 0, 0]);
+  });
+
+  it('a resume point the application moved forward, to a line boundary or into a line, is not trusted', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    let total = await writeLog(file, 10);
+    await ship(file, table);
+    for (const to of ['end', 'mid-line'] as const) {
+      total += await writeLog(file, 10);
+      const size = statSync(file).size;
+      const r = await app.query(`UPDATE ${table}_cursor SET "offset" = $1`, [to === 'end' ? size : size - 30]);
+      assert.equal(r.rowCount, 1);
+      const { s, warnings } = await ship(file, table);
+      assert.deepEqual(warnings, [ErrorCodes.AUDIT_SPOOL_CHANGED], to);
+      assert.equal(s.stats.inserted, 12, to);
+      assert.equal(count(table), total, to);
+      assert.equal(distinct(table), total, to);
+    }
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('a resume point the application moved back only makes the shipper send again what the store holds', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 10);
+    insertAfter(file, 3, 'foreign text');
+    await ship(file, table);
+    const total = 12 + (await writeLog(file, 10));
+    await ship(file, table);
+    assert.deepEqual([count(table), count(`${table}_raw`)], [total, 1]);
+    const third = Buffer.byteLength(`${linesOf(file).slice(0, 3).join('\n')}\n`);
+    for (const [back, resent] of [
+      [0, total + 1],
+      [third, total + 1 - 3],
+    ] as const) {
+      await app.query(`UPDATE ${table}_cursor SET "offset" = $1`, [back]);
+      const { s, warnings } = await ship(file, table);
+      assert.deepEqual(warnings, []);
+      assert.deepEqual([s.stats.inserted, s.stats.raw, s.stats.duplicates], [0, 0, resent]);
+      assert.deepEqual([count(table), count(`${table}_raw`)], [total, 1]);
+    }
+    const r = await verifyTable(table);
+    assert.deepEqual([r.verdict, codes(r)], ['tampered', ['not-an-entry']]);
+  });
+
+  it('a rotated file the application marked done is still shipped to its end', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    let total = await writeLog(file, 10);
+    await ship(file, table);
+    total += await writeLog(file, 10);
+    renameSync(file, `${file}.1`);
+    total += await writeLog(file, 5);
+    await app.query(`UPDATE ${table}_cursor SET done = true`);
+    const { s } = await ship(file, table);
+    assert.equal(s.stats.inserted, 12 + 7);
+    assert.equal(count(table), total);
+    assert.equal(distinct(table), total);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('to make the shipper skip lines the application must store the line before the skip itself: verification reports the skip', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const first = await writeLog(file, 10);
+    await ship(file, table);
+    await writeLog(file, 10);
+    // The sixth line of the second writer, inserted as the app at its place, and the resume point after it.
+    const l = linesOf(file);
+    const victim = l[first + 5] as string;
+    const at = Buffer.byteLength(`${l.slice(0, first + 5).join('\n')}\n`);
+    const e = JSON.parse(victim);
+    const fileId = `${statSync(file).ino}:${createHash('sha256')
+      .update(l[0] as string)
+      .digest('hex')
+      .slice(0, 32)}`;
+    await app.query(`INSERT INTO ${table} (chain, sequence, ts, line, file_id, "offset") VALUES ($1, $2, $3, $4, $5, $6)`, [
+      e.audit.chain,
+      e.event.sequence,
+      e['@timestamp'],
+      victim,
+      fileId,
+      at,
+    ]);
+    await app.query(`UPDATE ${table}_cursor SET "offset" = $1`, [at + Buffer.byteLength(victim) + 1]);
+    const { s, warnings } = await ship(file, table);
+    assert.deepEqual(warnings, []);
+    assert.equal(s.stats.inserted, 6);
+    assert.equal(count(table), l.length - 5);
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'tampered');
+    assert.deepEqual(codes(r), ['start-missing']);
+  });
+
+  it('in process: a file cut in place while rows handed over wait is shipped from the file (no stale rows)', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 });
+    const write = async (n: number, tag: string) => {
+      for (let i = 0; i < n; i++) {
+        log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/${tag}/${i}` });
+        if (i % 500 === 499) await log.drained();
+      }
+      await log.drained();
+    };
+    await write(100, 'a');
+    await log.shipper?.flush(20_000);
+    // The table held: the shipper's next batch waits, with more rows handed over than one batch takes.
+    const lock = new pg.Client({ connectionString: db.url });
+    await lock.connect();
+    await lock.query('BEGIN');
+    await lock.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    await write(12_000, 'b');
+    await sleep(500);
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    await write(16_000, 'c'); // past where the rows handed over before the cut would begin
+    await lock.query('COMMIT');
+    await lock.end();
+    await log.close();
+    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
+    const now = linesOf(file);
+    assert.ok(now.length >= 16_000);
+    assert.deepEqual(
+      now.filter((l) => !stored.has(l)),
+      [],
+      'every line of the file after the cut is in the store',
+    );
+    assert.equal(count(table), distinct(table));
+  });
+
+  it('several writers append to one file, each with its own shipper of it: every line once, no duplicate', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 5);
+    // (one source for all, as processes of one host: each shipper resends what another stored)
+    const logs = [0, 1, 2].map(() =>
+      createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 }),
+    );
+    for (let i = 0; i < 3000; i++) {
+      (logs[i % 3] as (typeof logs)[number]).write({
+        category: 'web',
+        action: 'http-request',
+        outcome: 'success',
+        path: `/w/${i}`,
+      });
+      if (i % 100 === 99) await sleep(2);
+    }
+    await Promise.all(logs.map((l) => l.close()));
+    const n = linesOf(file).length;
+    assert.equal(n, 7 + 3000 + 6);
+    assert.equal(count(table), n);
+    assert.equal(distinct(table), n);
+    assert.equal(count(`${table}_raw`), 0);
+    const [fromFile, fromStore] = await Promise.all([verifyAuditLog(file), verifyTable(table)]);
+    assert.deepEqual([fromStore.verdict, codes(fromStore)], [fromFile.verdict, codes(fromFile)]);
+    assert.equal(fromStore.verdict, 'intact');
+  });
+
+  it('a table from before rows kept their place: shipping says to run pg-init, which adds the columns; old rows are not stored twice', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const first = await writeLog(file, 10);
+    await ship(file, table);
+    // The previous version's rows: no place.
+    db.psql(`SET session_replication_role = replica; UPDATE ${table} SET file_id = NULL, "offset" = NULL`);
+    db.psql(`ALTER TABLE ${table} DROP COLUMN file_id, DROP COLUMN "offset"`);
+    const more = await writeLog(file, 10);
+    const s = shipper(file, table, { retryMax: 200 });
+    const outage = once(s, 'outage');
+    s.start();
+    const [err] = (await outage) as [{ code: string; message: string }];
+    assert.equal(err.code, ErrorCodes.AUDIT_STORE_SCHEMA);
+    assert.match(err.message, /pg-init again/);
+    await init(table);
+    await s.close(30_000);
+    assert.equal(s.stats.inserted, more);
+    // The rows of before have no place; the new ones have theirs.
+    assert.equal(Number(db.psql(`SELECT count(*) FROM ${table} WHERE file_id IS NULL`)), first);
+    assert.equal(Number(db.psql(`SELECT count(*) FROM ${table} WHERE "offset" IS NOT NULL`)), more);
+    // Shipped again from a lost resume point: the rows of before are held (the same lines), not stored twice.
+    db.psql(`SET session_replication_role = replica; DELETE FROM ${table}_cursor`);
+    const again = await ship(file, table);
+    assert.deepEqual([again.s.stats.inserted, again.s.stats.raw, again.s.stats.duplicates], [0, 0, first + more]);
+    assert.equal(count(table), first + more);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+});
