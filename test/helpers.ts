@@ -1,4 +1,5 @@
 // Shared network helpers: servers on 127.0.0.1:0, raw clients that write bytes whole, split or byte by byte.
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,6 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import selfsigned from 'selfsigned';
 
 export { sleep };
@@ -22,6 +24,22 @@ export function tempDir(prefix: string): string {
   }
   tempDirs.push(dir);
   return dir;
+}
+
+/** Runs the `proxy-protocol-audit` command line (the compiled one beside the tests) with `args`. */
+export async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [join(__dirname, '../src/cli/index.js'), ...args], {
+      env: { ...process.env, ...env },
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
 }
 
 export async function listen<S extends net.Server>(server: S, host = '127.0.0.1'): Promise<number> {

@@ -34,6 +34,12 @@ export const VerifyCodes = {
    */
   CHAINS_NOT_VERIFIED: 'chains-not-verified',
   /**
+   * note: `verify --postgres` found the store's append-only guard missing, disabled or changed on a table or
+   * partition (as `<table>_check_append_only()` lists it): rows there could be changed without PostgreSQL
+   * refusing it. The hashes, links and checkpoints still show any change; `pg-init` puts the guard back.
+   */
+  STORE_UNGUARDED: 'store-unguarded',
+  /**
    * unsealed: with the public key, a chain that ends with neither its final signed checkpoint nor a later
    * writer's witness (`proven`: entries covered by its last valid checkpoint; `unproven`: entries after it).
    */
@@ -110,6 +116,7 @@ export const VerifySeverities: Readonly<Record<VerifyCode, VerifySeverity>> = {
   'signatures-unchecked': 'note',
   'witness-unchecked': 'note',
   'chains-not-verified': 'note',
+  'store-unguarded': 'note',
   'chain-unsealed': 'unsealed',
   'chain-unkeyed': 'unsealed',
   'hash-mismatch': 'tampered',

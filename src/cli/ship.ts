@@ -32,13 +32,16 @@ export const ship: Command = {
     const make = (filename: string) => {
       const s = new PostgresShipper({ filename, postgres, follow, ...(source === undefined ? {} : { source }) });
       s.on('outage', (err: Error & { code?: string }) => {
-        if (!follow && (err.code === ErrorCodes.AUDIT_STORE_SCHEMA || lasting(err.cause))) {
+        if (
+          !follow &&
+          (err.code === ErrorCodes.AUDIT_STORE_SCHEMA || err.code === ErrorCodes.AUDIT_STORE_ACCESS || unreadable(err.cause))
+        ) {
           // A one-off run cannot wait for someone to run pg-init, fix a password or grant a right; the file
           // is untouched, and the next run resumes where the store says it stopped.
           say(`${filename}: ${err.message}`);
           process.exit(1);
         }
-        say(`${filename}: PostgreSQL unavailable, lines wait in the file: ${err.message}`);
+        say(`${filename}: lines wait in the file: ${err.message}`);
       });
       s.on('recovered', () => say(`${filename}: PostgreSQL reachable again`));
       s.on('raw', (l: RawLine) =>
@@ -85,13 +88,12 @@ export const ship: Command = {
 };
 
 /**
- * Whether an outage's cause is one no retry clears by itself: PostgreSQL refused the login (SQLSTATE class
- * 28), knows no such database (3D000) or denies a right (42501), or the file may not be read (EACCES, EISDIR).
+ * Whether an outage's cause is a file the shipper may not read (EACCES, EISDIR): no retry clears it either.
+ * (PostgreSQL's lasting refusals come as ERR_PROXY_AUDIT_STORE_ACCESS, mapped in src/store/pg-errors.ts.)
  */
-function lasting(cause: unknown): boolean {
+function unreadable(cause: unknown): boolean {
   const code = (cause as { code?: unknown } | undefined)?.code;
-  if (typeof code !== 'string') return false;
-  return code.startsWith('28') || code === '3D000' || code === '42501' || code === 'EACCES' || code === 'EISDIR';
+  return code === 'EACCES' || code === 'EISDIR';
 }
 
 /**

@@ -44,6 +44,12 @@ export const ErrorCodes = {
   AUDIT_PG_MISSING: 'ERR_PROXY_AUDIT_PG_MISSING',
   /** PostgreSQL store: the database cannot be reached or refused a batch; the lines stay in the file and are retried. */
   AUDIT_STORE_UNAVAILABLE: 'ERR_PROXY_AUDIT_STORE_UNAVAILABLE',
+  /**
+   * PostgreSQL store: PostgreSQL refused this login, database or right (wrong password, no such role or
+   * database, permission denied, a pg_hba.conf rule such as TLS only, an untrusted certificate). Its message
+   * says what to fix; no retry clears it until then (a shipper still retries, the lines stay in the file).
+   */
+  AUDIT_STORE_ACCESS: 'ERR_PROXY_AUDIT_STORE_ACCESS',
   /** PostgreSQL store: the table is missing or not the one `pg-init` creates. */
   AUDIT_STORE_SCHEMA: 'ERR_PROXY_AUDIT_STORE_SCHEMA',
   /** Shipping: `flush()` or `close()` timed out before every line was in PostgreSQL (the file still holds them). */

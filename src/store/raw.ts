@@ -21,9 +21,14 @@ export const RawReasons = {
   NOT_AN_ENTRY: 'not-an-entry',
   /** JSON with an entry's hash but without a chain and sequence the table can key on. */
   NO_CHAIN: 'no-chain',
-  /** An entry whose `@timestamp` PostgreSQL's timestamptz cannot hold (before 4714-11-24 BC). */
+  /** An entry whose `@timestamp` PostgreSQL's timestamptz cannot hold (before 4714-11-24 BC, after 294276 AD). */
   TIMESTAMP_RANGE: 'timestamp-out-of-range',
-  /** An entry PostgreSQL refused as a row (`detail` has its message, e.g. a timestamp that is no date). */
+  /**
+   * An entry whose `@timestamp` is no instant: not an ISO 8601 date and time with `Z` or an offset, or a day
+   * or time that does not exist (`2026-02-29T…`). The table keys and partitions rows on it.
+   */
+  TIMESTAMP_INVALID: 'timestamp-invalid',
+  /** An entry PostgreSQL refused as a row (`detail` has its message, e.g. a value a constraint of the table refuses). */
   REFUSED: 'refused',
   /**
    * An entry whose chain, sequence and timestamp the table holds already from another place: a second copy of

@@ -10,10 +10,7 @@ export const MARKER = '{"@timestamp":"';
 export interface Row {
   chain: string;
   sequence: number;
-  /**
-   * `@timestamp` as PostgreSQL reads it (see {@link pgTimestamp}), or `-infinity` when the member is not an
-   * ISO-8601 time at all (writers never write one; the row goes to the default partition).
-   */
+  /** `@timestamp` as the text of the same instant in UTC that PostgreSQL reads (see {@link pgTimestamp}). */
   ts: string;
   /** `YYYY-MM` of `ts` for years 1000-9999 (its monthly partition), else undefined (the default partition). */
   month: string | undefined;
@@ -51,39 +48,117 @@ export const COLUMNS: readonly (readonly [column: keyof Row, sql: string, type: 
   ['hash', 'hash', 'text'],
 ];
 
-/** What writers produce (Date#toISOString), for years 1000–9999 that PostgreSQL partitions by month. */
-const ISO = /^[1-9]\d{3}-(0[1-9]|1[0-2])-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
+/** What writers produce (Date#toISOString) for years 1000–9999, which PostgreSQL partitions by month: taken as it is. */
+const ISO = /^[1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z$/;
 /**
- * Any other year Date#toISOString writes: 0000-0999, or six digits with a sign (ISO 8601's expanded years,
- * `+010000-…`, `-000001-…`).
+ * Any other ISO 8601 date and time with a zone: a year of four digits or six with a sign (ISO 8601's expanded
+ * years, which Date#toISOString writes outside 0000–9999), `T` (or `t`, or a space, as RFC 3339 allows),
+ * hours and minutes, optional seconds and fraction (any number of digits), and `Z` or an offset `±hh:mm`,
+ * `±hhmm` or `±hh`. A time without a zone names no instant (a writer's local time is not known here).
  */
-const ISO_YEAR = /^([+-]\d{6}|\d{4})-((?:0[1-9]|1[0-2])-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z)$/;
+const ISO_ANY = /^([+-]\d{6}|\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(?:([Zz])|([+-])(\d\d)(?::?(\d\d))?)$/;
 /** PostgreSQL's timestamptz runs from 4714-11-24 BC (Julian day 0, UTC) to the end of 294276 AD. */
-const PG_FIRST_BC_YEAR = 4714;
-const PG_FIRST_BC_DAY = '11-24';
+const PG_FIRST_YEAR = -4713; // ISO year -4713 is 4714 BC
+const PG_FIRST_DAY = '11-24';
 const PG_LAST_YEAR = 294276;
 
+/** Days in month `m` (1–12) of proleptic Gregorian year `y` (ISO 8601's calendar; year 0 is a leap year). */
+function daysIn(y: number, m: number): number {
+  if (m === 2) return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28;
+  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
+}
+
+// Days from 1970-01-01 of a proleptic Gregorian date and back (the algorithms of Howard Hinnant's
+// "chrono-Compatible Low-Level Date Algorithms"): Date cannot be used, its range ends before PostgreSQL's.
+function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+function civilFromDays(days: number): [y: number, m: number, d: number] {
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** {@link pgTimestamp}'s answer for a time PostgreSQL can hold. */
+export interface PgTimestamp {
+  /** The instant in UTC as text PostgreSQL reads exactly (`…Z`, `… BC` before 1 AD), at most microseconds. */
+  ts: string;
+  /** `YYYY-MM` of `ts` for years 1000–9999 (its monthly partition), else undefined (the default partition). */
+  month: string | undefined;
+}
+
 /**
- * `@timestamp` as text PostgreSQL reads as the same instant, with its month partition; `'out-of-range'` for
- * a time PostgreSQL cannot hold (before 4714-11-24 BC); undefined for a value that is not an ISO-8601 UTC
- * time. PostgreSQL reads years past 9999 without the sign (`10000-01-01T…Z`), and years before 1 AD only as
- * BC years (ISO year 0 is 1 BC, -1 is 2 BC).
+ * `@timestamp` as the text of the same instant in UTC that PostgreSQL reads, with its month partition:
+ * `'out-of-range'` for a time PostgreSQL's timestamptz cannot hold (before 4714-11-24 BC, after 294276 AD),
+ * `'invalid'` for anything that is not an ISO 8601 date and time with a zone (see {@link ISO_ANY}) or names no
+ * such day or time (`2026-02-29`, `25:00`). An offset is applied (`2026-12-01T00:30:00+01:00` is
+ * `2026-11-30T23:30:00Z`, in November's partition); fraction digits past microseconds (PostgreSQL's precision)
+ * are cut, never rounded, so that a time never moves into the next second, day or month; a leap second
+ * (`:60`) and `24:00:00` are the start of the next minute and day, as PostgreSQL reads them. PostgreSQL reads
+ * years past 9999 without the sign (`10000-01-01T…Z`), and years before 1 AD only as BC years (ISO year 0 is
+ * 1 BC, -1 is 2 BC). Pure: the same answer for the same value, whatever the process's time zone.
+ *
+ * @example
+ * ```ts
+ * pgTimestamp('2026-12-01T00:30:00.5+01:00'); // { ts: '2026-11-30T23:30:00.5Z', month: '2026-11' }
+ * ```
  */
-export function pgTimestamp(at: unknown): { ts: string; month: string | undefined } | 'out-of-range' | undefined {
-  if (typeof at !== 'string') return undefined;
-  if (ISO.test(at)) return { ts: at, month: at.slice(0, 7) };
-  const m = ISO_YEAR.exec(at);
-  if (m === null) return undefined;
-  const year = Number(m[1]);
-  const rest = m[2] as string;
-  if (year > PG_LAST_YEAR) return 'out-of-range';
+export function pgTimestamp(at: unknown): PgTimestamp | 'out-of-range' | 'invalid' {
+  if (typeof at !== 'string') return 'invalid';
+  // Every writer's line: Date#toISOString of a year 1000–9999 (checked for a day the month has).
+  if (ISO.test(at)) {
+    // The day from its two digits, not a sliced string: every row passes here. Measured head to head (20,000
+    // writer timestamps x 10, best of 15 rounds): 70 ns per call with Number(slice), 53 with this, 53 before
+    // days were checked at all.
+    const day = (at.charCodeAt(8) - 48) * 10 + at.charCodeAt(9) - 48;
+    if (day <= 28 || day <= daysIn(Number(at.slice(0, 4)), Number(at.slice(5, 7)))) return { ts: at, month: at.slice(0, 7) };
+    return 'invalid';
+  }
+  const m = ISO_ANY.exec(at);
+  if (m === null) return 'invalid';
+  let year = Number(m[1]);
+  let month = Number(m[2]);
+  let day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = m[6] === undefined ? 0 : Number(m[6]);
+  const fraction = m[7] === undefined ? '' : m[7].slice(0, 6);
+  if (m[1] === '-000000' || month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return 'invalid';
+  if (minute > 59 || second > 60) return 'invalid';
+  if (hour > 24 || (hour === 24 && (minute !== 0 || second !== 0 || /[1-9]/.test(m[7] ?? '')))) return 'invalid';
+  let offset = 0;
+  if (m[9] !== undefined) {
+    const oh = Number(m[10]);
+    const om = m[11] === undefined ? 0 : Number(m[11]);
+    if (oh > 23 || om > 59) return 'invalid';
+    offset = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  // Minutes of the day in UTC, then whole days carried (an offset, `24:00`, a leap second at 23:59).
+  let minutes = hour * 60 + minute - offset + (second === 60 ? 1 : 0);
+  const carry = Math.floor(minutes / 1440);
+  minutes -= carry * 1440;
+  if (carry !== 0) [year, month, day] = civilFromDays(daysFromCivil(year, month, day) + carry);
+  const date = `${two(month)}-${two(day)}`;
+  if (year > PG_LAST_YEAR || year < PG_FIRST_YEAR || (year === PG_FIRST_YEAR && date < PG_FIRST_DAY)) return 'out-of-range';
+  const time = `T${two(Math.floor(minutes / 60))}:${two(minutes % 60)}:${two(second === 60 ? 0 : second)}${fraction === '' ? '' : `.${fraction}`}Z`;
   if (year >= 1) {
     const y = String(year).padStart(4, '0');
-    return { ts: `${y}-${rest}`, month: year >= 1000 && year <= 9999 ? `${y}-${rest.slice(0, 2)}` : undefined };
+    return { ts: `${y}-${date}${time}`, month: year >= 1000 && year <= 9999 ? `${y}-${two(month)}` : undefined };
   }
-  const bc = 1 - year;
-  if (bc > PG_FIRST_BC_YEAR || (bc === PG_FIRST_BC_YEAR && rest.slice(0, 5) < PG_FIRST_BC_DAY)) return 'out-of-range';
-  return { ts: `${String(bc).padStart(4, '0')}-${rest} BC`, month: undefined };
+  return { ts: `${String(1 - year).padStart(4, '0')}-${date}${time} BC`, month: undefined };
 }
 const HASH_KEY = ',"hash":"';
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -149,11 +224,12 @@ export function rowOf(m: Members, line: string, h: string): Row | RawReason {
   if (!Number.isSafeInteger(sequence) || (sequence as number) < 1) return RawReasons.NO_CHAIN;
   const t = pgTimestamp(at);
   if (t === 'out-of-range') return RawReasons.TIMESTAMP_RANGE;
+  if (t === 'invalid') return RawReasons.TIMESTAMP_INVALID;
   return {
     chain,
     sequence: sequence as number,
-    ts: t === undefined ? '-infinity' : t.ts,
-    month: t?.month,
+    ts: t.ts,
+    month: t.month,
     action: text(m.action),
     outcome: text(m.outcome),
     clientIp: inet(m.clientIp),

@@ -1,6 +1,7 @@
 // The PostgreSQL schema of the audit store, created by `pg-init` (idempotent: every statement can run again).
 import { ErrorCodes } from '../protocol/errors.js';
 import { openPool, type PostgresOption } from './pg.js';
+import { storeError } from './pg-errors.js';
 import { type TableNames, tableNames } from './table.js';
 
 /** Options of {@link pgInit}. */
@@ -20,8 +21,109 @@ export interface PgInitOptions {
 const ROLE = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
 
 /**
+ * The body of the trigger function that refuses UPDATE, DELETE and TRUNCATE. pg-init compares the stored
+ * body with it byte for byte (see {@link checkSql}): a change here would have the next pg-init of every
+ * existing store report the function as altered.
+ */
+function appendOnlyBody(base: string): string {
+  return `
+BEGIN
+  RAISE EXCEPTION 'the audit log % is append-only: % refused', TG_TABLE_NAME, TG_OP
+    USING ERRCODE = 'insufficient_privilege', HINT = 'retention drops whole partitions: ${base}_drop_partitions(before)';
+END `;
+}
+
+/**
+ * The function `<base>_check_append_only(repair boolean DEFAULT false)`: one row (relation, trigger_name,
+ * problem) for each table, partition or trigger function of the store whose append-only guard is not as
+ * pg-init makes it — `missing`, `altered` (another definition or function) or `disabled` (also: enabled for
+ * replicas only) — and, with `repair`, puts it back (the owner's right). The row trigger on the partitioned
+ * table is cloned by PostgreSQL to every partition, present and future, and a clone cannot be dropped alone;
+ * but it can be disabled on one partition, and TRUNCATE triggers are each partition's own (a partition made
+ * by hand has none). Health checks may call it without `repair`.
+ */
+function checkSql(s: string, base: string): string {
+  const t = `${s}."${base}"`;
+  const raw = `${s}."${base}_raw"`;
+  const fn = `${s}."${base}_append_only"()`;
+  const body = appendOnlyBody(base);
+  const create = `CREATE OR REPLACE FUNCTION ${fn} RETURNS trigger LANGUAGE plpgsql AS $f$${body}$f$`;
+  // tgtype bits (PostgreSQL's pg_trigger.h): ROW 1, BEFORE 2, DELETE 8, UPDATE 16, TRUNCATE 32.
+  return `CREATE OR REPLACE FUNCTION ${s}."${base}_check_append_only"(repair boolean DEFAULT false)
+RETURNS TABLE(relation text, trigger_name text, problem text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $c$
+DECLARE
+  fn oid := to_regprocedure('${fn}');
+  rel regclass;
+  w record;
+  tg record;
+BEGIN
+  IF to_regclass('${t}') IS NULL THEN
+    RETURN;
+  END IF;
+  IF fn IS NULL OR (SELECT prosrc FROM pg_proc WHERE oid = fn) IS DISTINCT FROM $b$${body}$b$ THEN
+    relation := '${fn}';
+    trigger_name := NULL;
+    problem := CASE WHEN fn IS NULL THEN 'missing' ELSE 'altered' END;
+    IF repair THEN
+      EXECUTE $d$${create}$d$;
+      fn := to_regprocedure('${fn}');
+    END IF;
+    RETURN NEXT;
+  END IF;
+  FOR rel IN
+    SELECT r FROM (
+      SELECT '${t}'::regclass AS r, 0 AS o
+      UNION ALL SELECT relid, 1 FROM pg_partition_tree('${t}') WHERE level > 0
+      UNION ALL SELECT to_regclass('${raw}'), 2
+    ) x WHERE r IS NOT NULL ORDER BY o, r::text
+  LOOP
+    FOR w IN
+      SELECT * FROM (VALUES
+        ('${base}_append_only', 27::int2, 'BEFORE UPDATE OR DELETE', 'FOR EACH ROW'),
+        ('${base}_no_truncate', 34::int2, 'BEFORE TRUNCATE', 'FOR EACH STATEMENT')
+      ) AS v(name, type, events, level)
+    LOOP
+      SELECT t.tgtype, t.tgenabled, t.tgfoid, t.tgqual IS NOT NULL AS qual, t.tgnargs, t.tgparentid
+        INTO tg FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = w.name;
+      IF NOT FOUND THEN
+        problem := 'missing';
+      ELSIF tg.tgtype <> w.type OR tg.tgfoid IS DISTINCT FROM fn OR tg.qual OR tg.tgnargs <> 0 THEN
+        problem := 'altered';
+      ELSIF tg.tgenabled NOT IN ('O', 'A') THEN
+        problem := 'disabled';
+      ELSE
+        CONTINUE;
+      END IF;
+      relation := rel::text;
+      trigger_name := w.name;
+      IF repair THEN
+        IF problem = 'disabled' THEN
+          EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', rel, w.name);
+        ELSE
+          -- (a partition's clone is never altered alone: the partitioned table, repaired first, re-clones it)
+          IF problem = 'altered' THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', w.name, rel);
+          END IF;
+          IF rel = '${t}'::regclass AND w.type = 27 THEN
+            -- A partition's trigger of that name made by hand would stop the clone (and is not the guard).
+            FOR tg IN SELECT relid FROM pg_partition_tree('${t}') WHERE level > 0 LOOP
+              EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', w.name, tg.relid);
+            END LOOP;
+          END IF;
+          EXECUTE format('CREATE TRIGGER %I %s ON %s %s EXECUTE FUNCTION ${fn}', w.name, w.events, rel, w.level);
+        END IF;
+      END IF;
+      RETURN NEXT;
+    END LOOP;
+  END LOOP;
+END $c$;`;
+}
+
+/**
  * The SQL `pg-init` runs, for reading or for a migration tool. `schema` is where the SECURITY DEFINER
- * functions look for the table (they must not trust the caller's search_path).
+ * functions look for the table (they must not trust the caller's search_path). Its first `SELECT … AS
+ * repaired` lists the append-only triggers it found dropped, disabled or changed and put back.
  */
 export function schemaSql(n: TableNames, schema: string, appRole?: string): string {
   const s = `"${schema}"`;
@@ -29,17 +131,6 @@ export function schemaSql(n: TableNames, schema: string, appRole?: string): stri
   const t = `${s}."${base}"`;
   const def = `${s}."${base}_default"`;
   const raw = `${s}."${base}_raw"`;
-  // The triggers that refuse UPDATE and DELETE of a table's rows (a partitioned table's reach its partitions)
-  // and TRUNCATE of the table (which each partition needs of its own).
-  const refuse = (table: string, rows: boolean) => {
-    const update = `DROP TRIGGER IF EXISTS "${base}_append_only" ON ${table};
-CREATE TRIGGER "${base}_append_only" BEFORE UPDATE OR DELETE ON ${table}
-  FOR EACH ROW EXECUTE FUNCTION ${s}."${base}_append_only"();
-`;
-    return `${rows ? update : ''}DROP TRIGGER IF EXISTS "${base}_no_truncate" ON ${table};
-CREATE TRIGGER "${base}_no_truncate" BEFORE TRUNCATE ON ${table}
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."${base}_append_only"();`;
-  };
   const grants = appRole
     ? `
 GRANT USAGE ON SCHEMA ${s} TO "${appRole}";
@@ -51,6 +142,10 @@ GRANT EXECUTE ON FUNCTION ${s}."${base}_add_partitions"(text[]) TO "${appRole}";
     : '';
   return `
 SELECT pg_advisory_xact_lock(hashtext('proxy-protocol-audit ${t}'));
+-- The append-only guard of what exists already, put back wherever it was dropped, disabled or changed: what
+-- this finds is pg-init's report. (What this run creates gets its guard from the second call, further down.)
+${checkSql(s, base)}
+SELECT relation, trigger_name, problem AS repaired FROM ${s}."${base}_check_append_only"(true);
 CREATE SEQUENCE IF NOT EXISTS ${s}."${base}_id_seq" AS bigint;
 CREATE TABLE IF NOT EXISTS ${t} (
   id bigint NOT NULL DEFAULT nextval('${s}."${base}_id_seq"'),
@@ -127,14 +222,8 @@ COMMENT ON TABLE ${raw} IS 'proxy-protocol-audit: every piece of the writers'' f
 -- a resume point is used only where the store holds the line before it at its place (src/store/shipper.ts).
 COMMENT ON TABLE ${s}."${base}_cursor" IS 'proxy-protocol-audit shippers: how far each spool file (source host:path, inode and first line) is in ${t}.';
 
-CREATE OR REPLACE FUNCTION ${s}."${base}_append_only"() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  RAISE EXCEPTION 'the audit log % is append-only: % refused', TG_TABLE_NAME, TG_OP
-    USING ERRCODE = 'insufficient_privilege', HINT = 'retention drops whole partitions: ${base}_drop_partitions(before)';
-END $f$;
-${refuse(t, true)}
-${refuse(def, false)}
-${refuse(raw, true)}
+-- The append-only triggers (and their function) of the tables made just now.
+SELECT count(*) AS created FROM ${s}."${base}_check_append_only"(true);
 
 -- Monthly partitions (UTC months) named ${base}_YYYYMM, made when a shipper first sends a line of that month.
 -- A month whose rows already sit in the default partition is left there (only lines with timestamps outside
@@ -191,17 +280,31 @@ export interface PgInitResult {
   table: string;
   /** The monthly partitions that exist now. */
   partitions: string[];
+  /**
+   * What it found changed in the append-only guard of a table that existed, and put back: one line each,
+   * `relation: trigger problem` (`missing`, `altered`, `disabled`), e.g.
+   * `public.audit_log_202612: audit_log_no_truncate missing`. Empty when nothing was wrong.
+   */
+  repaired: string[];
 }
+
+/** One result per statement of a multi-statement query (node-postgres gives an array then). */
+type Results = { rows: Record<string, unknown>[] } | { rows: Record<string, unknown>[] }[];
 
 /**
  * Creates (or completes) the audit table: monthly partitions on `ts`, the auditor's indexes, append-only
  * triggers, the raw table (the pieces of the files that are not entries), the shippers' resume points, and
  * the grants of `appRole`. Safe to run again at any time (and concurrently: it takes an advisory lock); run
- * on a table an earlier version made, it adds what is missing.
+ * on a table an earlier version made, it adds what is missing, and it puts back an append-only trigger that
+ * was dropped, disabled or changed on the table, any partition or the raw table (`repaired` says which).
+ * Rejects with ERR_PROXY_AUDIT_STORE_ACCESS when PostgreSQL refuses the login or a right (wrong password,
+ * no such role or database, permission denied, TLS required) and ERR_PROXY_AUDIT_STORE_UNAVAILABLE when it
+ * cannot be reached; the message says what to do, `cause` is node-postgres' error.
  *
  * @example
  * ```ts
- * await pgInit({ postgres: 'postgres://owner@db/ehr', appRole: 'ehr_app' });
+ * const r = await pgInit({ postgres: 'postgres://owner@db/ehr', appRole: 'ehr_app' });
+ * for (const line of r.repaired) console.warn('append-only guard put back:', line);
  * ```
  */
 export async function pgInit(options: PgInitOptions): Promise<PgInitResult> {
@@ -227,15 +330,25 @@ export async function pgInit(options: PgInitOptions): Promise<PgInitResult> {
       months.push(d.toISOString().slice(0, 7));
     }
     // One simple-protocol query: PostgreSQL runs its statements as one transaction, so a failure leaves nothing half made.
-    await pool.query(
+    const results = (await pool.query(
       `${schemaSql(names, schema, appRole)}\nSELECT "${schema}"."${names.base}_add_partitions"(ARRAY[${months.map((m) => `'${m}'`).join(',')}]);`,
-    );
+    )) as unknown as Results;
+    const all = Array.isArray(results) ? results : [results];
+    const found = all.find((x) => x.rows.some((row) => 'repaired' in row))?.rows ?? [];
     const p = await pool.query(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY 1`,
       [`"${schema}"."${names.base}"`],
     );
-    return { table: `${schema}.${names.base}`, partitions: p.rows.map((row) => row.name as string) };
+    return {
+      table: `${schema}.${names.base}`,
+      partitions: p.rows.map((row) => row.name as string),
+      repaired: found.map(
+        (row) => `${row.relation}: ${row.trigger_name === null ? 'function' : row.trigger_name} ${row.repaired}`,
+      ),
+    };
+  } catch (err) {
+    throw storeError(err, 'pg-init');
   } finally {
-    if (owned) await pool.end();
+    if (owned) await pool.end().catch(() => {});
   }
 }

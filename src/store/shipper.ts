@@ -10,6 +10,7 @@ import { ErrorCodes } from '../protocol/errors.js';
 import { type CopyBatch, copyKeys, copyRows } from './encode.js';
 import { Handoff, type HandoffWriter } from './handoff.js';
 import { type CopyFrom, loadCopyFrom, openPool, type PgClient, type PgPool, type PostgresOption } from './pg.js';
+import { storeError } from './pg-errors.js';
 import { type RawPiece, RawReasons, rawInsertSql, rawLine, rawPiece, rawValues } from './raw.js';
 import { COLUMNS } from './row.js';
 import { type Chunk, SpoolFile } from './spool.js';
@@ -122,7 +123,9 @@ interface Waiter {
  * ERR_PROXY_AUDIT_PG_MISSING without them).
  *
  * Events: `'shipped'` `{ file, rows, inserted }` after each batch; `'outage'` (error) when the store becomes
- * unavailable and `'recovered'` when a batch commits again; `'error'` (error) for every failed attempt, only
+ * unavailable (code ERR_PROXY_AUDIT_STORE_UNAVAILABLE, or ERR_PROXY_AUDIT_STORE_ACCESS when PostgreSQL refuses
+ * the login or a right: its message says what to fix; retried all the same) and `'recovered'` when a batch
+ * commits again; `'error'` (error) for every failed attempt, only
  * when listened to; `'raw'` {@link RawLine} for each piece sent to the raw table; `'warning'` (error) for a
  * rotated file that vanished before it was shipped (code ERR_PROXY_AUDIT_SPOOL_MISSING), and for a resume point
  * the store does not back, the file then shipped from its beginning (ERR_PROXY_AUDIT_SPOOL_CHANGED).
@@ -277,7 +280,7 @@ export class PostgresShipper extends EventEmitter {
     const r = await Promise.race([done, late]);
     clearTimeout(timer);
     if (r === 'late') {
-      const why = this.down ? `PostgreSQL unavailable: ${this.down.message}` : 'still shipping';
+      const why = this.down ? this.down.message : 'still shipping'; // (says PostgreSQL and what to do: storeError)
       throw timeoutError(
         `audit lines not yet in PostgreSQL after ${timeoutMs} ms (${why}); they stay in ${this.filename}`,
         this.lag,
@@ -370,13 +373,9 @@ export class PostgresShipper extends EventEmitter {
   private failed(err: Error): void {
     this.stats.failures++;
     const first = this.down === undefined;
-    const code = (err as { code?: unknown }).code;
-    // Known codes of the package stay; anything else (network, PostgreSQL) is the store being unavailable.
-    if (!(typeof code === 'string' && code.startsWith('ERR_PROXY_'))) {
-      err = Object.assign(new Error(`PostgreSQL unavailable: ${err.message}`, { cause: err }), {
-        code: ErrorCodes.AUDIT_STORE_UNAVAILABLE,
-      });
-    }
+    // Known codes of the package stay; a refused login or right is ERR_PROXY_AUDIT_STORE_ACCESS, anything
+    // else (network, PostgreSQL) the store being unavailable.
+    err = storeError(err, 'ship');
     this.down = err;
     if (first) this.emit('outage', err);
     if (this.listenerCount('error') > 0) this.emit('error', err);

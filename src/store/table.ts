@@ -20,6 +20,8 @@ export interface TableNames {
   dropPartitions: string;
   /** The trigger function that refuses UPDATE, DELETE and TRUNCATE. */
   appendOnly: string;
+  /** Lists (and with `true`, puts back) what is wrong with the append-only triggers (see schema.ts). */
+  checkAppendOnly: string;
   /** The sequence of `id`. */
   idSeq: string;
 }
@@ -42,6 +44,7 @@ export function tableNames(table: string, who: string): TableNames {
     addPartitions: qual(`${base}_add_partitions`),
     dropPartitions: qual(`${base}_drop_partitions`),
     appendOnly: qual(`${base}_append_only`),
+    checkAppendOnly: qual(`${base}_check_append_only`),
     idSeq: qual(`${base}_id_seq`),
   };
 }

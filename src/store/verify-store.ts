@@ -1,7 +1,11 @@
 // Verification from the store: the rows of the audit table fed to the same streaming core as files.
+
 import { Verifier, type VerifyOptions, type VerifyResult } from '../audit/verifier.js';
+import { VerifyCodes, VerifySeverities } from '../audit/verify-codes.js';
+import { ErrorCodes } from '../protocol/errors.js';
 import { CopyRows, wholeRows } from './copy-text.js';
-import { loadCopyTo, openPool, type PostgresOption } from './pg.js';
+import { loadCopyTo, openPool, type PgClient, type PostgresOption } from './pg.js';
+import { storeError } from './pg-errors.js';
 import { rawText } from './raw.js';
 import { type TableNames, tableNames } from './table.js';
 
@@ -49,6 +53,7 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
   const { pool, owned, table } = openPool(postgres, 'verifyStore');
   const names = tableNames(table, 'verifyStore');
   const source = table;
+  const found: string[] = [];
   try {
     const client = await pool.connect();
     // A cut session fails the COPY under way; its 'error' event must not be an uncaught exception.
@@ -59,10 +64,14 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
       const exists = await client.query('SELECT to_regclass($1) AS r', [names.raw]);
       if (exists.rows[0]?.r === null) {
         // Verifying the entries alone would call intact what the files' verification calls tampered.
-        throw new Error(
-          `it has no raw table ${names.raw} (made by an earlier pg-init), where the pieces of the files that are not entries are kept: run proxy-protocol-audit pg-init again`,
+        throw Object.assign(
+          new Error(
+            `it has no raw table ${names.raw} (made by an earlier pg-init), where the pieces of the files that are not entries are kept: run proxy-protocol-audit pg-init again`,
+          ),
+          { code: ErrorCodes.AUDIT_STORE_SCHEMA },
         );
       }
+      const unguarded = await guardProblems(client, names);
       // In id order, the partitions' and the raw table's id indexes merged (a Merge Append). Without
       // statistics (a table just loaded, not yet analyzed) the planner sorted the whole table instead: the
       // entries' 200,002 rows, 596 ms and 164 MB written to disk against 294 ms (EXPLAIN ANALYZE).
@@ -81,7 +90,8 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
           const kind = row.integer();
           const text = row.text();
           // line and bytes are NOT NULL in the schema; a table changed by hand must not pass for a blank line.
-          if (text === null) throw new Error(`row ${where.line} has no line`);
+          if (text === null)
+            throw Object.assign(new Error(`row ${where.line} has no line`), { code: ErrorCodes.AUDIT_STORE_SCHEMA });
           if (kind === ENTRY) verifier.line(text, where);
           else verifier.line(rawText(Buffer.from(text, 'hex'), kind === GLUED), where);
         }
@@ -89,14 +99,40 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
       await client.query('COMMIT');
       client.removeListener('error', cut);
       client.release();
+      found.push(...unguarded);
     } catch (err) {
       client.release(true);
       throw err;
     }
   } catch (err) {
-    verifier.unreadable(source, err as Error);
+    verifier.unreadable(source, storeError(err, 'verify'));
   } finally {
     if (owned) await pool.end().catch(() => {});
   }
-  return verifier.end();
+  const result = verifier.end();
+  // Notes about the store, not the chains: the verdict stays what the rows give.
+  for (const message of found) {
+    result.findings.push({
+      code: VerifyCodes.STORE_UNGUARDED,
+      severity: VerifySeverities[VerifyCodes.STORE_UNGUARDED],
+      message,
+      source,
+    });
+    result.findingsTotal++;
+  }
+  return result;
+}
+
+/**
+ * What `<table>_check_append_only()` (made by pg-init) finds wrong with the append-only triggers, as
+ * messages; nothing for a store from before it (an older pg-init: the next run adds it).
+ */
+async function guardProblems(client: PgClient, names: TableNames): Promise<string[]> {
+  const fn = await client.query('SELECT to_regproc($1) IS NOT NULL AS f', [names.checkAppendOnly]);
+  if (fn.rows[0]?.f !== true) return [];
+  const r = await client.query(`SELECT relation, trigger_name, problem FROM ${names.checkAppendOnly}(false)`);
+  return r.rows.map(
+    (row) =>
+      `${row.relation}: append-only ${row.trigger_name === null ? 'trigger function' : `trigger ${row.trigger_name}`} ${row.problem}: rows there could be changed without PostgreSQL refusing it; run pg-init, which puts it back`,
+  );
 }

@@ -75,7 +75,10 @@ function run(bin: string, args: string[], as: { uid: number; gid: number } | und
   });
 }
 
-/** initdb + pg_ctl start in a fresh temp dir. */
+/**
+ * initdb + pg_ctl start in a fresh temp dir. `settings` are server settings (`-c`): e.g. `listen_addresses`
+ * and `port` for a test that needs TCP (the socket and the URLs follow `port`).
+ */
 export async function startPostgres(settings: Record<string, string> = {}): Promise<TestPostgres> {
   const bin = postgresBin();
   if (!bin) throw new Error('PostgreSQL is not installed');
@@ -100,7 +103,8 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
     await ctl(['-w', '-t', '30', '-o', o, 'start']);
   };
   await start();
-  const urlAs = (role: string) => `postgresql://${role}@/postgres?host=${encodeURIComponent(dir)}&port=5432`;
+  const port = opts.port;
+  const urlAs = (role: string) => `postgresql://${role}@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
   const psqlBin = existsSync(join(bin, 'psql')) ? join(bin, 'psql') : 'psql';
   const pg: TestPostgres = {
     dir,
@@ -109,7 +113,7 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
     psql: (sql) =>
       execFileSync(
         psqlBin,
-        ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-p', '5432', '-U', 'postgres', '-c', sql],
+        ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-p', port, '-U', 'postgres', '-c', sql],
         {
           encoding: 'utf8',
         },

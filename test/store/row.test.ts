@@ -170,14 +170,137 @@ describe('rows of audit lines', () => {
       { at: '-004713-11-23T23:59:59.999Z', expected: 'out-of-range' },
       { at: '-271821-04-20T00:00:00.000Z', expected: 'out-of-range' },
       { at: '+300000-01-01T00:00:00.000Z', expected: 'out-of-range' },
-      { at: '2026-03-04 05:06:07Z', expected: undefined },
-      { at: '010000-01-01T00:00:00.000Z', expected: undefined },
-      { at: 1234, expected: undefined },
     ];
     for (const c of cases) assert.deepEqual(pgTimestamp(c.at), c.expected, String(c.at));
     // The expanded and early years are what the writers write (Date#toISOString) for those times.
     const written = [1, 2, 4, 5, 6, 7, 8, 9].map((i) => cases[i]?.at as string);
     for (const at of written) assert.equal(new Date(at).toISOString(), at);
+  });
+
+  it('timestamps of other writers: offsets, fractions, leap days, and what is no instant', () => {
+    const cases: { name: string; at: unknown; expected: ReturnType<typeof pgTimestamp> }[] = [
+      { name: 'Z', at: '2026-12-01T10:00:00.000Z', expected: { ts: '2026-12-01T10:00:00.000Z', month: '2026-12' } },
+      { name: 'lower-case z and t', at: '2026-12-01t10:00:00z', expected: { ts: '2026-12-01T10:00:00Z', month: '2026-12' } },
+      { name: 'a space for T', at: '2026-12-01 10:00:00Z', expected: { ts: '2026-12-01T10:00:00Z', month: '2026-12' } },
+      { name: '+hh:mm', at: '2026-12-01T10:00:00.000+01:00', expected: { ts: '2026-12-01T09:00:00.000Z', month: '2026-12' } },
+      { name: '-hh:mm', at: '2026-12-01T10:00:00.000-05:30', expected: { ts: '2026-12-01T15:30:00.000Z', month: '2026-12' } },
+      { name: '+hhmm', at: '2026-12-01T10:00:00+0130', expected: { ts: '2026-12-01T08:30:00Z', month: '2026-12' } },
+      { name: '+hh', at: '2026-12-01T10:00:00+02', expected: { ts: '2026-12-01T08:00:00Z', month: '2026-12' } },
+      { name: '-00:00', at: '2026-12-01T10:00:00-00:00', expected: { ts: '2026-12-01T10:00:00Z', month: '2026-12' } },
+      {
+        name: 'an offset that moves it into the month before',
+        at: '2026-12-01T00:30:00.5+01:00',
+        expected: { ts: '2026-11-30T23:30:00.5Z', month: '2026-11' },
+      },
+      {
+        name: 'an offset that moves it into the next year',
+        at: '2026-12-31T23:30:00-01:00',
+        expected: { ts: '2027-01-01T00:30:00Z', month: '2027-01' },
+      },
+      { name: 'into a leap day', at: '2028-03-01T00:10:00+00:20', expected: { ts: '2028-02-29T23:50:00Z', month: '2028-02' } },
+      { name: 'no fraction', at: '2026-12-01T10:00:00Z', expected: { ts: '2026-12-01T10:00:00Z', month: '2026-12' } },
+      { name: 'no seconds', at: '2026-12-01T10:00+01:00', expected: { ts: '2026-12-01T09:00:00Z', month: '2026-12' } },
+      { name: '1 fraction digit', at: '2026-12-01T10:00:00.5Z', expected: { ts: '2026-12-01T10:00:00.5Z', month: '2026-12' } },
+      {
+        name: '6 fraction digits',
+        at: '2026-12-01T10:00:00.123456Z',
+        expected: { ts: '2026-12-01T10:00:00.123456Z', month: '2026-12' },
+      },
+      {
+        name: '7 fraction digits (cut to microseconds)',
+        at: '2026-12-01T10:00:00.1234567Z',
+        expected: { ts: '2026-12-01T10:00:00.123456Z', month: '2026-12' },
+      },
+      {
+        name: '9 fraction digits, never rounded into the next month',
+        at: '2026-01-31T23:59:59.999999999Z',
+        expected: { ts: '2026-01-31T23:59:59.999999Z', month: '2026-01' },
+      },
+      { name: 'a leap day', at: '2024-02-29T12:00:00Z', expected: { ts: '2024-02-29T12:00:00Z', month: '2024-02' } },
+      {
+        name: 'a leap day of a 400th year',
+        at: '2000-02-29T12:00:00Z',
+        expected: { ts: '2000-02-29T12:00:00Z', month: '2000-02' },
+      },
+      { name: 'no leap day in 2025', at: '2025-02-29T12:00:00Z', expected: 'invalid' },
+      { name: 'no leap day in 1900', at: '1900-02-29T12:00:00Z', expected: 'invalid' },
+      { name: 'no leap day in 2025 (with an offset)', at: '2025-02-29T12:00:00+01:00', expected: 'invalid' },
+      { name: 'April 31', at: '2026-04-31T00:00:00.000Z', expected: 'invalid' },
+      {
+        name: 'a leap day of year 0 (1 BC)',
+        at: '0000-02-29T00:00:00Z',
+        expected: { ts: '0001-02-29T00:00:00Z BC', month: undefined },
+      },
+      {
+        name: 'year 10000 with an offset',
+        at: '+010000-01-01T00:30:00+01:00',
+        expected: { ts: '9999-12-31T23:30:00Z', month: '9999-12' },
+      },
+      {
+        name: 'the first instant PostgreSQL holds, with an offset',
+        at: '-004713-11-24T01:00:00+01:00',
+        expected: { ts: '4714-11-24T00:00:00Z BC', month: undefined },
+      },
+      { name: 'an offset that moves it before 4714 BC', at: '-004713-11-24T00:30:00+01:00', expected: 'out-of-range' },
+      {
+        name: 'the last year PostgreSQL holds',
+        at: '+294276-12-31T23:59:59.999999Z',
+        expected: { ts: '294276-12-31T23:59:59.999999Z', month: undefined },
+      },
+      { name: 'an offset that moves it past 294276', at: '+294276-12-31T23:30:00-01:00', expected: 'out-of-range' },
+      {
+        name: '24:00:00 is the next day',
+        at: '2026-12-31T24:00:00Z',
+        expected: { ts: '2027-01-01T00:00:00Z', month: '2027-01' },
+      },
+      { name: 'a leap second', at: '2016-12-31T23:59:60Z', expected: { ts: '2017-01-01T00:00:00Z', month: '2017-01' } },
+      { name: '24:00:01', at: '2026-12-31T24:00:01Z', expected: 'invalid' },
+      { name: '24:00:00.5', at: '2026-12-31T24:00:00.5Z', expected: 'invalid' },
+      { name: 'hour 25', at: '2026-12-01T25:00:00Z', expected: 'invalid' },
+      { name: 'minute 60', at: '2026-12-01T10:60:00Z', expected: 'invalid' },
+      { name: 'second 61', at: '2026-12-01T10:00:61Z', expected: 'invalid' },
+      { name: 'month 13', at: '2026-13-01T10:00:00Z', expected: 'invalid' },
+      { name: 'day 0', at: '2026-12-00T10:00:00Z', expected: 'invalid' },
+      { name: 'offset hour 24', at: '2026-12-01T10:00:00+24:00', expected: 'invalid' },
+      { name: 'offset minute 60', at: '2026-12-01T10:00:00+01:60', expected: 'invalid' },
+      { name: 'no zone (a local time: no instant)', at: '2026-12-01T10:00:00.000', expected: 'invalid' },
+      { name: 'a date alone', at: '2026-12-01', expected: 'invalid' },
+      { name: 'a zone name', at: '2026-12-01T10:00:00 CET', expected: 'invalid' },
+      { name: 'a fraction without digits', at: '2026-12-01T10:00:00.Z', expected: 'invalid' },
+      { name: 'five-digit year without a sign', at: '10000-01-01T00:00:00.000Z', expected: 'invalid' },
+      { name: '-000000 (not a year ISO 8601 allows)', at: '-000000-01-01T00:00:00.000Z', expected: 'invalid' },
+      { name: 'text after it', at: '2026-12-01T10:00:00Z ', expected: 'invalid' },
+      { name: 'garbage', at: 'yesterday', expected: 'invalid' },
+      { name: 'empty', at: '', expected: 'invalid' },
+      { name: 'a number', at: 1234, expected: 'invalid' },
+      { name: 'null', at: null, expected: 'invalid' },
+    ];
+    for (const c of cases) assert.deepEqual(pgTimestamp(c.at), c.expected, c.name);
+    // Where Date reads it too, the instant is Date's.
+    for (const c of cases) {
+      if (typeof c.expected !== 'object' || typeof c.at !== 'string' || c.expected.ts.endsWith('BC')) continue;
+      const d = Date.parse(c.at);
+      if (Number.isNaN(d) || /\.\d{4}/.test(c.at) || /:60/.test(c.at)) continue;
+      assert.equal(Date.parse(c.expected.ts), d, `${c.name}: the same instant as Date.parse`);
+    }
+  });
+
+  it('an entry whose @timestamp is no instant goes to the raw table, whichever way the line is read', async () => {
+    const [, line] = await written([request]);
+    const l = line as string;
+    const cases = [
+      { at: '2025-02-29T00:00:00.000Z', reason: RawReasons.TIMESTAMP_INVALID },
+      { at: '2026-12-01T10:00:00.000', reason: RawReasons.TIMESTAMP_INVALID },
+      { at: 'soon', reason: RawReasons.TIMESTAMP_INVALID },
+      { at: '-010000-01-01T00:00:00.000Z', reason: RawReasons.TIMESTAMP_RANGE },
+    ];
+    for (const c of cases) {
+      const edited = l.replace(/"@timestamp":"[^"]*"/, `"@timestamp":"${c.at}"`);
+      assert.equal(toRow(edited), c.reason, c.at);
+      assert.equal(toRow(edited, true), c.reason, `${c.at} (parsed)`);
+    }
+    const offset = toRow(l.replace(/"@timestamp":"[^"]*"/, '"@timestamp":"2026-12-01T00:30:00.000+01:00"')) as Row;
+    assert.deepEqual([offset.ts, offset.month], ['2026-11-30T23:30:00.000Z', '2026-11']);
   });
 
   it('COPY data: escapes, rows cut back out, and the key columns read back', async () => {
