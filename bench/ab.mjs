@@ -7,8 +7,9 @@
 //   node bench/ab.mjs <kindA> <distA> <kindB> <distB>      e.g. after `cp -r dist/cjs /tmp/before`:
 //   node bench/ab.mjs express-audit-one-layer dist/cjs express-audit-one-layer /tmp/before
 // Env: ROUNDS (fresh process pairs, 4), WINDOWS (per round, 10), MS (per window, 1500); MODE (the load's mode:
-// keepalive, conn or tls; default keepalive) and HEADER_A / HEADER_B (`v1`: the PROXY v1 line of
-// bench/connections.mjs before every connection of that side; default none), e.g. TLS handshakes head to head:
+// keepalive, conn or tls; default keepalive), MARKER (`ok`: keep-alive against http/ppa-http) and HEADER_A /
+// HEADER_B (`v1`: the PROXY v1 line of bench/connections.mjs before every connection of that side; default
+// none), e.g. TLS handshakes head to head:
 //   MODE=tls HEADER_A=v1 node bench/ab.mjs ppa-https dist/cjs https dist/cjs
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -30,8 +31,10 @@ const loadB = startLoad();
 const MODE = process.env.MODE ?? 'keepalive';
 const V1 = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 80\r\n';
 const header = (h) => (h === 'v1' ? V1 : '');
-// The tls and conn loops read up to the end of any response; keep-alive counts the Express apps' answers.
-const params = { mode: MODE, ms: MS, concurrency: MODE === 'tls' ? 16 : 32, path: '/patients/12', marker: '"id":"12"}' };
+// The tls and conn loops read up to the end of any response; keep-alive counts the Express apps' answers, or
+// with MARKER='ok' the plain servers' (http, ppa-http: `ok` bodies).
+const marker = process.env.MARKER === 'ok' ? '\r\n\r\nok' : '"id":"12"}';
+const params = { mode: MODE, ms: MS, concurrency: MODE === 'tls' ? 16 : 32, path: '/patients/12', marker };
 const paramsA = { ...params, header: header(process.env.HEADER_A) };
 const paramsB = { ...params, header: header(process.env.HEADER_B) };
 const pems = MODE.startsWith('tls')

@@ -43,8 +43,10 @@ const rows = [
   ],
   ['keep-alive requests/s vs plain http', 'ppa-http', 'http', 'keepalive', HEADER, '', 32],
 ];
+// ONLY: run only the rows whose name contains it (e.g. ONLY=TLS).
+const only = process.env.ONLY;
 const results = [];
-for (const [name, a, b, mode, headerA, headerB, concurrency] of rows) {
+for (const [name, a, b, mode, headerA, headerB, concurrency] of rows.filter((r) => !only || r[0].includes(only))) {
   const r = await compareRounds(load, a, b, {
     dir,
     pairs: PAIRS,

@@ -305,8 +305,12 @@ function accept(layer: Layer, socket: PendingSocket): void {
   socket[kInfo] = st;
   socket.on('error', onError);
   socket.on('end', onEnd);
-  if (layer.flowing) socket.on('data', onData);
-  else socket.on('readable', onReadable);
+  if (layer.flowing) {
+    socket.on('data', onData);
+    // A server made with `pauseOnConnect` hands over sockets paused on purpose, which a 'data' listener
+    // alone does not start (a 'readable' one does): the header must be read all the same.
+    if (socket.readableFlowing === false) socket.resume();
+  } else socket.on('readable', onReadable);
   append(layer.pending, st);
   if (o.headerTimeout > 0) {
     st.deadline = Date.now() + o.headerTimeout;
