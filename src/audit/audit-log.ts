@@ -156,7 +156,7 @@ class Open implements OpenEntry {
  *
  * Events: `'error'` (sink failure; emitted only when listened to, otherwise a process warning),
  * `'recovered'`, `'warning'` (a callback or listener of the app failed; `code: 'ERR_PROXY_AUDIT_CALLBACK'`;
- * otherwise a process warning), `'reopened'` (the file was replaced, e.g. by log rotation, and opened anew),
+ * otherwise a process warning), `'reopened'` (the file was replaced or cut short, e.g. by log rotation, and opened anew),
  * `'entry'` `(line, fields)` (every sealed line).
  */
 export class AuditLog extends EventEmitter {
@@ -418,7 +418,7 @@ export class AuditLog extends EventEmitter {
     if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);
-    if (o.reason === 'rotated') this.emit('reopened', this.file?.filename);
+    if (o.reason === 'rotated' || o.reason === 'truncated') this.emit('reopened', this.file?.filename);
   }
 
   private enqueue(e: Entry, hold?: (written: boolean) => void): void {
@@ -596,8 +596,9 @@ export class AuditLog extends EventEmitter {
 
   /**
    * Closes the file so that the next entry opens `filename` afresh (recorded as `audit-log-reopened`).
-   * Rotation (the file at `filename` renamed or removed) is noticed without it; call it after a rotation
-   * that keeps the name and inode (never use `copytruncate`). Entries written before the call go to the
+   * Rotation (the file at `filename` renamed, removed or cut short) is noticed without it, at the next
+   * entry; call it after a rotation that keeps the name, the inode and the size (never use `copytruncate`:
+   * the entries written between its copy and its cut are lost). Entries written before the call go to the
    * old file.
    */
   reopen(): void {

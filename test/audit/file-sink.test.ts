@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FileSink, type Written } from '../../src/audit/file-sink.js';
+import { FileSink, type Opened, type Written } from '../../src/audit/file-sink.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir('ppa-sink-');
@@ -75,4 +84,56 @@ describe('file sink: where each write lands', () => {
     );
     sink.closeSync();
   });
+});
+
+describe('file sink: rotation noticed without reopen()', () => {
+  const cases: {
+    name: string;
+    rotate: (file: string) => void;
+    reason: Opened['reason'] | undefined;
+    /** What the rotated copy holds afterwards, if there is one. */
+    kept?: string;
+  }[] = [
+    {
+      name: 'renamed (what logrotate does by default)',
+      rotate: (f) => renameSync(f, `${f}.1`),
+      reason: 'rotated',
+      kept: 'aaa\n',
+    },
+    { name: 'removed', rotate: (f) => unlinkSync(f), reason: 'rotated' },
+    {
+      name: 'copytruncate',
+      rotate: (f) => {
+        copyFileSync(f, `${f}.1`);
+        truncateSync(f, 0);
+      },
+      reason: 'truncated',
+      kept: 'aaa\n',
+    },
+    { name: 'cut in place with no copy', rotate: (f) => truncateSync(f, 0), reason: 'truncated' },
+    { name: 'another writer appended (not a rotation)', rotate: (f) => appendFileSync(f, 'other\n'), reason: undefined },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: ${c.reason === undefined ? 'the file stays open' : `reopened at the next batch as ${c.reason}`}`, () => {
+      const file = join(dir, `${++files}.jsonl`);
+      const sink = new FileSink({ filename: file });
+      const opened: Opened['reason'][] = [];
+      sink.on('opened', (o: Opened) => opened.push(o.reason));
+      sink.open('start');
+      line(sink, 'aaa');
+      sink.flush();
+      assert.equal(sink.follow(), false, 'nothing happened yet');
+      c.rotate(file);
+      assert.equal(sink.follow(), c.reason !== undefined, 'noticed before the next batch');
+      assert.deepEqual(opened, c.reason === undefined ? ['start'] : ['start', c.reason]);
+      line(sink, 'bbb');
+      sink.flush();
+      assert.equal(sink.follow(), false, 'and only once');
+      sink.closeSync();
+      const now = readFileSync(file, 'utf8');
+      assert.ok(now.endsWith('bbb\n'), `the next line is in the file at filename: ${JSON.stringify(now)}`);
+      if (c.reason !== undefined) assert.ok(!now.includes('aaa'), 'and only the lines after the rotation');
+      if (c.kept !== undefined) assert.equal(readFileSync(`${file}.1`, 'utf8'), c.kept);
+    });
+  }
 });

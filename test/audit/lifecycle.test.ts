@@ -358,16 +358,26 @@ describe('odd values the app puts on the request', () => {
 });
 
 describe('rotation without reopen()', () => {
-  it('a renamed file is noticed: the next entries go to a new file that starts with a reopen entry; the access log follows', async () => {
-    const file = tmpFile();
-    const access = `${file}.access`;
-    const log = createAuditLog({ filename: file, accessLog: access });
+  /** An audited server on `file` (and `accessLog`), its 'reopened' events, a GET, and a stop. */
+  async function audited(file: string, accessLog?: string) {
+    const log = createAuditLog({ filename: file, accessLog });
     const reopened: unknown[] = [];
     log.on('reopened', (f) => reopened.push(f));
     const server = http.createServer(app(log));
     const port = await listen(server);
     const get = (p: string) =>
       new Promise<void>((resolve) => http.get({ port, path: p, host: '127.0.0.1' }, (r) => r.resume().on('end', resolve)));
+    const stop = async () => {
+      await close(server);
+      await log.close();
+    };
+    return { log, reopened, get, stop };
+  }
+
+  it('a renamed file is noticed: the next entries go to a new file that starts with a reopen entry; the access log follows', async () => {
+    const file = tmpFile();
+    const access = `${file}.access`;
+    const { log, reopened, get, stop } = await audited(file, access);
     await get('/');
     await log.drained();
     renameSync(file, `${file}.1`);
@@ -377,14 +387,30 @@ describe('rotation without reopen()', () => {
     await log.drained();
     unlinkSync(file); // removed outright (e.g. compressed away)
     await get('/');
-    await close(server);
-    await log.close();
+    await stop();
     assert.equal(reopened.length, 2);
     assert.equal(requests(`${file}.1`).length, 1);
     assert.equal(entries(file)[0]?.event.action, 'audit-log-reopened');
     assert.equal(requests(file).length, 1, 'the entry after the removal is in the file at filename');
     assert.equal(readFileSync(`${access}.1`, 'utf8').trim().split('\n').length, 1);
     assert.equal(readFileSync(access, 'utf8').trim().split('\n').length, 3);
+  });
+
+  it('copytruncate is noticed and recorded: the truncated file starts with a reopen entry saying so', async () => {
+    const file = tmpFile();
+    const { log, reopened, get, stop } = await audited(file);
+    await get('/');
+    await log.drained();
+    fs.copyFileSync(file, `${file}.1`);
+    fs.truncateSync(file, 0);
+    await get('/');
+    await stop();
+    assert.equal(reopened.length, 1);
+    assert.equal(requests(`${file}.1`).length, 1);
+    const [first] = entries(file);
+    assert.equal(first?.event.action, 'audit-log-reopened');
+    assert.equal((first?.audit as { reason?: string } | undefined)?.reason, 'truncated');
+    assert.equal(requests(file).length, 1, 'the entry after the cut is in the file at filename');
   });
 });
 
