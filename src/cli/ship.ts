@@ -19,14 +19,13 @@ export const ship: Command = {
     const url = last(options, '--postgres');
     if (url === undefined) throw new UsageError('ship needs --postgres URL');
     if (given.length === 0) throw new UsageError('ship needs at least one file');
-    // Rotated files oldest first, whatever order they are named in (as verify reads them): the store keeps
-    // lines in the order they arrive, and it is append-only, so a newer file shipped first could never be
-    // put right.
+    // Rotated files oldest first, whatever order they are named in (as verify reads them): an older file's
+    // lines then never wait behind a newer one's, and the store's ids follow the files' order.
     const files = orderFiles([...new Set(given)]);
-    for (const f of files) checkShippable(f);
+    const follow = set.has('--follow');
+    for (const f of files) checkShippable(f, follow);
     const source = last(options, '--source');
     if (source !== undefined && files.length > 1) throw new UsageError('--source names one file: give one file with it');
-    const follow = set.has('--follow');
     const postgres = { connectionString: url, table: last(options, '--table') ?? 'audit_log' };
     const say = (s: string) => process.stderr.write(`proxy-protocol-audit ship: ${s}\n`);
     const make = (filename: string) => {
@@ -98,14 +97,17 @@ function unreadable(cause: unknown): boolean {
 
 /**
  * Refuses, before anything is sent, a file the shipper cannot ship as the writer wrote it: a name that is not
- * a regular file (a typo must not end as "0 rows inserted"), or a gzip-compressed file (its bytes are not
+ * a regular file (a typo must not end as "0 rows inserted"; with --follow a missing file is waited for), or a gzip-compressed file (its bytes are not
  * lines; stored as they are, they would stand in the append-only store as damage for good).
  */
-function checkShippable(file: string): void {
+function checkShippable(file: string, follow: boolean): void {
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(file);
   } catch (err) {
+    // Following, a live file that is not there yet (before the app's first entry, or between a rotation's
+    // rename and the next entry) is waited for, as the shipper does whenever it is gone.
+    if (follow && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new Error(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
   if (!st.isFile()) throw new Error(`${file}: not a regular file`);

@@ -390,6 +390,29 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
+  it('CLI: ship --follow waits for a live file that is not there yet (before the first entry, between a rename and the next)', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const child = spawn(process.execPath, [CLI, 'ship', file, '--postgres', db.url, '--table', table, '--follow'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const exited = once(child, 'exit');
+    await sleep(500);
+    assert.equal(child.exitCode, null, `still running: ${stderr}`);
+    const n = await writeEntries(file, 500);
+    await waitFor('the file, once it appeared', () => count(table) === n);
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    assert.equal(code, 0, stderr);
+    assert.equal(distinct(table), n);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
   it('follows rotation while following: the renamed file is shipped to its end, then the new one', async () => {
     const table = freshTable();
     await init(table);
