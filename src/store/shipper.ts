@@ -450,12 +450,30 @@ export class PostgresShipper extends EventEmitter {
       const dir = dirname(this.filename);
       const prefix = basename(this.filename);
       const byIno = new Map<number, string[]>();
+      const mtimes = new Map<string, number>();
+      /** Rotated files by the usual names (`<file>.1`, `<file>.2`, …). */
+      const rotated: string[] = [];
       for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
         if (!name.startsWith(prefix)) continue;
         const path = join(dir, name);
         const st = await fsp.stat(path).catch(() => undefined);
         if (!st?.isFile()) continue;
         byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), path]);
+        mtimes.set(path, st.mtimeMs);
+        if (/^\.\d+$/.test(name.slice(prefix.length))) rotated.push(path);
+      }
+      // A file rotated while no shipper of this file ran, and rotated on again before one ran (two renames),
+      // has no resume point; its lines would be missing from the store for good. Shipped whole (lines the
+      // store holds already store nothing), with the files that have one, oldest first (last written first).
+      for (const path of rotated) {
+        const f = await SpoolFile.open(path, BATCH_BYTES).catch(() => undefined);
+        const id = await f?.identify();
+        if (f === undefined || id === undefined || id === currentId || points.has(id)) {
+          await f?.close();
+          continue;
+        }
+        f.lastGrowth = 0; // not written any more: closed once read to its end
+        this.files.push(f);
       }
       for (const [id, p] of others) {
         let found: SpoolFile | undefined;
@@ -486,6 +504,7 @@ export class PostgresShipper extends EventEmitter {
           );
         }
       }
+      this.files.sort((a, b) => (mtimes.get(a.path) ?? 0) - (mtimes.get(b.path) ?? 0));
     }
     if (current) {
       const p = currentId === undefined ? undefined : points.get(currentId);

@@ -413,6 +413,41 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
+  it('a shipper restarted after two rotations ships the file it never saw (rotated twice while it was down)', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const postgres = { connectionString: db.url, table };
+    const log = createAuditLog({ filename: file });
+    const write = async (k: number, tag: string) => {
+      for (let i = 0; i < k; i++)
+        log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/${tag}/${i}` });
+      await log.drained();
+    };
+    await write(200, 'a');
+    const first = new PostgresShipper({ filename: file, postgres, follow: false });
+    first.start();
+    await first.close(60_000);
+    await write(100, 'a2'); // not shipped: the shipper is down from here
+    renameSync(file, `${file}.1`);
+    await write(150, 'b'); // the log notices the rename and writes a new file
+    renameSync(`${file}.1`, `${file}.2`);
+    renameSync(file, `${file}.1`);
+    await write(50, 'c');
+    await log.close();
+    const files = [`${file}.2`, `${file}.1`, file];
+    const inFiles = files.reduce((n, f) => n + lines(f), 0);
+    const again = new PostgresShipper({ filename: file, postgres, follow: false });
+    again.start();
+    await again.close(60_000);
+    assert.equal(count(table), inFiles, 'every line of the three files');
+    assert.equal(distinct(table), inFiles);
+    const [fromFiles, fromStore] = await Promise.all([verifyAuditLog(files), verifyTable(table)]);
+    assert.equal(fromFiles.verdict, 'intact', JSON.stringify(fromFiles.findings));
+    assert.equal(fromStore.verdict, 'intact', JSON.stringify(fromStore.findings.slice(0, 3)));
+    assert.equal(fromStore.entries, fromFiles.entries);
+  });
+
   it('follows rotation while following: the renamed file is shipped to its end, then the new one', async () => {
     const table = freshTable();
     await init(table);
