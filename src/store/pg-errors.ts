@@ -62,6 +62,14 @@ function advise(err: Failure, action: StoreAction): { access: boolean; advice: s
     return { access: true, advice: 'no such database: fix the database name in the URL, or create it (createdb NAME)' };
   if (code === '42501') return { access: true, advice: `permission denied: ${RIGHTS[action]}` };
   if (code === '3F000') return { access: true, advice: 'no such schema: create it, or fix the schema of the table name' };
+  // pg-init grants the application role its rights by name; a role that is not there is the object its
+  // GRANT names that does not exist (undefined_object).
+  if (code === '42704' && action === 'pg-init') {
+    return {
+      access: true,
+      advice: 'no such role for --app-role (appRole): create it first (CREATE ROLE name LOGIN), or fix its name',
+    };
+  }
   if (code === '57P03' || code === '53300')
     return { access: false, advice: 'the server takes no connection now (starting up, or too many connections): retry' };
   if (code === 'ECONNREFUSED') {

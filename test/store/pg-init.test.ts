@@ -116,6 +116,17 @@ describe('pg-init', needsPostgres(), () => {
       });
     }
 
+    it('an application role that does not exist: what to do, not "unavailable"', async () => {
+      const table = freshTable();
+      const err = await rejection(pgInit({ postgres: { connectionString: db.url, table }, appRole: 'no_such_app' }));
+      assert.equal(err.code, ErrorCodes.AUDIT_STORE_ACCESS, err.message);
+      assert.match(err.message, /no such role for --app-role.*CREATE ROLE/);
+      assert.equal(err.cause?.code, '42704');
+      const r = await cli(['pg-init', '--postgres', db.url, '--table', table, '--app-role', 'no_such_app']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /no such role for --app-role/);
+    });
+
     it('connection refused and a server that never answers (TCP)', async () => {
       const port = await freePort();
       const refused = await rejection(
