@@ -496,7 +496,9 @@ export class PostgresShipper extends EventEmitter {
           this.emit(
             'warning',
             Object.assign(
-              new Error(`${p.path} (rotated) was shipped up to byte ${p.offset} and is gone: the rest is not in the store`),
+              new Error(
+                `${p.path} was shipped up to byte ${p.offset} and is not found beside ${this.filename} any more (moved away, deleted, or cut and written again): whatever it held after that point is not in the store`,
+              ),
               {
                 code: ErrorCodes.AUDIT_SPOOL_MISSING,
               },
