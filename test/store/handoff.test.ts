@@ -7,6 +7,7 @@ import { type AuditFields, type AuditLog, createAuditLog, ErrorCodes } from '../
 import type { Handoff } from '../../src/store/handoff.js';
 import { SpoolFile } from '../../src/store/spool.js';
 import { tempDir } from '../helpers.js';
+import { requestFields } from './log-files.js';
 
 const dir = tempDir('ppa-handoff-');
 /** The first instant PostgreSQL's timestamptz holds: 4714-11-24 BC (ISO year -4713). */
@@ -101,25 +102,7 @@ async function assertSame(log: AuditLog, file: string, handoff: Handoff, name: s
   return { parsed, handed };
 }
 
-const request: AuditFields = {
-  category: 'web',
-  action: 'http-request',
-  outcome: 'success',
-  method: 'GET',
-  path: '/patients/7/record',
-  route: '/patients/:id/record',
-  status: 200,
-  clientIp: '203.0.113.9',
-  clientPort: 41000,
-  peerAddress: '10.0.0.1',
-  peerPort: 5000,
-  userAgent: 'curl/8.5',
-  userId: 'u-1',
-  requestId: 'r-1',
-  httpVersion: '1.1',
-  domain: 'ehr.example.org',
-  duration: 1234,
-};
+const request: AuditFields = { category: 'web', action: 'http-request', outcome: 'success', ...requestFields };
 
 describe('rows handed over by the audit log to its shipper', () => {
   it('are the rows of their lines read back from the file, byte for byte', async () => {

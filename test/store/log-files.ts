@@ -35,3 +35,21 @@ export function insertAfter(file: string, at: number, ...text: string[]): void {
   l.splice(at, 0, ...text);
   writeLines(file, l);
 }
+
+/** A request's fields with every column a row has, for the row tests. */
+export const requestFields = {
+  method: 'GET',
+  path: '/patients/7/record',
+  route: '/patients/:id/record',
+  status: 200,
+  clientIp: '203.0.113.9',
+  clientPort: 41000,
+  peerAddress: '10.0.0.1',
+  peerPort: 5000,
+  userAgent: 'curl/8.5',
+  userId: 'u-1',
+  requestId: 'r-1',
+  httpVersion: '1.1',
+  domain: 'ehr.example.org',
+  duration: 1234,
+};

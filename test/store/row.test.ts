@@ -7,6 +7,7 @@ import { CopyWriter, copyKeys, copyRows } from '../../src/store/encode.js';
 import { RawReasons } from '../../src/store/raw.js';
 import { COLUMNS, pgTimestamp, type Row, toRow, writerRow } from '../../src/store/row.js';
 import { tempDir } from '../helpers.js';
+import { requestFields } from './log-files.js';
 
 /** Lines written by the audit log for `entries` (after its start entry), and its stop entry. */
 async function written(entries: Record<string, unknown>[]): Promise<string[]> {
@@ -19,22 +20,7 @@ async function written(entries: Record<string, unknown>[]): Promise<string[]> {
     .filter((l) => l !== '');
 }
 
-const request = {
-  method: 'GET',
-  path: '/patients/7/record',
-  route: '/patients/:id/record',
-  status: 200,
-  clientIp: '203.0.113.9',
-  clientPort: 41000,
-  peerAddress: '10.0.0.1',
-  peerPort: 5000,
-  userAgent: 'curl/8.5',
-  userId: 'u-1',
-  requestId: 'r-1',
-  httpVersion: '1.1',
-  domain: 'ehr.example.org',
-  duration: 1234,
-};
+const request = requestFields;
 
 describe('rows of audit lines', () => {
   it('reads the columns of writer lines exactly as JSON.parse of the line does', async () => {
