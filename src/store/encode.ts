@@ -183,3 +183,14 @@ export function copyKeys(batch: CopyBatch): { chains: string[]; sequences: strin
   }
   return { chains, sequences, ts };
 }
+
+/**
+ * Every column of row `i` as its text (`null` for NULL), read back from the data: what PostgreSQL's input
+ * functions are given for each column when the row is copied.
+ */
+export function copyFields(batch: CopyBatch, i: number): (string | null)[] {
+  return batch.data
+    .toString('utf8', i === 0 ? 0 : (batch.ends[i - 1] as number), (batch.ends[i] as number) - 1)
+    .split('\t')
+    .map((v) => (v === '\\N' ? null : v.replace(/\\[\\tnr]/g, (e) => UNESCAPES[e] as string)));
+}

@@ -36,6 +36,13 @@ export const RawReasons = {
    * same bytes at the same offset of the same file — is never one: it stores nothing.
    */
   DUPLICATE_KEY: 'duplicate-key',
+  /**
+   * An entry whose chain, sequence and timestamp the table holds already in a row with the same line or from
+   * the same place, but other columns than the line gives (its client address, user, path, …): a row not
+   * written by a shipper, which the queries by those columns would not find as this entry. Verification from
+   * the store then reads the line twice.
+   */
+  COLUMNS_DIFFER: 'columns-differ',
 } as const;
 
 /** One of {@link RawReasons}. */

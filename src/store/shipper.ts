@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { MAX_LINE_BYTES } from '../audit/line-reader.js';
 import { ErrorCodes } from '../protocol/errors.js';
-import { type CopyBatch, copyKeys, copyRows } from './encode.js';
+import { type CopyBatch, copyFields, copyKeys, copyRows } from './encode.js';
 import { Handoff, type HandoffWriter } from './handoff.js';
 import { type CopyFrom, loadCopyFrom, openPool, type PgClient, type PgPool, type PostgresOption } from './pg.js';
 import { storeError } from './pg-errors.js';
@@ -81,6 +81,11 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 /** Bytes before a resume point compared at each look at a file (a hash and the end of the line, mostly). */
 const TAIL = 64;
 const NONE: CopyBatch = { data: Buffer.alloc(0), ends: [] };
+/** The columns a held row must share with a row of the same key to be that row: the batch's first ones. */
+const COMPARED: readonly (readonly [column: string, type: string])[] = [
+  ...COLUMNS.map(([, c, type]) => [c, type] as const),
+  ['line', 'text'],
+];
 
 /** An error PostgreSQL sent (a five-character SQLSTATE), as opposed to a failed connection (ECONNRESET, …). */
 function isSqlState(err: unknown): boolean {
@@ -167,6 +172,7 @@ export class PostgresShipper extends EventEmitter {
   private readonly idsSql: string;
   private readonly rawSql: string;
   private readonly heldSql: string;
+  private readonly differingSql: string;
   private readonly cursorSql: string;
   /** Batches left to send without the rows the store holds, since the last unique violation. */
   private skipDuplicates = 0;
@@ -241,6 +247,13 @@ export class PostgresShipper extends EventEmitter {
   FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::bigint[]) WITH ORDINALITY AS u (chain, sequence, ts, "offset", i)
   JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence AND t.ts = u.ts`;
     // The resume point commits with the rows, so a restart resumes exactly here.
+    // The rows (1-based, of those given) the table holds under their key with other values (see differing).
+    const given = COMPARED.map((_, k) => `$${k + 1}::text[]`).join(', ');
+    const names = COMPARED.map(([c]) => `"${c}"`).join(', ');
+    const typed = (p: string) => COMPARED.map(([c, type]) => `${p}."${c}"${p === 'u' ? `::${type}` : ''}`).join(', ');
+    this.differingSql = `SELECT u.i FROM unnest(${given}) WITH ORDINALITY AS u (${names}, i)
+  JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence::bigint AND t.ts = u.ts::timestamptz
+  WHERE (${typed('t')}) IS DISTINCT FROM (${typed('u')})`;
     this.cursorSql = `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES ($1, $2, $3, $4)
   ON CONFLICT (source, file_id) DO UPDATE SET "offset" = GREATEST(c."offset", EXCLUDED."offset"), path = EXCLUDED.path, updated_at = now()`;
   }
@@ -843,6 +856,7 @@ export class PostgresShipper extends EventEmitter {
     }
     const keep: number[] = [];
     const asRaw: RawPiece[] = [];
+    const same: number[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < batch.ends.length; i++) {
       const key = `${k.chains[i]}\n${k.sequences[i]}\n${k.ts[i]}`;
@@ -853,13 +867,44 @@ export class PostgresShipper extends EventEmitter {
         keep.push(i);
         continue;
       }
-      if (first && h?.here) continue; // a resend
+      if (first && h?.here) {
+        same.push(i); // a resend
+        continue;
+      }
       const offset = spans[2 * i] as number;
       const bytes = await f.bytesAt(offset, spans[2 * i + 1] as number);
-      if (first && h !== undefined && h.fileId !== fileId && h.line === bytes.toString('utf8')) continue; // a copy
+      if (first && h !== undefined && h.fileId !== fileId && h.line === bytes.toString('utf8')) {
+        same.push(i); // a copy
+        continue;
+      }
       asRaw.push(rawPiece(f.path, offset, bytes, { reason: RawReasons.DUPLICATE_KEY, before: i }));
     }
+    // A resend or a copy stores nothing only when the held row is the one this line makes: a row with other
+    // columns was not written by a shipper (the app role can insert rows), and the queries by those columns
+    // would not find this entry. Its line is then stored as it is, in its place.
+    for (const i of await this.differing(client, batch, same)) {
+      const offset = spans[2 * i] as number;
+      const bytes = await f.bytesAt(offset, spans[2 * i + 1] as number);
+      asRaw.push(rawPiece(f.path, offset, bytes, { reason: RawReasons.COLUMNS_DIFFER, before: i }));
+    }
+    if (asRaw.length > 1) asRaw.sort((x, y) => x.before - y.before);
     return { keep, asRaw };
+  }
+
+  /**
+   * Which of rows `rows` of `batch` the table holds under their key with other columns than the row's (its
+   * line, or a column made from it; not its place or source, which a copy or another shipper changes).
+   * PostgreSQL compares, each value read by its column's type as COPY would read it.
+   */
+  private async differing(client: PgClient, batch: CopyBatch, rows: readonly number[]): Promise<number[]> {
+    if (rows.length === 0) return [];
+    const values: (string | null)[][] = COMPARED.map(() => []);
+    for (const i of rows) {
+      const fields = copyFields(batch, i);
+      for (let c = 0; c < COMPARED.length; c++) (values[c] as (string | null)[]).push(fields[c] ?? null);
+    }
+    const r = await client.query(this.differingSql, values);
+    return r.rows.map((x) => rows[Number(x.i) - 1] as number);
   }
 
   private async copy(client: PgClient, sql: string, data: Buffer): Promise<number> {

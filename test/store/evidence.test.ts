@@ -449,6 +449,58 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
     assert.equal(count(table), 12);
   });
 
+  it('a row the app role inserted before the shipper, with an entry’s line but other columns, is no resend: the line is stored as it is', async () => {
+    // What the app role can do with its INSERT right: write an entry's row first, so that the shipper finds
+    // the key held. Only a row with the very columns the line gives may count as the entry.
+    const ref = freshTable();
+    const table = freshTable();
+    await init(ref);
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 10);
+    await ship(file, ref); // the rows a shipper makes, to copy from
+    const cols =
+      'chain, sequence, ts, action, outcome, client_ip, peer_ip, user_id, method, path, route, status, host, service, hash, line, source, file_id, "offset"';
+    const app = new pg.Client({ connectionString: db.urlAs('app') });
+    await app.connect();
+    try {
+      const names = cols.split(', ');
+      const insert = (set: Record<string, string>, path: string) =>
+        app.query(
+          `INSERT INTO ${table} (${cols}) SELECT ${names.map((c) => set[c] ?? c).join(', ')} FROM ${ref} WHERE path = $1`,
+          [path],
+        );
+      await insert({}, '/e/1'); // exactly the shipper's row: a resend
+      await insert({ client_ip: "'203.0.113.9'::inet" }, '/e/3'); // from the line's own place, another client
+      await insert({ path: "'/elsewhere'", file_id: 'NULL' }, '/e/6'); // the same line as from no file, another path
+    } finally {
+      await app.end();
+    }
+    const { s, raw } = await ship(file, table);
+    assert.deepEqual([s.stats.inserted, s.stats.raw, s.stats.duplicates], [12 - 3, 2, 1]);
+    assert.deepEqual(
+      raw.map((r) => r.reason),
+      [RawReasons.COLUMNS_DIFFER, RawReasons.COLUMNS_DIFFER],
+    );
+    const lines = linesOf(file);
+    const stored = await rawRows(table);
+    assert.deepEqual(
+      stored.map((r) => r.bytes.toString('utf8')),
+      [lines.find((l) => l.includes('"/e/3"')), lines.find((l) => l.includes('"/e/6"'))],
+    );
+    // The file is intact; the store is not: it holds those two lines twice.
+    assert.equal((await verifyAuditLog(file)).verdict, 'intact');
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'tampered', JSON.stringify(r.findings));
+    // (the row from no file reads as a file of its own, first: the chain then starts at its sequence, and
+    // every entry of the file, the second /e/3 among them, comes after it)
+    assert.deepEqual(codes(r), ['start-missing', ...Array(9).fill('sequence-reordered')]);
+    // Resent again: nothing more is stored (the raw pieces are held at their places).
+    const again = await ship(file, table, { source: 'another-host:/x' });
+    assert.deepEqual([again.s.stats.inserted, again.s.stats.raw], [0, 0]);
+    assert.equal(count(`${table}_raw`), 2);
+  });
+
   it('SIGKILL of a following shipper and two shippers at once: every entry and every piece once', async () => {
     const table = freshTable();
     await init(table);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createAuditLog } from '../../src/index.js';
-import { CopyWriter, copyKeys, copyRows } from '../../src/store/encode.js';
+import { CopyWriter, copyFields, copyKeys, copyRows } from '../../src/store/encode.js';
 import { RawReasons } from '../../src/store/raw.js';
 import { COLUMNS, pgTimestamp, type Row, toRow, writerRow } from '../../src/store/row.js';
 import { tempDir } from '../helpers.js';
@@ -327,6 +327,14 @@ describe('rows of audit lines', () => {
       keys.ts,
       rows.map((r) => r.ts),
     );
+    // Every column read back as the text PostgreSQL's input functions get (what a held row is compared with).
+    for (const [i, r] of rows.entries()) {
+      assert.deepEqual(copyFields({ data: w.data, ends: w.ends }, i), [
+        ...COLUMNS.map(([k]) => (r[k] === null ? null : String(r[k]))),
+        r.line,
+        'host:/var/log/a\tb.jsonl',
+      ]);
+    }
     const some = copyRows({ data: w.data, ends: w.ends }, [1, 3]);
     assert.equal(some.data.toString('utf8'), `${got[1]}\n${got[3]}\n`);
     assert.equal(some.ends.at(-1), some.data.length);
