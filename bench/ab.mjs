@@ -42,6 +42,15 @@ const pems = MODE.startsWith('tls')
   : undefined;
 const all = [];
 const perRound = [];
+let running = [];
+// A failed window must not leave the servers and loads behind (they hold this process's stdout).
+process.on('uncaughtException', (err) => {
+  for (const s of running) s.kill();
+  loadA.kill();
+  loadB.kill();
+  console.error(err);
+  process.exit(1);
+});
 for (let r = 0; r < ROUNDS; r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppa-ab-'));
   // A directory each: two servers of one kind would otherwise write (and ship) one file.
@@ -52,12 +61,20 @@ for (let r = 0; r < ROUNDS; r++) {
   }
   const a = await startServer(kindA, dirA, path.resolve(distA));
   const b = await startServer(kindB, dirB, path.resolve(distB));
+  running = [a, b];
   const window = async () => {
     const [ca, cb] = [await a.cpu(), await b.cpu()];
     loadA.send({ ...paramsA, port: a.port });
     loadB.send({ ...paramsB, port: b.port });
     const [[ra], [rb]] = await Promise.all([once(loadA, 'message'), once(loadB, 'message')]);
     const [ca2, cb2] = [await a.cpu(), await b.cpu()];
+    // A side whose requests failed (a PROXY server given no header, a wrong MARKER) measures nothing.
+    for (const [kind, res] of [
+      [kindA, ra],
+      [kindB, rb],
+    ]) {
+      if (res.n === 0 || res.errors > res.n / 100) throw new Error(`${kind}: ${res.errors} errors in ${res.n} requests`);
+    }
     return ra.n / (ca2 - ca) / (rb.n / (cb2 - cb));
   };
   for (let w = 0; w < 4; w++) await window(); // warm-up

@@ -64,6 +64,10 @@ export async function startServer(kind, dir = '', dist = undefined) {
       await ask(child, 'close');
       if (child.exitCode === null) await once(child, 'exit');
     },
+    /** Ends the server at once (a benchmark that failed). */
+    kill() {
+      child.kill('SIGKILL');
+    },
   };
 }
 
