@@ -246,7 +246,6 @@ export class PostgresShipper extends EventEmitter {
     CASE WHEN t.file_id = $5 AND t."offset" = u."offset" THEN NULL ELSE t.line END AS line
   FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::bigint[]) WITH ORDINALITY AS u (chain, sequence, ts, "offset", i)
   JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence AND t.ts = u.ts`;
-    // The resume point commits with the rows, so a restart resumes exactly here.
     // The rows (1-based, of those given) the table holds under their key with other values (see differing).
     const given = COMPARED.map((_, k) => `$${k + 1}::text[]`).join(', ');
     const names = COMPARED.map(([c]) => `"${c}"`).join(', ');
@@ -254,6 +253,7 @@ export class PostgresShipper extends EventEmitter {
     this.differingSql = `SELECT u.i FROM unnest(${given}) WITH ORDINALITY AS u (${names}, i)
   JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence::bigint AND t.ts = u.ts::timestamptz
   WHERE (${typed('t')}) IS DISTINCT FROM (${typed('u')})`;
+    // The resume point commits with the rows, so a restart resumes exactly here.
     this.cursorSql = `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES ($1, $2, $3, $4)
   ON CONFLICT (source, file_id) DO UPDATE SET "offset" = GREATEST(c."offset", EXCLUDED."offset"), path = EXCLUDED.path, updated_at = now()`;
   }
