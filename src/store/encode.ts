@@ -161,6 +161,8 @@ export function copyRows(batch: CopyBatch, rows: readonly number[], ids?: readon
 }
 
 const UNESCAPES: Record<string, string> = { '\\\\': '\\', '\\t': '\t', '\\n': '\n', '\\r': '\r' };
+/** One value of a row as its text again (the inverse of field() for a value that is not NULL). */
+const unescaped = (v: string) => v.replace(/\\[\\tnr]/g, (e) => UNESCAPES[e] as string);
 
 /**
  * The first three columns of every row (chain, sequence, ts: the table's unique key), read back from the
@@ -175,7 +177,7 @@ export function copyKeys(batch: CopyBatch): { chains: string[]; sequences: strin
     const [chain, sequence, t] = batch.data
       .toString('utf8', start, end)
       .split('\t', 3)
-      .map((v) => v.replace(/\\[\\tnr]/g, (e) => UNESCAPES[e] as string));
+      .map(unescaped);
     chains.push(chain as string);
     sequences.push(sequence as string);
     ts.push(t as string);
@@ -192,5 +194,5 @@ export function copyFields(batch: CopyBatch, i: number): (string | null)[] {
   return batch.data
     .toString('utf8', i === 0 ? 0 : (batch.ends[i - 1] as number), (batch.ends[i] as number) - 1)
     .split('\t')
-    .map((v) => (v === '\\N' ? null : v.replace(/\\[\\tnr]/g, (e) => UNESCAPES[e] as string)));
+    .map((v) => (v === '\\N' ? null : unescaped(v)));
 }
