@@ -174,10 +174,7 @@ export function copyKeys(batch: CopyBatch): { chains: string[]; sequences: strin
   const ts: string[] = [];
   let start = 0;
   for (const end of batch.ends) {
-    const [chain, sequence, t] = batch.data
-      .toString('utf8', start, end)
-      .split('\t', 3)
-      .map(unescaped);
+    const [chain, sequence, t] = batch.data.toString('utf8', start, end).split('\t', 3).map(unescaped);
     chains.push(chain as string);
     sequences.push(sequence as string);
     ts.push(t as string);
