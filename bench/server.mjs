@@ -184,6 +184,16 @@ async function make() {
 }
 
 const server = await make();
+// APP_PG=1 (with BENCH_PG): the app keeps its own data in PostgreSQL, as the apps behind this package do: a
+// pg pool of its own, used every 200 ms. Node's stream and socket code then serves a database connection
+// besides the HTTP ones in any case (bench/store-app.mjs compares shipping against the file only with it).
+let appPool;
+if (process.env.APP_PG === '1') {
+  const pg = require('pg');
+  appPool = new pg.Pool({ connectionString: process.env.BENCH_PG, max: 1 });
+  await appPool.query('SELECT 1');
+  setInterval(() => appPool.query('SELECT 1').catch(() => {}), 200).unref();
+}
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
 process.send({ port: server.address().port });
@@ -194,6 +204,7 @@ process.on('message', async (m) => {
     server.close();
     server.closeAllConnections?.();
     if (log) await log.close();
+    await appPool?.end();
     process.send({ closed: true });
     process.disconnect();
   }
