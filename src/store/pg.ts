@@ -19,6 +19,8 @@ export interface PgClient {
   /** node-postgres runs a "submittable" (here pg-copy-streams' COPY FROM STDIN) and returns it. */
   query<T extends object>(submittable: T): T;
   release(err?: Error | boolean): void;
+  /** Ends the session; with a statement under way, node-postgres cuts the connection (that statement fails). */
+  end(): Promise<void>;
   /** A checked-out client emits 'error' when its connection fails (the pool listens only while it is idle). */
   on(event: 'error', listener: (err: Error) => void): unknown;
   removeListener(event: 'error', listener: (err: Error) => void): unknown;

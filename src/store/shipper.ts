@@ -51,7 +51,10 @@ export interface ShipperOptions {
 
 /** How far the store is behind the file. */
 export interface ShipperLag {
-  /** Bytes in the spool file(s) not yet in PostgreSQL (at the last look, at most `pollInterval` ago). */
+  /**
+   * Bytes in the spool file(s) not yet in PostgreSQL (at the last look, at most `pollInterval` ago); until the
+   * store first answers (an outage from the start), the whole file.
+   */
   bytes: number;
   /** Milliseconds since the oldest of them was first seen; 0 when caught up. */
   ms: number;
@@ -78,6 +81,8 @@ export interface ShipperStats {
 }
 
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** How long close() past its deadline waits for the loop to end once the transaction under way was cut. */
+const CUT_GRACE_MS = 1000;
 /** Bytes before a resume point compared at each look at a file (a hash and the end of the line, mostly). */
 const TAIL = 64;
 const NONE: CopyBatch = { data: Buffer.alloc(0), ends: [] };
@@ -190,6 +195,10 @@ export class PostgresShipper extends EventEmitter {
   private knownMonths = new Set<string>();
   private waiters: Waiter[] = [];
   private behindSince = 0;
+  /** The session of the transaction under way (cut by a close() past its deadline). */
+  private current: PgClient | undefined;
+  /** The file's size at the last look before the store first answered (see {@link lag}). */
+  private unseenBytes = 0;
   private warnedMissing = new Set<string>();
   private handoff: Handoff | undefined;
 
@@ -267,7 +276,7 @@ export class PostgresShipper extends EventEmitter {
 
   /** How far PostgreSQL is behind the file. */
   get lag(): ShipperLag {
-    let bytes = 0;
+    let bytes = this.ready ? 0 : this.unseenBytes;
     for (const f of this.files) bytes += Math.max(0, (this.sizes.get(f) ?? f.offset) - f.offset);
     return { bytes, ms: bytes > 0 && this.behindSince > 0 ? Date.now() - this.behindSince : 0 };
   }
@@ -322,11 +331,24 @@ export class PostgresShipper extends EventEmitter {
     }
     this.stopping = true;
     this.poke();
+    if (failure === undefined) return this.stop();
+    // Past the deadline a transaction under way is not waited for (a database that stopped answering, a
+    // network that drops its packets, would hold close() for as long): its session is cut, which rolls it back,
+    // and the file keeps its lines. close() rejects then; whatever else the loop still waits for ends with it.
+    this.current?.end().catch(() => {});
+    const stopped = this.stop();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, CUT_GRACE_MS)))]);
+    clearTimeout(timer);
+    throw failure;
+  }
+
+  /** Waits for the loop to end, then closes the files and the pool (when it made it). */
+  private async stop(): Promise<void> {
     await this.running;
     for (const f of this.files) await f.close().catch(() => {});
     this.files = [];
     if (this.ownsPool) await this.pool.end().catch(() => {});
-    if (failure) throw failure;
   }
 
   /**
@@ -348,6 +370,8 @@ export class PostgresShipper extends EventEmitter {
   }
 
   private sleep(ms: number): Promise<void> {
+    // (close() may have poked before this sleep began: a stopping loop does not wait, also not unref'd)
+    if (this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.wake = undefined;
@@ -647,7 +671,15 @@ export class PostgresShipper extends EventEmitter {
 
   /** One batch from the oldest file with something to ship; false when there was nothing more to send now. */
   private async step(): Promise<boolean> {
-    if (!this.ready) await this.prepare();
+    if (!this.ready) {
+      // What the store holds is not known before it answers (an outage from the start, say): until then the
+      // whole file counts as behind.
+      const st = await fsp.stat(this.filename).catch(() => undefined);
+      this.unseenBytes = st?.size ?? 0;
+      if (this.unseenBytes === 0) this.behindSince = 0;
+      else if (this.behindSince === 0) this.behindSince = Date.now();
+      await this.prepare();
+    }
     await this.refresh();
     for (let i = 0; i < this.files.length; i++) {
       const f = this.files[i] as SpoolFile;
@@ -769,6 +801,7 @@ export class PostgresShipper extends EventEmitter {
     fresh: boolean,
   ): Promise<Stored> {
     const client = await this.pool.connect();
+    this.current = client;
     // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
     // its 'error' event must not become an uncaught exception of the application.
     const cut = () => {};
@@ -811,6 +844,7 @@ export class PostgresShipper extends EventEmitter {
       await client.query('COMMIT');
       open = false;
       client.removeListener('error', cut);
+      this.current = undefined;
       client.release();
       return stored;
     } catch (err) {
@@ -823,6 +857,7 @@ export class PostgresShipper extends EventEmitter {
         );
       // A session that failed stays listened to: it may report again on its way out.
       if (broken === false) client.removeListener('error', cut);
+      this.current = undefined;
       client.release(broken);
       throw err;
     }

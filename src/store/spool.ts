@@ -106,23 +106,30 @@ export class SpoolFile {
     const handed = this.handed(from, maxRows, maxBytes, handoff);
     if (typeof handed !== 'number') return handed;
     if (this.buf.length < maxBytes) this.buf = Buffer.allocUnsafe(maxBytes);
-    let { bytesRead } = await this.fh.read(this.buf, 0, Math.min(maxBytes, handed - from), from);
+    // (The buffer may be larger than asked for, grown by a long line earlier: what counts is what was asked.)
+    let asked = Math.min(maxBytes, handed - from);
+    let { bytesRead } = await this.fh.read(this.buf, 0, asked, from);
     // Lines written meanwhile may have been handed over: the read stops where their rows begin.
     const meanwhile = this.handed(from, maxRows, maxBytes, handoff);
     if (typeof meanwhile !== 'number') return meanwhile;
     bytesRead = Math.min(bytesRead, meanwhile - from);
+    // (Handed rows begin after a newline: a read never needs to go into them.)
+    const limit = Math.min(handed, meanwhile) - from;
     let end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;
     let longLine = false;
-    while (end === 0 && bytesRead === this.buf.length) {
-      // One line longer than the buffer: grow up to MAX_LINE_BYTES, the most of a line the verifier reads.
-      if (this.buf.length >= MAX_LINE_BYTES) {
+    while (end === 0 && bytesRead === asked && asked < limit) {
+      // One line longer than what was read: read on, up to MAX_LINE_BYTES, the most of a line the verifier reads.
+      if (asked >= MAX_LINE_BYTES) {
         longLine = true;
         break;
       }
-      const bigger = Buffer.allocUnsafe(Math.min(this.buf.length * 2, MAX_LINE_BYTES));
-      this.buf.copy(bigger, 0, 0, bytesRead);
-      this.buf = bigger;
-      const more = await this.fh.read(this.buf, bytesRead, this.buf.length - bytesRead, from + bytesRead);
+      asked = Math.min(asked * 2, MAX_LINE_BYTES, limit);
+      if (this.buf.length < asked) {
+        const bigger = Buffer.allocUnsafe(asked);
+        this.buf.copy(bigger, 0, 0, bytesRead);
+        this.buf = bigger;
+      }
+      const more = await this.fh.read(this.buf, bytesRead, asked - bytesRead, from + bytesRead);
       bytesRead += more.bytesRead;
       if (more.bytesRead === 0) break;
       end = this.buf.subarray(0, bytesRead).lastIndexOf(NL) + 1;

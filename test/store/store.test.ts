@@ -536,6 +536,38 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(count(table), 102);
   });
 
+  it('close() rejects at its deadline while the database stops answering mid-batch (frozen, no reset)', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.url, table } });
+    const shipper = log.shipper as NonNullable<typeof log.shipper>;
+    log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/before' });
+    await shipper.flush(10_000); // the pool holds a session now: the next batch needs no new connection
+    // Every process of the cluster stopped: the session's socket stays open and nothing answers (a network
+    // partition that drops packets, a server that hangs).
+    const postmaster = Number(readFileSync(join(db.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const children = (await promisify(execFile)('pgrep', ['-P', String(postmaster)])).stdout.trim().split('\n').map(Number);
+    const frozen = [postmaster, ...children];
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    try {
+      for (let i = 0; i < 100; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/t/${i}` });
+      await sleep(300); // the batch is sent, and waits
+      const t0 = Date.now();
+      await assert.rejects(log.close({ shipTimeout: 500 }), (e: { code: string }) => e.code === ErrorCodes.AUDIT_SHIP_TIMEOUT);
+      const took = Date.now() - t0;
+      // (it waited for the frozen server for as long as that lasted)
+      assert.ok(took < 5000, `close() took ${took} ms`);
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    // The cut transaction rolled back; the next shipper sends the rest, nothing twice.
+    assert.equal(lines(file), 103);
+    await ship(file, table);
+    assert.equal(count(table), 103);
+    assert.equal(distinct(table), 103);
+  });
+
   it('ships past torn fragments and splits a fragment glued to a whole line', async () => {
     const table = freshTable();
     await init(table);
