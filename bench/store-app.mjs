@@ -5,7 +5,8 @@
 // must hold every line of the shipping server's file. Then the same two apps at the same time, by
 // bench/ab.mjs (server CPU per request; drift of the host hits both alike). Not part of `npm run bench`: it
 // needs PostgreSQL. Knobs: ROUNDS (3), PAIRS (11), MS (800), WARMUP; AB=0 skips the second comparison, SEQ=0
-// the first. `node bench/store-app.mjs <kindA> <distA> <kindB> <distB>` runs only bench/ab.mjs on those (two
+// the first; APP_PG=1 gives both apps a pg pool of their own (bench/server.mjs), as an app that keeps its
+// data in PostgreSQL has. `node bench/store-app.mjs <kindA> <distA> <kindB> <distB>` runs only bench/ab.mjs on those (two
 // builds head to head, e.g. express-audit-ship of this build against express-audit-ship of a copy).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
