@@ -195,8 +195,10 @@ export class PostgresShipper extends EventEmitter {
   private knownMonths = new Set<string>();
   private waiters: Waiter[] = [];
   private behindSince = 0;
-  /** The session of the transaction under way (cut by a close() past its deadline). */
-  private current: PgClient | undefined;
+  /** The sessions of the statements under way (cut by a close() past its deadline). */
+  private busy = new Set<PgClient>();
+  /** What was left in the files when the loop stopped (see {@link lag}); undefined while it runs. */
+  private leftBytes: number | undefined;
   /** The file's size at the last look before the store first answered (see {@link lag}). */
   private unseenBytes = 0;
   private warnedMissing = new Set<string>();
@@ -276,8 +278,9 @@ export class PostgresShipper extends EventEmitter {
 
   /** How far PostgreSQL is behind the file. */
   get lag(): ShipperLag {
-    let bytes = this.ready ? 0 : this.unseenBytes;
-    for (const f of this.files) bytes += Math.max(0, (this.sizes.get(f) ?? f.offset) - f.offset);
+    let bytes = this.leftBytes ?? (this.ready ? 0 : this.unseenBytes);
+    if (this.leftBytes === undefined)
+      for (const f of this.files) bytes += Math.max(0, (this.sizes.get(f) ?? f.offset) - f.offset);
     return { bytes, ms: bytes > 0 && this.behindSince > 0 ? Date.now() - this.behindSince : 0 };
   }
 
@@ -294,7 +297,11 @@ export class PostgresShipper extends EventEmitter {
     this.start();
     let timer: NodeJS.Timeout | undefined;
     // The loop measures the files at its next look (it alone opens and closes them) and resolves this then.
-    const done = new Promise<void>((resolve) => this.waiters.push({ targets: undefined, resolve }));
+    const waiter: Waiter = { targets: undefined, resolve: () => {} };
+    const done = new Promise<void>((resolve) => {
+      waiter.resolve = resolve;
+    });
+    this.waiters.push(waiter);
     this.poke();
     const late = new Promise<'late'>((r) => {
       timer = setTimeout(() => r('late'), timeoutMs);
@@ -302,6 +309,10 @@ export class PostgresShipper extends EventEmitter {
     const r = await Promise.race([done, late]);
     clearTimeout(timer);
     if (r === 'late') {
+      this.waiters = this.waiters.filter((w) => w !== waiter);
+      // The loop had not looked again yet (a short deadline, or one right after a flush): nothing is late when
+      // the files hold nothing the store lacks.
+      if (await this.caughtUp()) return;
       const why = this.down ? this.down.message : 'still shipping'; // (says PostgreSQL and what to do: storeError)
       throw timeoutError(
         `audit lines not yet in PostgreSQL after ${timeoutMs} ms (${why}); they stay in ${this.filename}`,
@@ -335,7 +346,7 @@ export class PostgresShipper extends EventEmitter {
     // Past the deadline a transaction under way is not waited for (a database that stopped answering, a
     // network that drops its packets, would hold close() for as long): its session is cut, which rolls it back,
     // and the file keeps its lines. close() rejects then; whatever else the loop still waits for ends with it.
-    this.current?.end().catch(() => {});
+    for (const client of this.busy) client.end().catch(() => {});
     const stopped = this.stop();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, CUT_GRACE_MS)))]);
@@ -346,6 +357,7 @@ export class PostgresShipper extends EventEmitter {
   /** Waits for the loop to end, then closes the files and the pool (when it made it). */
   private async stop(): Promise<void> {
     await this.running;
+    this.leftBytes = this.lag.bytes;
     for (const f of this.files) await f.close().catch(() => {});
     this.files = [];
     if (this.ownsPool) await this.pool.end().catch(() => {});
@@ -360,6 +372,50 @@ export class PostgresShipper extends EventEmitter {
   handOver(writer: HandoffWriter): Handoff {
     this.handoff ??= new Handoff(this.source, writer);
     return this.handoff;
+  }
+
+  /**
+   * Whether the store holds every whole line the files hold now, measured here rather than at the loop's next
+   * look (false whenever that is not certain: the store not reached yet or down, a batch under way, a file
+   * renamed over the live one since the last look).
+   */
+  private async caughtUp(): Promise<boolean> {
+    if (!this.ready || this.down !== undefined) return false;
+    const files = [...this.files];
+    const last = files[files.length - 1];
+    try {
+      if (this.follow) {
+        const st = await fsp.stat(this.filename).catch(() => undefined);
+        if (st !== undefined && (last === undefined || st.ino !== last.ino || last.path !== this.filename)) return false;
+      }
+      const targets = new Map<SpoolFile, number>();
+      for (const f of files) targets.set(f, await f.size());
+      return this.satisfied(targets);
+    } catch {
+      return false; // a file the loop closed meanwhile: it decides at its next look
+    }
+  }
+
+  /** One statement on a session of the pool, cut like a batch's by a close() past its deadline. */
+  private async query(sql: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount?: number | null }> {
+    const client = await this.pool.connect();
+    this.busy.add(client);
+    const cut = () => {};
+    client.on('error', cut);
+    try {
+      const r = await client.query(sql, values);
+      client.removeListener('error', cut);
+      this.busy.delete(client);
+      client.release();
+      return r;
+    } catch (err) {
+      // A statement PostgreSQL refused leaves the session usable; a cut or failed connection ends it.
+      const broken = !isSqlState(err);
+      if (!broken) client.removeListener('error', cut);
+      this.busy.delete(client);
+      client.release(broken ? (err as Error) : undefined);
+      throw err;
+    }
   }
 
   /** Wakes the loop now instead of at its next look (the owner of the file may call it after writing). */
@@ -441,7 +497,7 @@ export class PostgresShipper extends EventEmitter {
   /** Connects, checks the table and opens the files at their resume points. */
   private async prepare(): Promise<void> {
     const n = this.names;
-    const t = await this.pool.query(
+    const t = await this.query(
       `SELECT to_regclass($1) AS t, to_regclass($2) AS c, to_regclass($3) AS r,
     (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname IN ('file_id', 'offset') AND NOT attisdropped) AS placed`,
       [n.table, n.cursor, n.raw],
@@ -467,7 +523,7 @@ export class PostgresShipper extends EventEmitter {
         { code: ErrorCodes.AUDIT_STORE_SCHEMA },
       );
     }
-    const cursors = await this.pool.query(
+    const cursors = await this.query(
       `SELECT file_id, path, "offset", done FROM ${n.cursor} WHERE source = $1 ORDER BY updated_at, file_id`,
       [this.source],
     );
@@ -599,7 +655,7 @@ export class PostgresShipper extends EventEmitter {
     const n = this.names;
     const heldRaw = async (at: number, bytes: Buffer) =>
       (
-        await this.pool.query(`SELECT 1 FROM ${n.raw} WHERE file_id = $1 AND "offset" = $2 AND digest = $3`, [
+        await this.query(`SELECT 1 FROM ${n.raw} WHERE file_id = $1 AND "offset" = $2 AND digest = $3`, [
           id,
           at,
           createHash('sha256').update(bytes).digest('hex'),
@@ -609,7 +665,7 @@ export class PostgresShipper extends EventEmitter {
     if (rows === 0) return false;
     const k = copyKeys(copyRows(c.batch, [rows - 1]));
     const bytes = await f.bytesAt(rowAt, c.spans[2 * rows - 1] as number);
-    const held = await this.pool.query(
+    const held = await this.query(
       `SELECT file_id, "offset", line FROM ${n.table} WHERE chain = $1 AND sequence = $2 AND ts = $3::timestamptz`,
       [k.chains[0], k.sequences[0], k.ts[0]],
     );
@@ -708,10 +764,10 @@ export class PostgresShipper extends EventEmitter {
         // A rotated file nobody appends to any more, shipped to its end: done.
         const id = await f.identify();
         if (id !== undefined) {
-          await this.pool.query(
-            `UPDATE ${this.names.cursor} SET done = true, updated_at = now() WHERE source = $1 AND file_id = $2`,
-            [this.source, id],
-          );
+          await this.query(`UPDATE ${this.names.cursor} SET done = true, updated_at = now() WHERE source = $1 AND file_id = $2`, [
+            this.source,
+            id,
+          ]);
         }
         this.files.splice(i, 1);
         this.sizes.delete(f);
@@ -728,7 +784,7 @@ export class PostgresShipper extends EventEmitter {
     const months = new Set<string>();
     for (const m of chunk.months) if (!this.knownMonths.has(m)) months.add(m);
     if (months.size > 0) {
-      await this.pool.query(`SELECT ${this.names.addPartitions}($1::text[])`, [[...months]]);
+      await this.query(`SELECT ${this.names.addPartitions}($1::text[])`, [[...months]]);
       for (const m of months) this.knownMonths.add(m);
     }
     // The bytes the resume point follows, to tell later whether the file still holds them there (see refresh).
@@ -801,7 +857,7 @@ export class PostgresShipper extends EventEmitter {
     fresh: boolean,
   ): Promise<Stored> {
     const client = await this.pool.connect();
-    this.current = client;
+    this.busy.add(client);
     // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
     // its 'error' event must not become an uncaught exception of the application.
     const cut = () => {};
@@ -844,7 +900,7 @@ export class PostgresShipper extends EventEmitter {
       await client.query('COMMIT');
       open = false;
       client.removeListener('error', cut);
-      this.current = undefined;
+      this.busy.delete(client);
       client.release();
       return stored;
     } catch (err) {
@@ -857,7 +913,7 @@ export class PostgresShipper extends EventEmitter {
         );
       // A session that failed stays listened to: it may report again on its way out.
       if (broken === false) client.removeListener('error', cut);
-      this.current = undefined;
+      this.busy.delete(client);
       client.release(broken);
       throw err;
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -65,6 +65,13 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
     const err = e as { code: number; stdout: string; stderr: string };
     return { code: err.code, stdout: err.stdout, stderr: err.stderr };
   }
+}
+
+/** The postmaster and its children: stopping them all freezes the cluster (sockets open, nothing answers). */
+async function clusterPids(db: TestPostgres): Promise<number[]> {
+  const postmaster = Number(readFileSync(join(db.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = (await execFileP('pgrep', ['-P', String(postmaster)])).stdout.trim().split('\n').map(Number);
+  return [postmaster, ...children];
 }
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -546,9 +553,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     await shipper.flush(10_000); // the pool holds a session now: the next batch needs no new connection
     // Every process of the cluster stopped: the session's socket stays open and nothing answers (a network
     // partition that drops packets, a server that hangs).
-    const postmaster = Number(readFileSync(join(db.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-    const children = (await promisify(execFile)('pgrep', ['-P', String(postmaster)])).stdout.trim().split('\n').map(Number);
-    const frozen = [postmaster, ...children];
+    const frozen = await clusterPids(db);
     for (const pid of frozen) process.kill(pid, 'SIGSTOP');
     try {
       for (let i = 0; i < 100; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/t/${i}` });
@@ -566,6 +571,57 @@ describe('PostgreSQL store', needsPostgres(), () => {
     await ship(file, table);
     assert.equal(count(table), 103);
     assert.equal(distinct(table), 103);
+  });
+
+  it('every statement is cut at the deadline, not only a batch: a shipper connecting to a frozen database ends at once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeEntries(file, 20);
+    // The application's own pool, with one session open and idle: the shipper's first statements (checking the
+    // table) go out on it and wait.
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    pool.on('error', () => {});
+    await pool.query('SELECT 1');
+    const frozen = await clusterPids(db);
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    try {
+      const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false });
+      s.start();
+      await sleep(300);
+      const t0 = Date.now();
+      await assert.rejects(s.close(500), (e: { code: string }) => e.code === ErrorCodes.AUDIT_SHIP_TIMEOUT);
+      const took = Date.now() - t0;
+      // The loop ended with the cut (it did not sit out the grace period on a statement nobody answers), and
+      // the cut session left the pool.
+      assert.ok(took < 1200, `close() took ${took} ms`);
+      assert.equal(pool.totalCount, 0);
+      assert.equal(s.lag.bytes, readFileSync(file).length, 'after close() the lag still says what was left');
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    await pool.end();
+    await ship(file, table);
+    assert.equal(count(table), 22);
+  });
+
+  it('flush() and close() with a short deadline resolve when nothing is left, reject when something is; lag after close', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const written = await writeEntries(file, 10);
+    const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table } });
+    after(() => s.close(1000).catch(() => {})); // (a failure above must not leave it running)
+    await s.flush(10_000);
+    // Deadlines shorter than the loop's next look (a stat and a read): what counts is what is left.
+    for (let i = 0; i < 50; i++) await s.flush(i % 2);
+    appendFileSync(file, 'not an entry\n');
+    await assert.rejects(s.flush(0), (e: { code: string; lag: { bytes: number } }) => e.code === ErrorCodes.AUDIT_SHIP_TIMEOUT);
+    await s.flush(10_000);
+    await s.close(1);
+    assert.deepEqual(s.lag, { bytes: 0, ms: 0 });
+    assert.equal(count(table), written);
+    assert.equal(count(`${table}_raw`), 1);
   });
 
   it('ships past torn fragments and splits a fragment glued to a whole line', async () => {
