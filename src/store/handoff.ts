@@ -14,6 +14,8 @@ const LIMIT = 16 * 1024 * 1024;
 /** Rows are written into buffers of this size, each let go of once its rows are shipped. */
 const ARENA = 1024 * 1024;
 const BACKSLASH = 0x5c;
+/** Files written remembered (see {@link Handoff.writtenTo}): a few rotations' worth. */
+const FILES_KEPT = 16;
 
 /** Who seals the lines: the members every line of the chain repeats. */
 export interface HandoffWriter {
@@ -54,6 +56,8 @@ export class Handoff implements WriteTracker {
   private pendingLines = 0;
   private runs: Run[] = [];
   private held = 0;
+  /** The files (`dev:ino`) the writer's writes landed in, the latest last (at most {@link FILES_KEPT}). */
+  private files: string[] = [];
 
   constructor(
     private readonly source: string,
@@ -127,6 +131,14 @@ export class Handoff implements WriteTracker {
     this.pendingLens = [];
     this.pendingMonths = [];
     this.pendingAt = this.copy.length;
+    if (w !== undefined) {
+      const key = `${w.dev}:${w.ino}`;
+      if (this.files[this.files.length - 1] !== key) {
+        this.files = this.files.filter((k) => k !== key);
+        this.files.push(key);
+        if (this.files.length > FILES_KEPT) this.files.shift();
+      }
+    }
     if (w === undefined || ends.length !== lines || lines !== w.lines || lines === 0) return;
     let to = w.from;
     for (const n of lens) to += n;
@@ -161,6 +173,14 @@ export class Handoff implements WriteTracker {
       r.dataEnds.push((ends[k] as number) - base);
       r.months.push(months[k]);
     }
+  }
+
+  /**
+   * The files (`dev:ino`) the writer wrote to lately, the latest last: the shipper finds by them a file that
+   * was renamed before it ever looked at it.
+   */
+  writtenTo(): readonly string[] {
+    return this.files;
   }
 
   /** Every run is let go of: the file they name was closed by the writer, and its inode may be reused. */

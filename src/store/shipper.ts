@@ -202,6 +202,9 @@ export class PostgresShipper extends EventEmitter {
   /** The file's size at the last look before the store first answered (see {@link lag}). */
   private unseenBytes = 0;
   private warnedMissing = new Set<string>();
+  /** Files (`dev:ino`) found shipped to their end, with their size then: not opened again (see adoptMissed). */
+  private settled = new Map<string, number>();
+  private readonly startedAt = Date.now();
   private handoff: Handoff | undefined;
 
   constructor(options: ShipperOptions) {
@@ -384,9 +387,10 @@ export class PostgresShipper extends EventEmitter {
     const files = [...this.files];
     const last = files[files.length - 1];
     try {
+      if (this.missed()) return false;
       if (this.follow) {
         const st = await fsp.stat(this.filename).catch(() => undefined);
-        if (st !== undefined && (last === undefined || st.ino !== last.ino || last.path !== this.filename)) return false;
+        if (st === undefined || last === undefined || st.ino !== last.ino || last.path !== this.filename) return false;
       }
       const targets = new Map<SpoolFile, number>();
       for (const f of files) targets.set(f, await f.size());
@@ -691,6 +695,8 @@ export class PostgresShipper extends EventEmitter {
     const last = this.files[this.files.length - 1];
     if (this.follow || last === undefined) {
       const st = await fsp.stat(this.filename).catch(() => undefined);
+      const renamed = last !== undefined && (st === undefined || st.ino !== last.ino || last.path !== this.filename);
+      if (renamed || this.missed()) await this.adoptMissed();
       if (st && (last === undefined || st.ino !== last.ino || last.path !== this.filename)) {
         const f = await this.openCurrent();
         if (f) {
@@ -723,6 +729,73 @@ export class PostgresShipper extends EventEmitter {
     const behind = this.files.some((f) => (this.sizes.get(f) ?? 0) > f.offset);
     if (!behind) this.behindSince = 0;
     else if (this.behindSince === 0) this.behindSince = Date.now();
+  }
+
+  /** Whether the audit log of this process wrote lately to a file this shipper does not hold. */
+  private missed(): boolean {
+    const written = this.handoff?.writtenTo();
+    if (written === undefined || written.length === 0) return false;
+    for (const key of written) {
+      if (this.settled.has(key)) continue;
+      if (!this.files.some((f) => `${f.dev}:${f.ino}` === key)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Files renamed away before this shipper looked at them: rotated twice between two of its looks, or
+   * created, written and renamed between them (the look before saw the file before, the next one sees the
+   * file after, or none). Their lines would otherwise miss from the store while flush() and close() resolve.
+   * Found beside the file and shipped on from a resume point the store backs (else from their beginning;
+   * nothing is stored twice): by the usual rotated names (`<file>.1`, …) when modified since this shipper
+   * started (a file rotated while none ran is found when one starts, see prepare), and under any name beginning
+   * with the file's by the inodes the audit log of this process wrote to.
+   */
+  private async adoptMissed(): Promise<void> {
+    const dir = dirname(this.filename);
+    const prefix = basename(this.filename);
+    const written = new Set(this.handoff?.writtenTo() ?? []);
+    const held = new Set(this.files.map((f) => `${f.dev}:${f.ino}`));
+    const found: { f: SpoolFile; mtime: number }[] = [];
+    for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+      if (!name.startsWith(prefix) || name === prefix) continue;
+      const path = join(dir, name);
+      const st = await fsp.stat(path).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const key = `${st.dev}:${st.ino}`;
+      if (held.has(key) || this.settled.get(key) === st.size) continue;
+      const rotatedName = /^\.\d+$/.test(name.slice(prefix.length)) && st.mtimeMs >= this.startedAt - 1000;
+      if (!rotatedName && !written.has(key)) continue;
+      const f = await SpoolFile.open(path, BATCH_BYTES).catch(() => undefined);
+      if (f === undefined) continue;
+      if (f.ino !== st.ino || f.dev !== st.dev) {
+        await f.close(); // renamed again meanwhile: the next look finds it
+        continue;
+      }
+      const id = await f.identify();
+      if (id !== undefined) {
+        const p = await this.query(`SELECT "offset" FROM ${this.names.cursor} WHERE source = $1 AND file_id = $2`, [
+          this.source,
+          id,
+        ]);
+        const point = p.rows[0] as { offset: string } | undefined;
+        if (point !== undefined) await this.resumeAt(f, id, Number(point.offset));
+        if (f.offset >= st.size) {
+          this.settled.set(key, st.size); // shipped to its end already
+          await f.close();
+          continue;
+        }
+      }
+      f.lastGrowth = Date.now(); // (a writer may still append to it through a descriptor it holds)
+      held.add(key);
+      found.push({ f, mtime: st.mtimeMs });
+    }
+    if (found.length === 0) return;
+    found.sort((a, b) => a.mtime - b.mtime);
+    // Before the file at `filename` (the live one stays last), in the order they were last written.
+    const live = this.files[this.files.length - 1];
+    const at = live !== undefined && live.path === this.filename ? this.files.length - 1 : this.files.length;
+    this.files.splice(at, 0, ...found.map((x) => x.f));
   }
 
   /** One batch from the oldest file with something to ship; false when there was nothing more to send now. */
@@ -771,6 +844,7 @@ export class PostgresShipper extends EventEmitter {
         }
         this.files.splice(i, 1);
         this.sizes.delete(f);
+        this.settled.set(`${f.dev}:${f.ino}`, f.offset);
         await f.close().catch(() => {});
         i--;
       }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { copyFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -250,6 +250,80 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
       'every line of the file after the cut is in the store',
     );
     assert.equal(count(table), distinct(table));
+  });
+
+  it('a sidecar: a file created, written and rotated on between two of its looks is shipped too', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 10);
+    // Looks only when flushed.
+    const s = shipper(file, table, { follow: true, pollInterval: 60_000, rotationGrace: 0 });
+    s.start();
+    await s.flush(20_000);
+    // Between two looks: the file renamed (.1), a new one written (the one the shipper never sees at the
+    // name), the rotation shifting (.1 to .2, the new one to .1), and a third file written.
+    renameSync(file, `${file}.1`);
+    await writeLog(file, 20);
+    renameSync(`${file}.1`, `${file}.2`);
+    renameSync(file, `${file}.1`);
+    await writeLog(file, 30);
+    await s.flush(20_000);
+    await s.close(20_000);
+    const all = [`${file}.2`, `${file}.1`, file].flatMap((f) => linesOf(f));
+    assert.equal(all.length, 12 + 22 + 32);
+    assert.equal(count(table), all.length);
+    assert.equal(distinct(table), all.length);
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'intact', JSON.stringify(r.findings.slice(0, 3)));
+  });
+
+  it('in process, rotated by rename again and again while it writes and ships: every line of every file once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 });
+    const rotated: string[] = [];
+    let written = 0;
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        for (let i = 0; i < 200; i++) {
+          log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/r/${written++}` });
+        }
+        await sleep(2);
+      }
+    })();
+    // Renamed mid-write and mid-batch, as logrotate does without copytruncate: the log notices at its next
+    // batch and opens a new file; the shipper drains each renamed file and goes on with the new one.
+    for (let k = 1; k <= 8; k++) {
+      await sleep(120 + 37 * k);
+      const to = `${file}.${k}`;
+      renameSync(file, to);
+      rotated.push(to);
+    }
+    writing = false;
+    await writer;
+    await log.close({ shipTimeout: 60_000 });
+    // (the last entries may have gone to the last renamed file, when no batch came between the rename and them)
+    const files = existsSync(file) ? [...rotated, file] : rotated;
+    const all = files.flatMap((f) => linesOf(f));
+    assert.ok(written >= 2_000, `${written} written`);
+    // Every entry written, plus the log's own (start, one reopen per rotation, stop).
+    assert.equal(all.filter((l) => l.includes('"action":"http-request"')).length, written);
+    assert.equal(count(table), all.length);
+    assert.equal(distinct(table), all.length);
+    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
+    assert.deepEqual(
+      all.filter((l) => !stored.has(l)),
+      [],
+    );
+    const fromStore = await verifyTable(table);
+    assert.equal(fromStore.verdict, 'intact', JSON.stringify(fromStore.findings.slice(0, 3)));
+    assert.equal(fromStore.entries, all.length);
+    const fromFiles = await verifyAuditLog(files);
+    assert.equal(fromFiles.verdict, 'intact');
+    assert.deepEqual(codes(fromStore).sort(), codes(fromFiles).sort());
   });
 
   it('several writers append to one file, each with its own shipper of it: every line once, no duplicate', async () => {
