@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyPluginOptions, Fast
 import { type ClientAddress, type ClientIpOptions, compileClientIp, compileClientIpOption } from '../client-ip.js';
 import { clientIpOf, clientPortOf } from '../connection/socket-info.js';
 import { type AuditMiddlewareOptions, compileRequestAudit } from '../middleware/request-audit.js';
+import { interceptEvent } from '../middleware/server-events.js';
 
 export type { ClientIpOptions } from '../client-ip.js';
 
@@ -126,6 +127,14 @@ export type FastifyAuditOptions = AuditMiddlewareOptions<FastifyRequest> & {
   clientIp?: boolean | ClientIpOptions;
 };
 
+/** A response of the server under Fastify (HTTP/1 or HTTP/2 compatibility). */
+type RawResponse = { end: (...args: unknown[]) => unknown; req?: IncomingMessage };
+
+/** The response class's own `end()`. */
+function realEnd(res: RawResponse): RawResponse['end'] {
+  return (Object.getPrototypeOf(res) as RawResponse).end;
+}
+
 /** A callback of the options, given the request where the shared code holds the reply. */
 function onRequestOf<R>(fn: ((request: FastifyRequest) => R) | undefined): ((reply: FastifyReply) => R) | undefined {
   return typeof fn === 'function' ? (reply) => fn(reply.request) : fn;
@@ -175,9 +184,49 @@ export const auditLog: FastifyPluginCallback<FastifyAuditOptions> = appWide(
         },
       },
     );
+    // Fastify answers some requests itself before any hook runs: a URL it cannot decode (400), a parameter
+    // longer than maxParamLength (414), every request once app.close() began (503, return503OnClosing). Their
+    // responses get an entry too: the server's 'request' event (before Fastify's router) gives each response
+    // an `end` of ours, which the hook below puts back; when Fastify ends the response without the hook
+    // having run, that `end` opens the request's entry then (the connection's client, no route, no user:
+    // the callbacks take a Fastify request, which there is none of) and the answer waits for its line.
+    const beginRaw = compileRequestAudit<IncomingMessage>(
+      {
+        ...(options as AuditMiddlewareOptions<unknown>),
+        user: undefined,
+        skip: undefined,
+        path: typeof path === 'function' ? 'path' : path,
+      } as AuditMiddlewareOptions<IncomingMessage>,
+      { route: () => undefined, client: () => undefined },
+    );
+    /** Responses whose `end` someone else wrapped between Fastify's router and the hook (see ownEnd). */
+    const hooked = new WeakSet<object>();
+    function selfAnswered(this: RawResponse, ...args: unknown[]): unknown {
+      const real = realEnd(this);
+      if (hooked.has(this)) return real.apply(this, args); // the hook ran: its entry is open
+      this.end = real;
+      const req = this.req;
+      if (req === undefined || beginRaw(req, req, this as never) === 'drop') return this;
+      return (this.end as typeof real).apply(this, args);
+    }
+    interceptEvent<IncomingMessage, RawResponse>(
+      fastify.server,
+      'request',
+      (_req, res) => {
+        res.end = selfAnswered;
+        return true;
+      },
+      'auditLog',
+    );
+    /** Puts the response's own `end` back before the entry opens (unless another hook wrapped ours). */
+    function ownEnd(res: RawResponse): void {
+      if (res.end === selfAnswered) res.end = realEnd(res);
+      else hooked.add(res);
+    }
     if (resolve !== undefined) decorate(fastify);
     fastify.addHook('onRequest', function auditLog(request, reply, next) {
       if (resolve !== undefined) setClientIp(resolve, request);
+      ownEnd(reply.raw as unknown as RawResponse);
       const decision = begin(reply, request.raw as IncomingMessage, reply.raw as never);
       if (decision === 'skip' || decision === 'serve') {
         next();

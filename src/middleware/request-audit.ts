@@ -3,7 +3,7 @@
 // written, so that no client ever holds an answer whose entry a crash could still lose — or when the
 // connection closes first.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
@@ -341,14 +341,31 @@ class RequestEntry<T> {
   };
 }
 
+/** While a response's end waits for its line, it reads as ended (see holdEnd); HTTP/2's has no field for it. */
+const ENDED: PropertyDescriptor = { get: () => true, configurable: true };
+
 /**
  * Makes `res.end()` write the entry first and send the response's last bytes once the line is written.
  * The hook is an own property of this response only: nothing of Node's or the framework's prototypes changes.
+ *
+ * Meanwhile the response reads as ended, as it would at once without the hold (`writableEnded`, `finished`;
+ * Fastify's `reply.sent`, Koa's `ctx.writable`), and a second `end()` or a `write()` gets what Node gives an
+ * ended response: code that checks, a hook that answered without `return reply`, a double send, behave as
+ * without the audit, and nothing more of the response leaves before its line is written.
  */
 function holdEnd<T>(r: RequestEntry<T>): void {
   const res = r.res;
   const end = res.end as (...args: unknown[]) => ServerResponse;
+  // HTTP/1: Node's own field (what its end() and write() check), set back just before the real end().
+  const outgoing = res instanceof OutgoingMessage;
+  let held = false;
   const release = (args: unknown[], written: boolean) => {
+    held = false;
+    if (outgoing) res.finished = false;
+    else {
+      delete (res as { finished?: boolean }).finished;
+      delete (res as { writableEnded?: boolean }).writableEnded;
+    }
     if (!written) {
       // The entry will never be written: no answer without it.
       res.destroy();
@@ -362,6 +379,13 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     }
   };
   res.end = function auditedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+    // A second end() while the first waits: HTTP/1's end() answers it as ended (the field is set); HTTP/2's
+    // calls back, as it does for an ended response.
+    if (held && !outgoing) {
+      const cb = args[args.length - 1];
+      if (typeof cb === 'function') process.nextTick(cb as () => void);
+      return this;
+    }
     if (r.done || r.entry === undefined) return end.apply(this, args);
     if (r.req.socket?.destroyed) {
       r.closed(); // the connection is gone: nothing of this answer can reach the client
@@ -374,6 +398,12 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     if (r.refused === 'audit_unavailable') {
       r.write(fields);
       return end.apply(this, args);
+    }
+    held = true;
+    if (outgoing) res.finished = true;
+    else {
+      Object.defineProperty(res, 'writableEnded', ENDED);
+      Object.defineProperty(res, 'finished', ENDED);
     }
     r.write(fields, (written) => release(args, written));
     return this;

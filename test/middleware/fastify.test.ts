@@ -184,6 +184,100 @@ describe('Fastify auditLog plugin', () => {
     assert.equal(slow?.client.ip, '203.0.113.7');
   });
 
+  it('while a reply waits for its entry it reads as sent: a hook that answered without `return reply`, a double send, as without the audit', async () => {
+    for (const audited of [false, true]) {
+      const file = tmpFile();
+      const log = createAuditLog({ filename: file });
+      const app = Fastify();
+      if (audited) app.register(auditLog, { log, clientIp: true });
+      let deleted = 0;
+      app.register(async (scope) => {
+        // Fastify's docs ask for `return reply`; plain Fastify also skips the handler without it.
+        scope.addHook('onRequest', async (request, reply) => {
+          if (request.headers.authorization === undefined) reply.code(401).send({ error: 'unauthorized' });
+        });
+        scope.delete('/patients/:id', async () => {
+          deleted++;
+          return { deleted: true };
+        });
+      });
+      app.get('/double', async (_request, reply) => {
+        reply.send('first');
+        return 'second';
+      });
+      const port = await start(app);
+      const a = await raw(port, [`${HEADER}DELETE /patients/42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+      assert.match(a.data.toString(), /^HTTP\/1\.1 401/, `audited: ${audited}`);
+      assert.match(a.data.toString(), /unauthorized/);
+      assert.equal(deleted, 0, `the handler did not run (audited: ${audited})`);
+      const b = await raw(port, [`${HEADER}${get('/double')}`]);
+      assert.match(b.data.toString(), /^HTTP\/1\.1 200/);
+      assert.match(b.data.toString(), /\r\n\r\nfirst$/);
+      await app.close();
+      await log.close();
+      if (audited) {
+        assert.deepEqual(
+          requests(file).map((e) => [e.url.path, e.http.response.status_code]),
+          [
+            ['/patients/42', 401],
+            ['/double', 200],
+          ],
+        );
+        assert.deepEqual(
+          entries(file)
+            .map((e) => e.event.action)
+            .filter((x) => x !== 'http-request' && !x.startsWith('audit-log-')),
+          [],
+          'no rejected entries',
+        );
+      }
+    }
+  });
+
+  it('requests Fastify answers before any hook (a bad URL, a parameter too long, a 503 once app.close() began) get their entry', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = Fastify({ maxParamLength: 10 });
+    app.register(auditLog, { log, user: () => 'dr-1' });
+    app.get('/patients/:id', async (request) => ({ id: (request.params as { id: string }).id }));
+    app.get('/slow', async () => {
+      await sleep(300);
+      return 'slow';
+    });
+    const port = await start(app);
+    const bad = await raw(port, [`${HEADER}${get('/patients/%zz')}`]);
+    assert.match(bad.data.toString(), /^HTTP\/1\.1 400/);
+    const long = await raw(port, [`${HEADER}${get('/patients/12345678901234567890')}`]);
+    assert.match(long.data.toString(), /^HTTP\/1\.1 414/);
+    const ok = await raw(port, [`${HEADER}${get('/patients/7')}`]);
+    assert.match(ok.data.toString(), /^HTTP\/1\.1 200/);
+    // A keep-alive connection busy with /slow when app.close() begins; its next request comes meanwhile.
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    let got = '';
+    c.on('data', (d) => (got += d.toString()));
+    c.write(`${HEADER}GET /slow HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await sleep(50);
+    const closed = app.close();
+    await sleep(50);
+    c.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\n');
+    await Promise.race([once(c, 'close'), sleep(3000)]);
+    c.destroy();
+    await closed;
+    await log.close();
+    assert.match(got, /^HTTP\/1\.1 200[\s\S]*slow[\s\S]*HTTP\/1\.1 503/);
+    const list = requests(file).map((e) => [e.url.path, e.http.response.status_code, e.client.ip, e.user?.id]);
+    assert.deepEqual(list, [
+      ['/patients/%zz', 400, '203.0.113.7', undefined],
+      ['/patients/12345678901234567890', 414, '203.0.113.7', undefined],
+      ['/patients/7', 200, '203.0.113.7', 'dr-1'],
+      // (written when answered: the 503 at once, /slow when its handler is done)
+      ['/late', 503, '203.0.113.7', undefined],
+      ['/slow', 200, '203.0.113.7', 'dr-1'],
+    ]);
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
   it('after close() begins, requests are answered 503 with Connection: close and get their entry', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });

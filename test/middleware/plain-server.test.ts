@@ -160,6 +160,75 @@ describe('auditRequests on servers without a framework', () => {
     );
   });
 
+  it('while the end waits for its line the response reads as ended: a writableEnded guard, a second end(), as without the audit', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const calls: string[] = [];
+    const guarded = (
+      req: http.IncomingMessage | http2.Http2ServerRequest,
+      res: http.ServerResponse | http2.Http2ServerResponse,
+    ) => {
+      res.end('record 42');
+      calls.push(`${req.url} ended=${res.writableEnded} finished=${res.finished}`);
+      if (!res.writableEnded) {
+        res.statusCode = 404;
+        res.end('not found');
+      }
+      // A second end() with a callback: called as for any ended response, nothing more is sent.
+      (res as http.ServerResponse).end(() => calls.push(`${req.url} second end called back`));
+    };
+    const server = withProxyProtocol(http.createServer(guarded));
+    auditRequests(server, { log });
+    const port = await listen(server);
+    for (const conn of ['close', 'keep-alive']) {
+      const { data } = await raw(port, [`${HEADER}GET /${conn} HTTP/1.1\r\nHost: x\r\nConnection: ${conn}\r\n\r\n`], {
+        until: (d) => d.includes('record 42'),
+      });
+      const text = data.toString();
+      assert.match(text, /^HTTP\/1\.1 200 OK/);
+      assert.match(text, /\r\n\r\nrecord 42$/);
+      assert.doesNotMatch(text, /not found/);
+    }
+    const h2 = withProxyProtocol(http2.createSecureServer(await certificate(), guarded));
+    auditRequests(h2, { log });
+    const h2port = await listen(h2);
+    const session = http2.connect(`https://localhost:${h2port}`, {
+      rejectUnauthorized: false,
+      createConnection: () => {
+        const s = net.connect(h2port, '127.0.0.1');
+        s.write(HEADER);
+        return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+      },
+    });
+    const req = session.request({ ':path': '/h2' });
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (d) => (body += d));
+    await once(req, 'end');
+    assert.deepEqual([status, body], [200, 'record 42']);
+    session.close();
+    await close(server);
+    await close(h2);
+    await log.close();
+    assert.deepEqual(calls.filter((c) => c.includes('ended=')).sort(), [
+      '/close ended=true finished=true',
+      '/h2 ended=true finished=true',
+      '/keep-alive ended=true finished=true',
+    ]);
+    assert.equal(calls.filter((c) => c.includes('called back')).length, 3);
+    assert.deepEqual(
+      requests(file)
+        .map((e) => [e.url.path, e.http.response.status_code, e.http.response.body.bytes])
+        .sort(),
+      [
+        ['/close', 200, 9],
+        ['/h2', 200, 9],
+        ['/keep-alive', 200, 9],
+      ],
+    );
+  });
+
   it('rejects bad options and a server audited twice', () => {
     const log = createAuditLog({ filename: tmpFile() });
     const server = http.createServer();
