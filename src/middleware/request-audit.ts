@@ -4,6 +4,7 @@
 // connection closes first.
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
+import type { Http2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
@@ -64,12 +65,30 @@ export const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 export const MAX_PATH = 2048;
 export const MAX_UA = 512;
 
-export function queryNames(url: string, q: number): string | undefined {
+/**
+ * The path of a request target, without query. A fragment is never part of a request (RFC 9110 §7.1): one a
+ * client sent anyway is not logged either.
+ */
+export function pathOf(url: string): string {
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) return url.slice(0, i); // ? #
+  }
+  return url;
+}
+
+/** The names of the query's `name=value` parameters, sorted, or undefined (see the `queryKeys` option). */
+export function queryNames(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  const hash = url.indexOf('#');
+  if (hash >= 0 && hash < q) return undefined; // (in the fragment)
   const names = new Set<string>();
-  for (const part of url.slice(q + 1).split('&')) {
-    if (part === '') continue;
+  for (const part of url.slice(q + 1, hash < 0 ? url.length : hash).split('&')) {
     const eq = part.indexOf('=');
-    let name = eq < 0 ? part : part.slice(0, eq);
+    // A part without `=` names nothing: it is a value (`?222-22-2222`), and values are never logged.
+    if (eq <= 0) continue;
+    let name = part.slice(0, eq);
     try {
       name = decodeURIComponent(name.replace(/\+/g, ' '));
     } catch {}
@@ -141,6 +160,18 @@ function noteTimeouts(socket: IncomingMessage['socket'] | null): void {
   if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
   watched.add(socket);
   socket.on('timeout', () => idleTimedOut.add(socket));
+}
+
+/**
+ * The status an HTTP/2 compatibility response's stream sent when the app answered through the stream itself
+ * and the stream ended normally (no reset: `rstCode` 0, NGHTTP2_NO_ERROR); otherwise undefined.
+ */
+function streamAnswer(res: ServerResponse): number | undefined {
+  if (res instanceof OutgoingMessage) return undefined;
+  const stream = (res as unknown as { stream?: Http2Stream }).stream;
+  if (stream === undefined || stream.rstCode !== 0 || !stream.writableEnded) return undefined;
+  const status = Number(stream.sentHeaders?.[':status']);
+  return Number.isInteger(status) && status >= 100 ? status : undefined;
 }
 
 /** Why the connection of an unfinished request went away through a server timeout, if it did. */
@@ -231,10 +262,9 @@ class RequestEntry<T> {
     const { binding, path, user, log } = c;
     const decided = this.call((t) => binding.client(t), 'the client address of the adapter');
     const route = this.call((t) => binding.route(t), 'the route of the adapter');
-    const q = url.indexOf('?');
     let logged: unknown;
     if (typeof path === 'function') logged = this.call(path, 'the path option');
-    else logged = (path === 'route' ? route : undefined) ?? (q < 0 ? url : url.slice(0, q));
+    else logged = (path === 'route' ? route : undefined) ?? pathOf(url);
     if (logged !== undefined && typeof logged !== 'string') {
       log.warn(new TypeError(`returned ${typeof logged}`), 'the path option');
       logged = undefined;
@@ -254,8 +284,11 @@ class RequestEntry<T> {
         (binding.bytes === undefined ? undefined : this.call(binding.bytes, 'the byte count of the adapter')) ??
         Number.NaN,
     );
-    const bytes =
-      Number.isSafeInteger(declared) && declared >= 0
+    // No body goes with these, whatever Content-Length says (RFC 9110 §6.4.1).
+    const bodyless = req.method === 'HEAD' || status === 204 || status === 304;
+    const bytes = bodyless
+      ? 0
+      : Number.isSafeInteger(declared) && declared >= 0
         ? declared
         : end !== undefined && !headersSent(res)
           ? endLength(end[0], end[1])
@@ -277,7 +310,7 @@ class RequestEntry<T> {
       httpVersion: req.httpVersion,
       domain: domainOf(req, this.facts),
       path: logged === undefined ? undefined : (logged as string).slice(0, MAX_PATH),
-      query: c.queryKeys && q >= 0 ? queryNames(url, q) : undefined,
+      query: c.queryKeys ? queryNames(url) : undefined,
       route: typeof route === 'string' ? route.slice(0, MAX_STRING) : undefined,
       status: status !== undefined && Number.isInteger(status) && status >= 0 && status <= 999 ? status : undefined,
       bytes,
@@ -337,35 +370,64 @@ class RequestEntry<T> {
 
   /** The response ended or the connection went away ('close'). */
   readonly closed = (): void => {
-    if (!this.done) this.finish(timeoutOf(this.req) !== undefined ? 'timeout' : 'aborted');
+    if (this.done) return;
+    const status = streamAnswer(this.res);
+    if (status === undefined) {
+      this.finish(timeoutOf(this.req) !== undefined ? 'timeout' : 'aborted');
+      return;
+    }
+    // Answered through the HTTP/2 stream itself (`res.stream.respond()`, `.end()`), which bypasses `res.end()`:
+    // its last bytes could not wait for the line; the entry records what the stream sent.
+    this.done = true;
+    const fields = this.fields('finished');
+    fields.status = status;
+    fields.outcome = status >= 400 ? 'failure' : 'success';
+    this.write(fields);
   };
 }
 
-/** While a response's end waits for its line, it reads as ended (see holdEnd); HTTP/2's has no field for it. */
+/** While a response's end waits for its line, it reads as ended (see holdEnd). */
 const ENDED: PropertyDescriptor = { get: () => true, configurable: true };
+
+/** The callback of an `end([chunk][, encoding][, callback])` call. */
+function callbackOf(args: unknown[]): (() => void) | undefined {
+  for (let i = args.length - 1; i >= 0; i--) if (typeof args[i] === 'function') return args[i] as () => void;
+  return undefined;
+}
+
+/** What Node's end() does when called again on an ended HTTP/1 response (lib/_http_outgoing.js). */
+function endedAgain(res: ServerResponse, args: unknown[]): void {
+  const cb = callbackOf(args) as ((err?: Error) => void) | undefined;
+  const chunk = typeof args[0] === 'function' ? undefined : args[0];
+  if (chunk !== undefined && chunk !== null && chunk !== '') {
+    const err = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
+    process.nextTick(() => {
+      cb?.(err);
+      if (!res.destroyed) res.emit('error', err);
+    });
+  } else if (cb !== undefined) res.once('finish', cb);
+}
 
 /**
  * Makes `res.end()` write the entry first and send the response's last bytes once the line is written.
  * The hook is an own property of this response only: nothing of Node's or the framework's prototypes changes.
  *
- * Meanwhile the response reads as ended, as it would at once without the hold (`writableEnded`, `finished`;
- * Fastify's `reply.sent`, Koa's `ctx.writable`), and a second `end()` or a `write()` gets what Node gives an
- * ended response: code that checks, a hook that answered without `return reply`, a double send, behave as
- * without the audit, and nothing more of the response leaves before its line is written.
+ * Meanwhile the response reads as ended, as it would at once without the hold: `writableEnded` (so Fastify's
+ * `reply.sent`, Koa's `ctx.writable`, on-finished) — a hook that answered without `return reply`, a double
+ * send, a guard on `writableEnded` behave as without the audit — and a second `end()` gets what Node gives an
+ * ended response. Not `finished` of an HTTP/1 response: Node's server.close() takes a connection whose
+ * response is `finished` for idle and destroys it (closeIdleConnections), which would cut the held answer.
  */
 function holdEnd<T>(r: RequestEntry<T>): void {
   const res = r.res;
   const end = res.end as (...args: unknown[]) => ServerResponse;
-  // HTTP/1: Node's own field (what its end() and write() check), set back just before the real end().
   const outgoing = res instanceof OutgoingMessage;
   let held = false;
   const release = (args: unknown[], written: boolean) => {
     held = false;
-    if (outgoing) res.finished = false;
-    else {
-      delete (res as { finished?: boolean }).finished;
-      delete (res as { writableEnded?: boolean }).writableEnded;
-    }
+    // (the last properties added, taken back in reverse: the response keeps its shape)
+    if (!outgoing) delete (res as { finished?: boolean }).finished;
+    delete (res as { writableEnded?: boolean }).writableEnded;
     if (!written) {
       // The entry will never be written: no answer without it.
       res.destroy();
@@ -379,11 +441,13 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     }
   };
   res.end = function auditedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
-    // A second end() while the first waits: HTTP/1's end() answers it as ended (the field is set); HTTP/2's
-    // calls back, as it does for an ended response.
-    if (held && !outgoing) {
-      const cb = args[args.length - 1];
-      if (typeof cb === 'function') process.nextTick(cb as () => void);
+    if (held) {
+      // A second end() while the first waits: as Node answers an ended response (HTTP/2's calls back).
+      if (outgoing) endedAgain(this, args);
+      else {
+        const cb = callbackOf(args);
+        if (cb !== undefined) process.nextTick(cb);
+      }
       return this;
     }
     if (r.done || r.entry === undefined) return end.apply(this, args);
@@ -400,11 +464,8 @@ function holdEnd<T>(r: RequestEntry<T>): void {
       return end.apply(this, args);
     }
     held = true;
-    if (outgoing) res.finished = true;
-    else {
-      Object.defineProperty(res, 'writableEnded', ENDED);
-      Object.defineProperty(res, 'finished', ENDED);
-    }
+    Object.defineProperty(res, 'writableEnded', ENDED);
+    if (!outgoing) Object.defineProperty(res, 'finished', ENDED);
     r.write(fields, (written) => release(args, written));
     return this;
   } as ServerResponse['end'];

@@ -11,7 +11,17 @@ import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import type { AuditFields } from '../audit/entry.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { headersOf } from '../http-objects.js';
-import { callApp, checkAuditOptions, domainOf, MAX_PATH, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
+import {
+  callApp,
+  checkAuditOptions,
+  domainOf,
+  MAX_PATH,
+  MAX_UA,
+  pathOf,
+  pickRequestId,
+  queryNames,
+  tlsFacts,
+} from './request-audit.js';
 import { interceptEvent } from './server-events.js';
 
 /** Options of {@link auditUpgrades}. */
@@ -125,8 +135,7 @@ class Session {
   fields(action: string, errorType?: string): AuditFields {
     const { c, req, ends, socket } = this;
     const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    let logged: unknown = typeof c.path === 'function' ? this.call(c.path, 'the path option') : q < 0 ? url : url.slice(0, q);
+    let logged: unknown = typeof c.path === 'function' ? this.call(c.path, 'the path option') : pathOf(url);
     if (logged !== undefined && typeof logged !== 'string') {
       c.log.warn(new TypeError(`returned ${typeof logged}`), 'the path option');
       logged = undefined;
@@ -148,7 +157,7 @@ class Session {
       httpVersion: req.httpVersion,
       domain: domainOf(req, this.facts),
       path: typeof logged === 'string' ? logged.slice(0, MAX_PATH) : undefined,
-      query: c.queryKeys && q >= 0 ? queryNames(url, q) : undefined,
+      query: c.queryKeys ? queryNames(url) : undefined,
       status,
       userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
       userId: this.user(),
