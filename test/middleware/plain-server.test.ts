@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
