@@ -14,8 +14,6 @@ const LIMIT = 16 * 1024 * 1024;
 /** Rows are written into buffers of this size, each let go of once its rows are shipped. */
 const ARENA = 1024 * 1024;
 const BACKSLASH = 0x5c;
-/** Files written remembered (see {@link Handoff.writtenTo}): a few rotations' worth. */
-const FILES_KEPT = 16;
 
 /** Who seals the lines: the members every line of the chain repeats. */
 export interface HandoffWriter {
@@ -56,8 +54,13 @@ export class Handoff implements WriteTracker {
   private pendingLines = 0;
   private runs: Run[] = [];
   private held = 0;
-  /** The files (`dev:ino`) the writer's writes landed in, the latest last (at most {@link FILES_KEPT}). */
-  private files: string[] = [];
+  /**
+   * The files (`dev:ino`) the writer's writes landed in, until the shipper lets go of them (see
+   * {@link Handoff.shipped}): one per rotation while the shipper is behind, however long.
+   */
+  private files = new Set<string>();
+  private lastIno = -1;
+  private lastDev = -1;
 
   constructor(
     private readonly source: string,
@@ -131,13 +134,10 @@ export class Handoff implements WriteTracker {
     this.pendingLens = [];
     this.pendingMonths = [];
     this.pendingAt = this.copy.length;
-    if (w !== undefined) {
-      const key = `${w.dev}:${w.ino}`;
-      if (this.files[this.files.length - 1] !== key) {
-        this.files = this.files.filter((k) => k !== key);
-        this.files.push(key);
-        if (this.files.length > FILES_KEPT) this.files.shift();
-      }
+    if (w !== undefined && (w.ino !== this.lastIno || w.dev !== this.lastDev)) {
+      this.lastIno = w.ino;
+      this.lastDev = w.dev;
+      this.files.add(`${w.dev}:${w.ino}`);
     }
     if (w === undefined || ends.length !== lines || lines !== w.lines || lines === 0) return;
     let to = w.from;
@@ -176,11 +176,17 @@ export class Handoff implements WriteTracker {
   }
 
   /**
-   * The files (`dev:ino`) the writer wrote to lately, the latest last: the shipper finds by them a file that
-   * was renamed before it ever looked at it.
+   * The files (`dev:ino`) the writer wrote to and the shipper has not let go of: it finds by them a file
+   * that was renamed before it ever looked at it, and knows when one is gone.
    */
-  writtenTo(): readonly string[] {
+  writtenTo(): ReadonlySet<string> {
     return this.files;
+  }
+
+  /** The shipper shipped file `key` (`dev:ino`) to its end, or found it gone: it is forgotten. */
+  shipped(key: string): void {
+    this.files.delete(key);
+    if (key === `${this.lastDev}:${this.lastIno}`) this.lastIno = -1; // (written again: remembered again)
   }
 
   /** Every run is let go of: the file they name was closed by the writer, and its inode may be reused. */

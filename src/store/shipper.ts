@@ -83,6 +83,13 @@ export interface ShipperStats {
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** How long close() past its deadline waits for the loop to end once the transaction under way was cut. */
 const CUT_GRACE_MS = 1000;
+
+/**
+ * What follows the file's name in the names of its rotated files: `.1`, `.2`, … and dates (logrotate's
+ * `dateext`: `-20261202`, `.2026-12-02`, `-20261202-1700`, …); not compressed ones (`.1.gz`: shipped before
+ * compressing).
+ */
+const ROTATED_NAME = /^[.-]\d[\d._:T-]*$/;
 /** Bytes before a resume point compared at each look at a file (a hash and the end of the line, mostly). */
 const TAIL = 64;
 const NONE: CopyBatch = { data: Buffer.alloc(0), ends: [] };
@@ -204,6 +211,8 @@ export class PostgresShipper extends EventEmitter {
   private warnedMissing = new Set<string>();
   /** Files (`dev:ino`) found shipped to their end, with their size then: not opened again (see adoptMissed). */
   private settled = new Map<string, number>();
+  /** The directory's mtime at its last read by adoptMissed (-1: read it at the next look). */
+  private scannedDir = -1;
   private readonly startedAt = Date.now();
   private handoff: Handoff | undefined;
 
@@ -360,6 +369,7 @@ export class PostgresShipper extends EventEmitter {
   /** Waits for the loop to end, then closes the files and the pool (when it made it). */
   private async stop(): Promise<void> {
     await this.running;
+    if (!this.ready) this.unseenBytes = (await fsp.stat(this.filename).catch(() => undefined))?.size ?? this.unseenBytes;
     this.leftBytes = this.lag.bytes;
     for (const f of this.files) await f.close().catch(() => {});
     this.files = [];
@@ -383,17 +393,28 @@ export class PostgresShipper extends EventEmitter {
    * renamed over the live one since the last look).
    */
   private async caughtUp(): Promise<boolean> {
-    if (!this.ready || this.down !== undefined) return false;
+    if (!this.ready) {
+      // (for the lag an error reports: the whole file, as now)
+      this.unseenBytes = (await fsp.stat(this.filename).catch(() => undefined))?.size ?? this.unseenBytes;
+      return false;
+    }
     const files = [...this.files];
     const last = files[files.length - 1];
     try {
-      if (this.missed()) return false;
+      const targets = new Map<SpoolFile, number>();
+      for (const f of files) {
+        const size = await f.size();
+        targets.set(f, size);
+        if (size > (this.sizes.get(f) ?? 0)) this.sizes.set(f, size); // (what lag reports)
+      }
+      if (this.down !== undefined || this.missed()) return false;
       if (this.follow) {
         const st = await fsp.stat(this.filename).catch(() => undefined);
-        if (st === undefined || last === undefined || st.ino !== last.ino || last.path !== this.filename) return false;
+        if (st === undefined) {
+          // Renamed away and not written again yet: caught up unless a file beside it waits to be found.
+          if ((await this.siblings()).candidates.length > 0) return false;
+        } else if (last === undefined || st.ino !== last.ino || last.path !== this.filename) return false;
       }
-      const targets = new Map<SpoolFile, number>();
-      for (const f of files) targets.set(f, await f.size());
       return this.satisfied(targets);
     } catch {
       return false; // a file the loop closed meanwhile: it decides at its next look
@@ -557,7 +578,7 @@ export class PostgresShipper extends EventEmitter {
         if (!st?.isFile()) continue;
         byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), path]);
         mtimes.set(path, st.mtimeMs);
-        if (/^\.\d+$/.test(name.slice(prefix.length))) rotated.push(path);
+        if (ROTATED_NAME.test(name.slice(prefix.length))) rotated.push(path);
       }
       // A file rotated while no shipper of this file ran, and rotated on again before one ran (two renames),
       // has no resume point; its lines would be missing from the store for good. Shipped whole (lines the
@@ -731,10 +752,10 @@ export class PostgresShipper extends EventEmitter {
     else if (this.behindSince === 0) this.behindSince = Date.now();
   }
 
-  /** Whether the audit log of this process wrote lately to a file this shipper does not hold. */
+  /** Whether the audit log of this process wrote to a file this shipper neither holds nor let go of. */
   private missed(): boolean {
     const written = this.handoff?.writtenTo();
-    if (written === undefined || written.length === 0) return false;
+    if (written === undefined || written.size === 0) return false;
     for (const key of written) {
       if (this.settled.has(key)) continue;
       if (!this.files.some((f) => `${f.dev}:${f.ino}` === key)) return true;
@@ -743,59 +764,119 @@ export class PostgresShipper extends EventEmitter {
   }
 
   /**
-   * Files renamed away before this shipper looked at them: rotated twice between two of its looks, or
-   * created, written and renamed between them (the look before saw the file before, the next one sees the
-   * file after, or none). Their lines would otherwise miss from the store while flush() and close() resolve.
-   * Found beside the file and shipped on from a resume point the store backs (else from their beginning;
-   * nothing is stored twice): by the usual rotated names (`<file>.1`, …) when modified since this shipper
-   * started (a file rotated while none ran is found when one starts, see prepare), and under any name beginning
-   * with the file's by the inodes the audit log of this process wrote to.
+   * Files beside the file that this shipper neither holds nor let go of, and may have to ship (see
+   * adoptMissed), with the files (`dev:ino`) found there and at the file's own name.
    */
-  private async adoptMissed(): Promise<void> {
+  private async siblings(): Promise<{
+    candidates: { path: string; key: string; mtime: number; size: number }[];
+    present: Set<string>;
+  }> {
     const dir = dirname(this.filename);
     const prefix = basename(this.filename);
-    const written = new Set(this.handoff?.writtenTo() ?? []);
+    const written = this.handoff?.writtenTo();
     const held = new Set(this.files.map((f) => `${f.dev}:${f.ino}`));
-    const found: { f: SpoolFile; mtime: number }[] = [];
+    const candidates: { path: string; key: string; mtime: number; size: number }[] = [];
+    const present = new Set<string>();
     for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-      if (!name.startsWith(prefix) || name === prefix) continue;
+      if (!name.startsWith(prefix)) continue;
       const path = join(dir, name);
       const st = await fsp.stat(path).catch(() => undefined);
       if (!st?.isFile()) continue;
       const key = `${st.dev}:${st.ino}`;
-      if (held.has(key) || this.settled.get(key) === st.size) continue;
-      const rotatedName = /^\.\d+$/.test(name.slice(prefix.length)) && st.mtimeMs >= this.startedAt - 1000;
-      if (!rotatedName && !written.has(key)) continue;
-      const f = await SpoolFile.open(path, BATCH_BYTES).catch(() => undefined);
+      present.add(key);
+      if (name === prefix || held.has(key) || this.settled.get(key) === st.size) continue;
+      const rotatedName = ROTATED_NAME.test(name.slice(prefix.length)) && st.mtimeMs >= this.startedAt - 1000;
+      if (!rotatedName && written?.has(key) !== true) continue;
+      candidates.push({ path, key, mtime: st.mtimeMs, size: st.size });
+    }
+    return { candidates, present };
+  }
+
+  /**
+   * Files renamed away before this shipper looked at them: rotated twice between two of its looks, or
+   * created, written and renamed between them (the look before saw the file before, the next one sees the
+   * file after, or none). Their lines would otherwise miss from the store while flush() and close() resolve.
+   * Found beside the file and shipped on from a resume point the store backs (else from their beginning;
+   * nothing is stored twice): by the usual rotated names (`<file>.1`, `<file>-20261202`, …) when modified
+   * since this shipper started (a file rotated while none ran is found when one starts, see prepare), and
+   * under any name beginning with the file's by the files the audit log of this process wrote to; a file it
+   * wrote to that is found nowhere (deleted, or moved to another directory) is reported (`'warning'`, ERR_PROXY_AUDIT_SPOOL_MISSING). The directory is read again only when it changed
+   * (its mtime: a rename, a new or removed file) or a file written to is missing.
+   */
+  private async adoptMissed(): Promise<void> {
+    const dir = await fsp.stat(dirname(this.filename)).catch(() => undefined);
+    const missed = this.missed();
+    if (!missed && dir !== undefined && dir.mtimeMs === this.scannedDir) return;
+    this.scannedDir = dir?.mtimeMs ?? -1;
+    const { candidates, present } = await this.siblings();
+    const found: { f: SpoolFile; mtime: number }[] = [];
+    for (const c of candidates) {
+      const f = await SpoolFile.open(c.path, BATCH_BYTES).catch(() => undefined);
       if (f === undefined) continue;
-      if (f.ino !== st.ino || f.dev !== st.dev) {
-        await f.close(); // renamed again meanwhile: the next look finds it
-        continue;
-      }
-      const id = await f.identify();
-      if (id !== undefined) {
-        const p = await this.query(`SELECT "offset" FROM ${this.names.cursor} WHERE source = $1 AND file_id = $2`, [
-          this.source,
-          id,
-        ]);
-        const point = p.rows[0] as { offset: string } | undefined;
-        if (point !== undefined) await this.resumeAt(f, id, Number(point.offset));
-        if (f.offset >= st.size) {
-          this.settled.set(key, st.size); // shipped to its end already
-          await f.close();
+      try {
+        if (`${f.dev}:${f.ino}` !== c.key) {
+          await f.close(); // renamed again meanwhile: the next look finds it
           continue;
         }
+        const id = await f.identify();
+        if (id !== undefined) {
+          const p = await this.query(`SELECT "offset" FROM ${this.names.cursor} WHERE source = $1 AND file_id = $2`, [
+            this.source,
+            id,
+          ]);
+          const point = p.rows[0] as { offset: string } | undefined;
+          if (point !== undefined) await this.resumeAt(f, id, Number(point.offset));
+          if (f.offset >= c.size) {
+            this.letGo(c.key, c.size); // shipped to its end already
+            await f.close();
+            continue;
+          }
+        }
+      } catch (err) {
+        await f.close().catch(() => {});
+        this.scannedDir = -1; // (read again at the next look)
+        throw err;
       }
       f.lastGrowth = Date.now(); // (a writer may still append to it through a descriptor it holds)
-      held.add(key);
-      found.push({ f, mtime: st.mtimeMs });
+      found.push({ f, mtime: c.mtime });
     }
+    if (missed) await this.reportGone(present, found);
     if (found.length === 0) return;
     found.sort((a, b) => a.mtime - b.mtime);
     // Before the file at `filename` (the live one stays last), in the order they were last written.
     const live = this.files[this.files.length - 1];
     const at = live !== undefined && live.path === this.filename ? this.files.length - 1 : this.files.length;
     this.files.splice(at, 0, ...found.map((x) => x.f));
+  }
+
+  /** Files the log of this process wrote to that are found nowhere: reported, and let go of. */
+  private async reportGone(present: Set<string>, found: { f: SpoolFile }[]): Promise<void> {
+    const written = this.handoff?.writtenTo();
+    if (written === undefined) return;
+    const held = new Set([...this.files, ...found.map((x) => x.f)].map((f) => `${f.dev}:${f.ino}`));
+    let gone = [...written].filter((key) => !held.has(key) && !this.settled.has(key) && !present.has(key));
+    if (gone.length === 0) return;
+    // (a file renamed between the directory's read and its stat is found at a second read)
+    const again = (await this.siblings()).present;
+    gone = gone.filter((key) => !again.has(key));
+    for (const key of gone) {
+      this.letGo(key, -1);
+      this.emit(
+        'warning',
+        Object.assign(
+          new Error(
+            `a file this process's audit log wrote to (inode ${key.split(':')[1]}) is no longer beside ${this.filename} (deleted, or moved to another directory) before it was shipped to its end: whatever it held after the last batch shipped is not in the store (ship it with proxy-protocol-audit ship if it still exists elsewhere)`,
+          ),
+          { code: ErrorCodes.AUDIT_SPOOL_MISSING },
+        ),
+      );
+    }
+  }
+
+  /** File `key` (`dev:ino`) is shipped to its end (at `size`), or gone: not looked for again. */
+  private letGo(key: string, size: number): void {
+    this.settled.set(key, size);
+    this.handoff?.shipped(key);
   }
 
   /** One batch from the oldest file with something to ship; false when there was nothing more to send now. */
@@ -844,7 +925,7 @@ export class PostgresShipper extends EventEmitter {
         }
         this.files.splice(i, 1);
         this.sizes.delete(f);
-        this.settled.set(`${f.dev}:${f.ino}`, f.offset);
+        this.letGo(`${f.dev}:${f.ino}`, f.offset);
         await f.close().catch(() => {});
         i--;
       }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -276,6 +276,71 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     assert.equal(distinct(table), all.length);
     const r = await verifyTable(table);
     assert.equal(r.verdict, 'intact', JSON.stringify(r.findings.slice(0, 3)));
+  });
+
+  it('in process, while the store is held: 30 renames to names of any kind are all shipped; a file deleted unshipped is reported', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 });
+    const shipper = log.shipper as NonNullable<typeof log.shipper>;
+    const warnings: string[] = [];
+    shipper.on('warning', (e: { code: string }) => warnings.push(e.code));
+    const write = async (n: number, tag: string) => {
+      for (let i = 0; i < n; i++)
+        log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/${tag}/${i}` });
+      await log.drained();
+    };
+    await write(10, 'first');
+    await shipper.flush(20_000);
+    // The table held: the shipper waits in its next batch and looks at nothing meanwhile.
+    const lock = new pg.Client({ connectionString: db.url });
+    await lock.connect();
+    await lock.query('BEGIN');
+    await lock.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    await write(10, 'held');
+    await sleep(300);
+    const kept: string[] = [];
+    for (let k = 1; k <= 30; k++) {
+      // Names no rotation scheme makes: found by the files the log wrote to, not by their names.
+      const to = `${file}.rotated-by-hand-${k}`;
+      renameSync(file, to);
+      kept.push(to);
+      await write(20, `r${k}`);
+    }
+    // One of them deleted before the shipper saw it (after the last write: no new file may take its inode).
+    const deleted = kept.splice(14, 1)[0] as string;
+    const lost = linesOf(deleted).length;
+    unlinkSync(deleted);
+    await lock.query('COMMIT');
+    await lock.end();
+    await log.close();
+    const all = [...kept, file].flatMap((f) => linesOf(f));
+    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
+    assert.deepEqual(
+      all.filter((l) => !stored.has(l)),
+      [],
+      'every line of every file that is still there is in the store',
+    );
+    assert.equal(count(table), distinct(table));
+    assert.ok(lost > 0);
+    assert.ok(warnings.includes(ErrorCodes.AUDIT_SPOOL_MISSING), `warnings: ${warnings.join(', ')}`);
+  });
+
+  it('flush(0) after the live file was renamed away (and not written again) resolves when nothing is left', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table } });
+    const shipper = log.shipper as NonNullable<typeof log.shipper>;
+    for (let i = 0; i < 50; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/x/${i}` });
+    await log.drained();
+    await shipper.flush(20_000);
+    renameSync(file, `${file}.1`);
+    await shipper.flush(20_000);
+    for (let i = 0; i < 30; i++) await shipper.flush(i % 2);
+    await log.close({ shipTimeout: 20_000 });
+    assert.equal(count(table), [`${file}.1`, file].filter((f) => existsSync(f)).flatMap((f) => linesOf(f)).length);
   });
 
   it('in process, rotated by rename again and again while it writes and ships: every line of every file once', async () => {
