@@ -19,6 +19,29 @@ const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http
   res.end(body);
 };
 
+/** An HTTP/2 session over TLS after a PROXY header. */
+function h2connect(port: number): http2.ClientHttp2Session {
+  return http2.connect(`https://localhost:${port}`, {
+    rejectUnauthorized: false,
+    createConnection: () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.write(HEADER);
+      return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    },
+  });
+}
+
+/** One request on `session`: its status and body. */
+async function h2get(session: http2.ClientHttp2Session, path: string): Promise<[number, string]> {
+  const req = session.request({ ':path': path });
+  let status = 0;
+  let body = '';
+  req.on('response', (h) => (status = Number(h[':status'])));
+  req.on('data', (d) => (body += d));
+  await once(req, 'end');
+  return [status, body];
+}
+
 describe('auditRequests on servers without a framework', () => {
   it('http: one entry per request with the client from the PROXY header; PHI-free path; skip; user', async () => {
     const file = tmpFile();
@@ -169,14 +192,7 @@ describe('auditRequests on servers without a framework', () => {
     const server = withProxyProtocol(http2.createSecureServer(await certificate(), handler));
     auditRequests(server, { log, clientIp: true });
     const port = await listen(server);
-    const session = http2.connect(`https://localhost:${port}`, {
-      rejectUnauthorized: false,
-      createConnection: () => {
-        const s = net.connect(port, '127.0.0.1');
-        s.write(HEADER);
-        return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
-      },
-    });
+    const session = h2connect(port);
     for (const path of ['/one', '/two']) {
       const req = session.request({ ':path': path, 'x-forwarded-for': '6.6.6.6' });
       let body = '';
@@ -229,20 +245,8 @@ describe('auditRequests on servers without a framework', () => {
     const h2 = withProxyProtocol(http2.createSecureServer(await certificate(), guarded));
     auditRequests(h2, { log });
     const h2port = await listen(h2);
-    const session = http2.connect(`https://localhost:${h2port}`, {
-      rejectUnauthorized: false,
-      createConnection: () => {
-        const s = net.connect(h2port, '127.0.0.1');
-        s.write(HEADER);
-        return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
-      },
-    });
-    const req = session.request({ ':path': '/h2' });
-    let status = 0;
-    let body = '';
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.on('data', (d) => (body += d));
-    await once(req, 'end');
+    const session = h2connect(h2port);
+    const [status, body] = await h2get(session, '/h2');
     assert.deepEqual([status, body], [200, 'record 42']);
     session.close();
     await close(server);
@@ -278,20 +282,8 @@ describe('auditRequests on servers without a framework', () => {
     );
     auditRequests(server, { log });
     const port = await listen(server);
-    const session = http2.connect(`https://localhost:${port}`, {
-      rejectUnauthorized: false,
-      createConnection: () => {
-        const s = net.connect(port, '127.0.0.1');
-        s.write(HEADER);
-        return tls.connect({ socket: s, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
-      },
-    });
-    const req = session.request({ ':path': '/direct' });
-    let status = 0;
-    let body = '';
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.on('data', (d) => (body += d));
-    await once(req, 'end');
+    const session = h2connect(port);
+    const [status, body] = await h2get(session, '/direct');
     assert.deepEqual([status, body], [201, 'created']);
     session.close();
     await close(server);
