@@ -234,6 +234,8 @@ class RequestEntry<T> {
   readonly ends: ConnectionEnds;
   /** What the balancer said in its header's TLVs (TLS, unique id, authority); the empty set otherwise. */
   readonly facts: BalancerFacts;
+  /** The TLS version of an HTTP/2 request's connection, read when the request came (see the constructor). */
+  readonly h2Tls: string | undefined;
   entry: OpenEntry | undefined = undefined;
   done = false;
 
@@ -249,6 +251,9 @@ class RequestEntry<T> {
     this.url = req.url ?? '/';
     this.ends = connectionEnds(req.socket);
     this.facts = balancerFacts(req.socket);
+    // An HTTP/2 request's socket is its stream's view of the session's, which knows nothing once the stream
+    // closed (a stream the client cancelled is written then): its TLS version is read now.
+    this.h2Tls = req.httpVersionMajor === 2 ? tlsVersion(req.socket) : undefined;
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
@@ -317,7 +322,7 @@ class RequestEntry<T> {
       userAgent: typeof ua === 'string' ? ua.slice(0, MAX_UA) : undefined,
       userId: uid === undefined || uid === null ? undefined : (uid as string),
     };
-    const tls = tlsFacts(req.socket, this.facts);
+    const tls = this.h2Tls !== undefined ? { version: this.h2Tls } : tlsFacts(req.socket, this.facts);
     if (tls !== undefined) {
       f.tlsVersion = tls.version;
       f.tlsCipher = tls.cipher;

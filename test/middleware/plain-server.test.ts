@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { auditRequests, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
 import { requests, tmpFile } from '../audit/util.js';
-import { certificate, close, listen, raw } from '../helpers.js';
+import { certificate, close, listen, raw, sleep } from '../helpers.js';
 
 const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
 const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
@@ -293,6 +293,28 @@ describe('auditRequests on servers without a framework', () => {
       [e?.url.path, e?.http.response.status_code, e?.event.outcome, e?.error],
       ['/direct', 201, 'success', undefined],
     );
+  });
+
+  it('http2: a stream the client cancels is written as client_aborted with its TLS version', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    let arrived: () => void = () => {};
+    const seen = new Promise<void>((r) => (arrived = r));
+    const server = withProxyProtocol(http2.createSecureServer(await certificate(), () => arrived())); // never answers
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const session = h2connect(port);
+    const req = session.request({ ':path': '/cancelled' });
+    req.on('error', () => {});
+    await seen;
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    await once(req, 'close');
+    await sleep(100);
+    session.close();
+    await close(server);
+    await log.close();
+    const [e] = requests(file);
+    assert.deepEqual([e?.url.path, e?.error?.type, e?.tls?.version], ['/cancelled', 'client_aborted', '1.3']);
   });
 
   it('rejects bad options and a server audited twice', () => {
