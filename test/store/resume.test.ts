@@ -26,6 +26,17 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
   const count = (table: string) => Number(db.psql(`SELECT count(*) FROM ${table}`));
   const distinct = (table: string) => Number(db.psql(`SELECT count(DISTINCT (chain, sequence)) FROM ${table}`));
   const verifyTable = (table: string) => verifyAuditLog({ postgres: { connectionString: db.url, table } });
+  /** Locks `table` in a transaction of its own (a shipper's next batch waits); the returned function lets go. */
+  const holdTable = async (table: string) => {
+    const lock = new pg.Client({ connectionString: db.url });
+    await lock.connect();
+    await lock.query('BEGIN');
+    await lock.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    return async () => {
+      await lock.query('COMMIT');
+      await lock.end();
+    };
+  };
   /** A shipper connecting as the application's role. */
   const shipper = (file: string, table: string, extra: Record<string, unknown> = {}) =>
     new PostgresShipper({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, follow: false, ...extra });
@@ -229,17 +240,13 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     await write(100, 'a');
     await log.shipper?.flush(20_000);
     // The table held: the shipper's next batch waits, with more rows handed over than one batch takes.
-    const lock = new pg.Client({ connectionString: db.url });
-    await lock.connect();
-    await lock.query('BEGIN');
-    await lock.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    const release = await holdTable(table);
     await write(12_000, 'b');
     await sleep(500);
     copyFileSync(file, `${file}.1`);
     truncateSync(file, 0);
     await write(16_000, 'c'); // past where the rows handed over before the cut would begin
-    await lock.query('COMMIT');
-    await lock.end();
+    await release();
     await log.close();
     const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
     const now = linesOf(file);
@@ -294,10 +301,7 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     await write(10, 'first');
     await shipper.flush(20_000);
     // The table held: the shipper waits in its next batch and looks at nothing meanwhile.
-    const lock = new pg.Client({ connectionString: db.url });
-    await lock.connect();
-    await lock.query('BEGIN');
-    await lock.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+    const release = await holdTable(table);
     await write(10, 'held');
     await sleep(300);
     const kept: string[] = [];
@@ -312,8 +316,7 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     const deleted = kept.splice(14, 1)[0] as string;
     const lost = linesOf(deleted).length;
     unlinkSync(deleted);
-    await lock.query('COMMIT');
-    await lock.end();
+    await release();
     await log.close();
     const all = [...kept, file].flatMap((f) => linesOf(f));
     const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
