@@ -4,7 +4,7 @@
 // connection closes first.
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
-import type { Http2Stream } from 'node:http2';
+import type { Http2Session, Http2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
@@ -184,6 +184,30 @@ function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
   return undefined;
 }
 
+// Errors of a connection that the client or the network ended: a reset, a broken pipe, a dead link, bytes
+// Node's HTTP parser refused (`HPE_…`). Anything else the server did itself (`res.destroy()`, `socket.destroy()`).
+const CLIENT_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN']);
+/** RST_STREAM's CANCEL (RFC 9113 §7), what clients send for a request they no longer want. */
+const NGHTTP2_CANCEL = 8;
+
+/**
+ * Whether the client (or the network) ended an unanswered request's connection, rather than the server.
+ * HTTP/1: the socket read the client's end or failed with a network error; a socket the server destroyed
+ * did neither. HTTP/2: the session went away, or the client reset the stream with CANCEL; a stream the server
+ * destroyed is reset with NO_ERROR or INTERNAL_ERROR (Node does not say which side sent a reset: a client's
+ * reset with another code reads as the server's).
+ */
+function clientLeft(req: IncomingMessage, res: ServerResponse, session: Http2Session | undefined): boolean {
+  if (session !== undefined) {
+    if (session.destroyed || session.closed) return true;
+    return (res as unknown as { stream?: Http2Stream }).stream?.rstCode === NGHTTP2_CANCEL;
+  }
+  const socket = req.socket as (IncomingMessage['socket'] & { errored?: (Error & { code?: unknown }) | null }) | null;
+  if (!socket || socket.readableEnded) return true;
+  const code = socket.errored?.code;
+  return typeof code === 'string' && (CLIENT_ERRORS.has(code) || code.startsWith('HPE_'));
+}
+
 /**
  * Runs a callback of the app for one entry (`user`, `path`, `skip`, an adapter's readers): a throw or a
  * promise (the callbacks are synchronous: an answer that comes later cannot be in the entry, and a rejection
@@ -214,7 +238,7 @@ function endLength(chunk: unknown, encoding: unknown): number | undefined {
   return undefined;
 }
 
-type Kind = 'finished' | 'aborted' | 'timeout' | 'shutdown';
+type Kind = 'finished' | 'aborted' | 'destroyed' | 'timeout' | 'shutdown';
 
 /** The compiled options, shared by every request of one middleware. */
 interface Compiled<T> {
@@ -236,6 +260,8 @@ class RequestEntry<T> {
   readonly facts: BalancerFacts;
   /** The TLS version of an HTTP/2 request's connection, read when the request came (see the constructor). */
   readonly h2Tls: string | undefined;
+  /** An HTTP/2 request's session, kept for when its stream closes (the stream then no longer has it). */
+  readonly h2Session: Http2Session | undefined;
   entry: OpenEntry | undefined = undefined;
   done = false;
 
@@ -254,6 +280,7 @@ class RequestEntry<T> {
     // An HTTP/2 request's socket is its stream's view of the session's, which knows nothing once the stream
     // closed (a stream the client cancelled is written then): its TLS version is read now.
     this.h2Tls = req.httpVersionMajor === 2 ? tlsVersion(req.socket) : undefined;
+    this.h2Session = req.httpVersionMajor === 2 ? (res as unknown as { stream?: Http2Stream }).stream?.session : undefined;
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
@@ -330,6 +357,7 @@ class RequestEntry<T> {
     }
     if (this.refused !== undefined) f.errorType = this.refused;
     else if (kind === 'aborted') f.errorType = 'client_aborted';
+    else if (kind === 'destroyed') f.errorType = 'server_aborted';
     else if (kind === 'timeout') f.errorType = 'timeout';
     else if (kind === 'shutdown') f.errorType = 'shutdown';
     return f;
@@ -378,7 +406,8 @@ class RequestEntry<T> {
     if (this.done) return;
     const status = streamAnswer(this.res);
     if (status === undefined) {
-      this.finish(timeoutOf(this.req) !== undefined ? 'timeout' : 'aborted');
+      const { req, res } = this;
+      this.finish(timeoutOf(req) !== undefined ? 'timeout' : clientLeft(req, res, this.h2Session) ? 'aborted' : 'destroyed');
       return;
     }
     // Answered through the HTTP/2 stream itself (`res.stream.respond()`, `.end()`), which bypasses `res.end()`:

@@ -194,7 +194,7 @@ class Session {
     if (this.hooked && this.held === undefined) this.unhook(); // never answered: nothing to restore later
     const unanswered = this.status === undefined && this.sentBase === undefined;
     const left = this.clientLeft || (this.socket as Socket & { errored?: unknown }).errored != null;
-    this.finish(unanswered && left ? 'client_aborted' : undefined);
+    this.finish(unanswered ? (left ? 'client_aborted' : 'server_aborted') : undefined);
   };
 
   /** `close()` reached its deadline with the session still open: recorded, and the connection ended. */

@@ -317,6 +317,72 @@ describe('auditRequests on servers without a framework', () => {
     assert.deepEqual([e?.url.path, e?.error?.type, e?.tls?.version], ['/cancelled', 'client_aborted', '1.3']);
   });
 
+  it('http: who ended an unanswered request: server_aborted when the app destroyed it, client_aborted when the client left', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(
+      http.createServer((req, res) => {
+        // /res and /socket are destroyed by the app; /fin and /rst wait for the client to go
+        if (req.url === '/res') setTimeout(() => res.destroy(), 20);
+        if (req.url === '/res-error') setTimeout(() => res.destroy(new Error('the app gave up')), 20);
+        if (req.url === '/socket') setTimeout(() => req.socket.destroy(), 20);
+      }),
+    );
+    auditRequests(server, { log });
+    const port = await listen(server);
+    for (const path of ['/res', '/res-error', '/socket', '/fin', '/rst']) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.write(`${HEADER}GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await sleep(60);
+      if (path === '/fin') s.end();
+      if (path === '/rst') s.resetAndDestroy();
+      await sleep(60);
+      s.destroy();
+    }
+    await close(server);
+    await log.close();
+    const got = Object.fromEntries(requests(file).map((e) => [e.url.path, [e.error?.type, e.event.outcome]]));
+    assert.deepEqual(got, {
+      '/res': ['server_aborted', 'failure'],
+      '/res-error': ['server_aborted', 'failure'],
+      '/socket': ['server_aborted', 'failure'],
+      '/fin': ['client_aborted', 'failure'],
+      '/rst': ['client_aborted', 'failure'],
+    });
+  });
+
+  it('http2: a stream the app destroys unanswered is server_aborted; a session the client drops, client_aborted', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    let arrived: () => void = () => {};
+    let seen = new Promise<void>((r) => (arrived = r));
+    const server = withProxyProtocol(
+      http2.createSecureServer(await certificate(), (req, res) => {
+        if (req.url === '/destroyed') setTimeout(() => res.destroy(), 20);
+        arrived();
+      }),
+    );
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const session = h2connect(port);
+    session.on('error', () => {});
+    const req = session.request({ ':path': '/destroyed' });
+    req.on('error', () => {});
+    req.resume();
+    await once(req, 'close');
+    seen = new Promise<void>((r) => (arrived = r));
+    const dropped = session.request({ ':path': '/dropped' });
+    dropped.on('error', () => {});
+    await seen;
+    session.destroy();
+    await sleep(100);
+    await close(server);
+    await log.close();
+    const got = Object.fromEntries(requests(file).map((e) => [e.url.path, e.error?.type]));
+    assert.deepEqual(got, { '/destroyed': 'server_aborted', '/dropped': 'client_aborted' });
+  });
+
   it('rejects bad options and a server audited twice', () => {
     const log = createAuditLog({ filename: tmpFile() });
     const server = http.createServer();

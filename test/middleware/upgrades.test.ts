@@ -28,6 +28,10 @@ async function wsServer(log: ReturnType<typeof createAuditLog>, options: Partial
       return;
     }
     if (req.url?.startsWith('/silent')) return; // never answered
+    if (req.url?.startsWith('/cut')) {
+      setTimeout(() => socket.destroy(), 20); // the app gives up on it unanswered
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m) => ws.send(`echo:${m}`)));
   });
   const port = await listen(server);
@@ -184,6 +188,23 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     assert.equal(list[0]?.url.path, '/silent');
     assert.equal(list[0]?.error.type, 'client_aborted');
     assert.equal(list[0]?.http.response, undefined);
+  });
+
+  it('an upgrade the app destroys unanswered: server_aborted', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const s = await wsServer(log);
+    stops.push(() => s.close());
+    const ws = new WebSocket(s.url('/cut'), { rejectUnauthorized: false });
+    const failed = new Promise((r) => ws.on('error', r)); // (once() would reject on it)
+    await failed;
+    await sleep(50);
+    await log.close();
+    const list = upgrades(file);
+    assert.deepEqual(
+      list.map((e) => [e.url.path, e.error?.type, e.event.outcome, e.http.response]),
+      [['/cut', 'server_aborted', 'failure', undefined]],
+    );
   });
 
   it('startEntry: false writes only the end entry', async () => {
