@@ -271,6 +271,51 @@ describe('auditRequests on servers without a framework', () => {
     );
   });
 
+  it('a write() after end() while the end waits is not sent, as without the audit: the next response on the connection stays in step', async () => {
+    const seen: Record<string, string[]> = { audited: [], plain: [] };
+    const handler = (which: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (req.url === '/second') {
+        res.end('two');
+        return;
+      }
+      res.setHeader('content-length', 3);
+      res.on('error', (err: Error & { code?: string }) => seen[which]?.push(`error ${err.code}`));
+      res.end('one');
+      const r = res.write('EXTRA', (err) => seen[which]?.push(`callback ${(err as { code?: string } | null)?.code}`));
+      seen[which]?.push(`returned ${r}`);
+    };
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const audited = withProxyProtocol(http.createServer(handler('audited')));
+    auditRequests(audited, { log });
+    const plain = withProxyProtocol(http.createServer(handler('plain')));
+    const texts: string[] = [];
+    for (const server of [audited, plain]) {
+      const port = await listen(server);
+      const { data } = await raw(
+        port,
+        [`${HEADER}GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n`],
+        {
+          until: (d) => d.toString().endsWith('\r\n\r\ntwo'),
+        },
+      );
+      texts.push(data.toString().replace(/Date: [^\r]*\r\n/g, ''));
+      await close(server);
+    }
+    await log.close();
+    assert.doesNotMatch(texts[0] as string, /EXTRA/);
+    assert.equal(texts[0], texts[1], 'the same bytes as without the audit');
+    assert.deepEqual(seen.audited, seen.plain);
+    assert.deepEqual(seen.plain, ['returned false', 'callback ERR_STREAM_WRITE_AFTER_END', 'error ERR_STREAM_WRITE_AFTER_END']);
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.http.response.status_code, e.http.response.body.bytes]),
+      [
+        ['/first', 200, 3],
+        ['/second', 200, 3],
+      ],
+    );
+  });
+
   it('http2: a response answered through res.stream itself is recorded with what the stream sent', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
