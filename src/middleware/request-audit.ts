@@ -156,7 +156,8 @@ export function domainOf(req: IncomingMessage, facts?: BalancerFacts): string | 
 const watched = new WeakSet<object>();
 const idleTimedOut = new WeakSet<object>();
 
-function noteTimeouts(socket: IncomingMessage['socket'] | null): void {
+// An HTTP/2 session's idle timeout (`server.setTimeout()` of an http2 server) destroys the session the same way.
+function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | undefined): void {
   if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
   watched.add(socket);
   socket.on('timeout', () => idleTimedOut.add(socket));
@@ -174,11 +175,18 @@ function streamAnswer(res: ServerResponse): number | undefined {
   return Number.isInteger(status) && status >= 100 ? status : undefined;
 }
 
+/** The error an HTTP/1 response was destroyed with by the app (`res.destroy(err)`), if it was. */
+function appError(res: ServerResponse): unknown {
+  return res instanceof OutgoingMessage ? (res as { errored?: unknown }).errored : undefined;
+}
+
 /** Why the connection of an unfinished request went away through a server timeout, if it did. */
-function timeoutOf(req: IncomingMessage): 'request' | 'idle' | undefined {
+function timeoutOf(req: IncomingMessage, res?: ServerResponse): 'request' | 'idle' | undefined {
   type Errored = { errored?: (Error & { code?: string }) | null } | null;
-  // (the request itself then says ECONNRESET: the socket has the cause)
-  const codes = [(req.socket as Errored)?.errored?.code, (req as Errored)?.errored?.code];
+  // (the request itself then says ECONNRESET: the socket has the cause, unless it is the app's own error)
+  const own = res === undefined ? undefined : appError(res);
+  const socketError = (req.socket as Errored)?.errored;
+  const codes = [socketError === own ? undefined : socketError?.code, (req as Errored)?.errored?.code];
   if (codes.includes('ERR_HTTP_REQUEST_TIMEOUT')) return 'request';
   if (codes.includes('ETIMEDOUT') || (req.socket && idleTimedOut.has(req.socket))) return 'idle';
   return undefined;
@@ -200,8 +208,15 @@ const NGHTTP2_CANCEL = 8;
 function clientLeft(req: IncomingMessage, res: ServerResponse, session: Http2Session | undefined): boolean {
   if (session !== undefined) {
     if (session.destroyed || session.closed) return true;
-    return (res as unknown as { stream?: Http2Stream }).stream?.rstCode === NGHTTP2_CANCEL;
+    const stream = (res as unknown as { stream?: Http2Stream & { errored?: unknown } }).stream;
+    // Destroyed with an error by the app (`res.destroy(err)`, an AbortSignal, a failed pipeline): Node then
+    // resets with CANCEL or INTERNAL_ERROR itself.
+    if (stream?.errored != null) return false;
+    return stream?.rstCode === NGHTTP2_CANCEL;
   }
+  // `res.destroy(err)` (a failed `pipeline()` passes the upstream's ECONNRESET): the socket then holds the
+  // app's error, which is no word of the client's.
+  if (appError(res) != null) return false;
   const socket = req.socket as (IncomingMessage['socket'] & { errored?: (Error & { code?: unknown }) | null }) | null;
   if (!socket || socket.readableEnded) return true;
   const code = socket.errored?.code;
@@ -407,7 +422,9 @@ class RequestEntry<T> {
     const status = streamAnswer(this.res);
     if (status === undefined) {
       const { req, res } = this;
-      this.finish(timeoutOf(req) !== undefined ? 'timeout' : clientLeft(req, res, this.h2Session) ? 'aborted' : 'destroyed');
+      const session = this.h2Session;
+      const timedOut = timeoutOf(req, res) !== undefined || (session !== undefined && idleTimedOut.has(session));
+      this.finish(timedOut ? 'timeout' : clientLeft(req, res, session) ? 'aborted' : 'destroyed');
       return;
     }
     // Answered through the HTTP/2 stream itself (`res.stream.respond()`, `.end()`), which bypasses `res.end()`:
@@ -434,7 +451,7 @@ function endedAgain(res: ServerResponse, args: unknown[]): void {
   const cb = callbackOf(args) as ((err?: Error) => void) | undefined;
   const chunk = typeof args[0] === 'function' ? undefined : args[0];
   if (chunk !== undefined && chunk !== null && chunk !== '') {
-    const err = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
+    const err = writeAfterEndError();
     process.nextTick(() => {
       cb?.(err);
       if (!res.destroyed) res.emit('error', err);
@@ -442,44 +459,57 @@ function endedAgain(res: ServerResponse, args: unknown[]): void {
   } else if (cb !== undefined) res.once('finish', cb);
 }
 
-/**
- * What Node's write() does on an ended response (lib/_http_outgoing.js, lib/internal/http2/compat.js): the
- * chunk is not sent, the callback gets `ERR_STREAM_WRITE_AFTER_END`; an HTTP/1 response emits the error, an
- * HTTP/2 one is destroyed with it.
- */
-function writtenAfterEnd(res: ServerResponse, outgoing: boolean, args: unknown[]): false {
-  const cb = callbackOf(args) as ((err?: Error) => void) | undefined;
-  const err = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
-  if (outgoing) {
-    process.nextTick(() => {
-      cb?.(err);
-      if (!res.destroyed) res.emit('error', err);
-    });
-  } else {
-    if (cb !== undefined) process.nextTick(cb, err);
-    res.destroy(err);
-  }
-  return false;
+/** `ERR_STREAM_WRITE_AFTER_END`, as Node makes it. */
+function writeAfterEndError(): Error {
+  return Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
 }
+
+/**
+ * The private fields of Node's HTTP/1 response (lib/_http_outgoing.js) that say whether its head was made:
+ * `headersSent` reads `_header`, and `setHeader()`, `writeHead()`, `removeHeader()` refuse once it is set;
+ * `_headerSent` says whether it went out with the first body bytes. Only holdEnd touches them.
+ */
+type Head = { _header: string | null; _headerSent: boolean };
 
 /**
  * Makes `res.end()` write the entry first and send the response's last bytes once the line is written.
  * The hook is an own property of this response only: nothing of Node's or the framework's prototypes changes.
  *
- * Meanwhile the response reads as ended, as it would at once without the hold: `writableEnded` (so Fastify's
- * `reply.sent`, Koa's `ctx.writable`, on-finished) — a hook that answered without `return reply`, a double
- * send, a guard on `writableEnded` behave as without the audit — and a second `end()` gets what Node gives an
- * ended response. Not `finished` of an HTTP/1 response: Node's server.close() takes a connection whose
- * response is `finished` for idle and destroys it (closeIdleConnections), which would cut the held answer.
+ * Meanwhile the response reads as ended, as it would at once without the hold — `writableEnded` (so Fastify's
+ * `reply.sent`, Koa's `ctx.writable`, on-finished): a hook that answered without `return reply`, a double
+ * send, a guard on `writableEnded` behave as without the audit — and its head as sent (`headersSent`, so an
+ * error handler's guard, Express's own, Koa's `ctx.headerSent`): `setHeader()` and `writeHead()` throw
+ * `ERR_HTTP_HEADERS_SENT` (HTTP/2: `ERR_HTTP2_HEADERS_SENT`), a `statusCode` set meanwhile is not sent; a
+ * second `end()` and a `write()` get what Node gives an ended response. Not `finished` of an HTTP/1 response:
+ * Node's server.close() takes a connection whose response is `finished` for idle and destroys it
+ * (closeIdleConnections), which would cut the held answer.
  */
 function holdEnd<T>(r: RequestEntry<T>): void {
   const res = r.res;
   const end = res.end as (...args: unknown[]) => ServerResponse;
   const outgoing = res instanceof OutgoingMessage;
   let held = false;
+  /** The head was not made when the end came: it reads as made until the real end makes it. */
+  let headHeld = false;
+  let status = 0;
+  let statusMessage = '';
+  /** HTTP/2: a write() after end() destroys the stream, as Node does, once the real end went out. */
+  let destroyAfter: Error | undefined;
   const release = (args: unknown[], written: boolean) => {
     held = false;
     // (the last properties added, taken back in reverse: the response keeps its shape)
+    if (headHeld) {
+      headHeld = false;
+      if (outgoing) {
+        const head = res as unknown as Head;
+        head._headerSent = false;
+        head._header = null;
+      } else delete (streamOf(res) as { headersSent?: boolean }).headersSent;
+      // What was set after end() is not sent, as Node sends the head made at end(). (HTTP/2 has no status
+      // message: reading or setting one only warns.)
+      res.statusCode = status;
+      if (outgoing) res.statusMessage = statusMessage;
+    }
     if (!outgoing) delete (res as { finished?: boolean }).finished;
     delete (res as { writableEnded?: boolean }).writableEnded;
     if (!written) {
@@ -492,7 +522,9 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     } catch (err) {
       r.c.log.warn(err, 'res.end() threw once its entry was written');
       res.destroy(err as Error);
+      return;
     }
+    if (destroyAfter !== undefined) res.destroy(destroyAfter);
   };
   // A write() while the end waits is one after end(): sent, it would follow the body (past its
   // Content-Length, into the next response on a keep-alive connection). The hook is there from the start: put
@@ -500,8 +532,21 @@ function holdEnd<T>(r: RequestEntry<T>): void {
   // 3 rounds; this: 0.96x of no hook), and Node's own finished check cannot serve (see `finished` above).
   const write = res.write as (...args: unknown[]) => boolean;
   res.write = function auditedWrite(this: ServerResponse, ...args: unknown[]): boolean {
-    if (held && (typeof args[0] === 'string' || args[0] instanceof Uint8Array)) return writtenAfterEnd(this, outgoing, args);
-    return write.apply(this, args); // (a chunk of another type: what Node throws for it)
+    if (!held || (typeof args[0] !== 'string' && !(args[0] instanceof Uint8Array))) return write.apply(this, args);
+    // What Node's write() does on an ended response (lib/_http_outgoing.js, lib/internal/http2/compat.js): the
+    // chunk is not sent, the callback gets the error; HTTP/1 emits it, HTTP/2 destroys the stream with it.
+    const cb = callbackOf(args) as ((err?: Error) => void) | undefined;
+    const err = writeAfterEndError();
+    if (outgoing) {
+      process.nextTick(() => {
+        cb?.(err);
+        if (!this.destroyed) this.emit('error', err);
+      });
+    } else {
+      if (cb !== undefined) process.nextTick(cb, err);
+      destroyAfter ??= err;
+    }
+    return false;
   } as ServerResponse['write'];
   res.end = function auditedEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
     if (held) {
@@ -529,9 +574,28 @@ function holdEnd<T>(r: RequestEntry<T>): void {
     held = true;
     Object.defineProperty(res, 'writableEnded', ENDED);
     if (!outgoing) Object.defineProperty(res, 'finished', ENDED);
+    if (!res.headersSent) {
+      headHeld = true;
+      status = res.statusCode;
+      if (outgoing) {
+        statusMessage = res.statusMessage;
+        // A head that reads as made and as gone out (so that flushHeaders() sends nothing meanwhile).
+        const head = res as unknown as Head;
+        head._header = HELD_HEAD;
+        head._headerSent = true;
+      } else Object.defineProperty(streamOf(res), 'headersSent', ENDED);
+    }
     r.write(fields, (written) => release(args, written));
     return this;
   } as ServerResponse['end'];
+}
+
+/** `_header` of a held response (never sent: `_headerSent` is true meanwhile). */
+const HELD_HEAD = 'HTTP/1.1 000 held\r\n\r\n';
+
+/** The stream of an HTTP/2 compatibility response. */
+function streamOf(res: ServerResponse): Http2Stream {
+  return (res as unknown as { stream: Http2Stream }).stream;
 }
 
 /** The options every auditing entry point shares (requests, upgrades). */
@@ -591,7 +655,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     // connection went away first. One listener, where on-finished's attach several to the response and the
     // socket: on-finished measured 8.5% of an audited Express request head to head (bench/ab.mjs, 0.915x).
     addListener.call(res, 'close', r.closed);
-    noteTimeouts(req.socket);
+    noteTimeouts(r.h2Session ?? req.socket);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
     // aborted once this turn's handlers ran (after authentication, so that user() can still answer).

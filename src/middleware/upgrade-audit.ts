@@ -186,14 +186,18 @@ class Session {
 
   /** The client's side ended. */
   readonly ended = (): void => {
-    this.clientLeft = true;
+    // (a FIN that answers the app's own socket.end() is the app's end, not the client's)
+    if (!this.socket.writableEnded) this.clientLeft = true;
   };
 
   /** The connection closed. */
   readonly closed = (): void => {
     if (this.hooked && this.held === undefined) this.unhook(); // never answered: nothing to restore later
     const unanswered = this.status === undefined && this.sentBase === undefined;
-    const left = this.clientLeft || (this.socket as Socket & { errored?: unknown }).errored != null;
+    // A network error (a reset, a broken pipe) comes from a system call; an error the app destroyed the
+    // socket with does not, as a rule.
+    const errored = (this.socket as Socket & { errored?: { syscall?: unknown } | null }).errored;
+    const left = this.clientLeft || typeof errored?.syscall === 'string';
     this.finish(unanswered ? (left ? 'client_aborted' : 'server_aborted') : undefined);
   };
 

@@ -332,6 +332,45 @@ describe('Express auditLog', () => {
     assert.equal(e?.client.ip, '127.0.0.1');
   });
 
+  it("Express's error-handler guard after a route that answered and failed: as without the audit (headersSent is true)", async () => {
+    const guarded = (audited: boolean) => {
+      const a = express();
+      a.set('env', 'test');
+      const elog = createAuditLog({ filename: tmpFile() });
+      if (audited) a.use(expressAudit({ log: elog }));
+      a.get('/a', (_req, res, next) => {
+        res.json({ hello: 'world' });
+        next(new Error('bookkeeping after the answer failed'));
+      });
+      a.get('/b', (_req, res) => res.send('second response'));
+      // https://expressjs.com/en/guide/error-handling.html
+      a.use((err: Error, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+        if (res.headersSent) return next(err);
+        res.status(500).json({ error: 'internal' });
+      });
+      return { server: withProxyProtocol(a.listen(0, '127.0.0.1')), elog };
+    };
+    const texts: string[] = [];
+    for (const audited of [true, false]) {
+      const { server, elog } = guarded(audited);
+      const port = await listening(server);
+      const { data } = await raw(
+        port,
+        [`PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n`],
+        { until: 'second response' },
+      );
+      texts.push(data.toString().replace(/Date: [^\r]*\r\n|ETag: [^\r]*\r\n/g, ''));
+      await close(server);
+      await elog.close();
+    }
+    assert.match(
+      texts[1] as string,
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*Content-Length: 17\r\n[\s\S]*\r\n\r\n\{"hello":"world"\}HTTP\/1\.1 200 OK\r\n/,
+    );
+    assert.match(texts[1] as string, /\r\n\r\nsecond response$/);
+    assert.equal(texts[0], texts[1]);
+  });
+
   it('rejects bad options at setup', () => {
     assert.throws(() => expressAudit({} as never), TypeError);
     const l = createAuditLog({ filename: tmpFile() });

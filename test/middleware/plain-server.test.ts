@@ -5,6 +5,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { auditRequests, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
@@ -316,6 +317,85 @@ describe('auditRequests on servers without a framework', () => {
     );
   });
 
+  it('while the end waits its head reads as sent, as without the audit: setHeader and writeHead throw, a later statusCode is not sent', async () => {
+    const seen: Record<string, string[]> = {};
+    const late =
+      (which: string) =>
+      (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+        const key = `${which} ${req.httpVersion}`;
+        seen[key] ??= [];
+        const log = seen[key];
+        if (req.url === '/second') {
+          res.end('two');
+          return;
+        }
+        res.setHeader('content-length', 5);
+        res.end('hello');
+        log.push(`headersSent ${res.headersSent}`);
+        for (const [name, fn] of [
+          ['setHeader', () => res.setHeader('x-late', '1')],
+          ['writeHead', () => (res as http.ServerResponse).writeHead(500, { 'x-late': '1' })],
+          ['removeHeader', () => res.removeHeader('content-length')],
+        ] as const) {
+          try {
+            fn();
+            log.push(`${name} ok`);
+          } catch (err) {
+            log.push(`${name} ${(err as { code?: string }).code}`);
+          }
+        }
+        res.statusCode = 500;
+      };
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const texts: string[] = [];
+    const h2: [number, string][] = [];
+    for (const which of ['audited', 'plain']) {
+      const server = withProxyProtocol(http.createServer(late(which)));
+      const secure = withProxyProtocol(http2.createSecureServer(await certificate(), late(which)));
+      if (which === 'audited') {
+        auditRequests(server, { log });
+        auditRequests(secure, { log });
+      }
+      const port = await listen(server);
+      const { data } = await raw(
+        port,
+        [`${HEADER}GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n`],
+        {
+          until: (d) => d.toString().endsWith('\r\n\r\ntwo'),
+        },
+      );
+      texts.push(data.toString().replace(/Date: [^\r]*\r\n/g, ''));
+      const session = h2connect(await listen(secure));
+      h2.push(await h2get(session, '/first'));
+      session.close();
+      await close(server);
+      await close(secure);
+    }
+    await log.close();
+    assert.match(texts[1] as string, /^HTTP\/1\.1 200 OK\r\ncontent-length: 5\r\n/);
+    assert.equal(texts[0], texts[1], 'the same bytes as without the audit');
+    assert.deepEqual(h2[0], h2[1]);
+    assert.deepEqual(h2[1], [200, 'hello']);
+    assert.deepEqual(seen['audited 1.1'], seen['plain 1.1']);
+    assert.deepEqual(seen['plain 1.1'], [
+      'headersSent true',
+      'setHeader ERR_HTTP_HEADERS_SENT',
+      'writeHead ERR_HTTP_HEADERS_SENT',
+      'removeHeader ERR_HTTP_HEADERS_SENT',
+    ]);
+    assert.deepEqual(seen['audited 2.0'], seen['plain 2.0']);
+    assert.equal(seen['plain 2.0']?.[0], 'headersSent true');
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.http.response.status_code]),
+      [
+        ['/first', 200],
+        ['/second', 200],
+        ['/first', 200],
+      ],
+    );
+  });
+
   it('http2: a response answered through res.stream itself is recorded with what the stream sent', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
@@ -371,11 +451,15 @@ describe('auditRequests on servers without a framework', () => {
         if (req.url === '/res') setTimeout(() => res.destroy(), 20);
         if (req.url === '/res-error') setTimeout(() => res.destroy(new Error('the app gave up')), 20);
         if (req.url === '/socket') setTimeout(() => req.socket.destroy(), 20);
+        // what pipeline() passes on when its upstream was reset: still the app's doing
+        const upstream = Object.assign(new Error('upstream reset'), { code: 'ECONNRESET', syscall: 'read' });
+        if (req.url === '/pipeline') setTimeout(() => res.destroy(upstream), 20);
+        if (req.url === '/etimedout') setTimeout(() => res.destroy(Object.assign(new Error('slow'), { code: 'ETIMEDOUT' })), 20);
       }),
     );
     auditRequests(server, { log });
     const port = await listen(server);
-    for (const path of ['/res', '/res-error', '/socket', '/fin', '/rst']) {
+    for (const path of ['/res', '/res-error', '/socket', '/pipeline', '/etimedout', '/fin', '/rst']) {
       const s = net.connect(port, '127.0.0.1');
       s.on('error', () => {});
       s.write(`${HEADER}GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -392,6 +476,8 @@ describe('auditRequests on servers without a framework', () => {
       '/res': ['server_aborted', 'failure'],
       '/res-error': ['server_aborted', 'failure'],
       '/socket': ['server_aborted', 'failure'],
+      '/pipeline': ['server_aborted', 'failure'],
+      '/etimedout': ['server_aborted', 'failure'],
       '/fin': ['client_aborted', 'failure'],
       '/rst': ['client_aborted', 'failure'],
     });
@@ -405,6 +491,12 @@ describe('auditRequests on servers without a framework', () => {
     const server = withProxyProtocol(
       http2.createSecureServer(await certificate(), (req, res) => {
         if (req.url === '/destroyed') setTimeout(() => res.destroy(), 20);
+        if (req.url === '/signalled') {
+          // Node resets a stream aborted through a signal with CANCEL, as a client's cancel
+          const ac = new AbortController();
+          addAbortSignal(ac.signal, res.stream);
+          setTimeout(() => ac.abort(), 20);
+        }
         arrived();
       }),
     );
@@ -416,6 +508,10 @@ describe('auditRequests on servers without a framework', () => {
     req.on('error', () => {});
     req.resume();
     await once(req, 'close');
+    const signalled = session.request({ ':path': '/signalled' });
+    signalled.on('error', () => {});
+    signalled.resume();
+    await once(signalled, 'close');
     seen = new Promise<void>((r) => (arrived = r));
     const dropped = session.request({ ':path': '/dropped' });
     dropped.on('error', () => {});
@@ -425,7 +521,30 @@ describe('auditRequests on servers without a framework', () => {
     await close(server);
     await log.close();
     const got = Object.fromEntries(requests(file).map((e) => [e.url.path, e.error?.type]));
-    assert.deepEqual(got, { '/destroyed': 'server_aborted', '/dropped': 'client_aborted' });
+    assert.deepEqual(got, { '/destroyed': 'server_aborted', '/signalled': 'server_aborted', '/dropped': 'client_aborted' });
+  });
+
+  it("http2: a session closed by the server's idle timeout (server.setTimeout) is timeout", async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http2.createSecureServer(await certificate(), () => {})); // never answers
+    server.setTimeout(150);
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const session = h2connect(port);
+    session.on('error', () => {});
+    const req = session.request({ ':path': '/idle' });
+    req.on('error', () => {});
+    req.resume();
+    await once(req, 'close');
+    await sleep(50);
+    session.destroy();
+    await close(server);
+    await log.close();
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.error?.type]),
+      [['/idle', 'timeout']],
+    );
   });
 
   it('rejects bad options and a server audited twice', () => {

@@ -29,7 +29,10 @@ async function wsServer(log: ReturnType<typeof createAuditLog>, options: Partial
     }
     if (req.url?.startsWith('/silent')) return; // never answered
     if (req.url?.startsWith('/cut')) {
-      setTimeout(() => socket.destroy(), 20); // the app gives up on it unanswered
+      // the app gives up on it unanswered
+      if (req.url === '/cut-end') setTimeout(() => socket.end(), 20);
+      else if (req.url === '/cut-error') setTimeout(() => socket.destroy(new Error('refused by the app')), 20);
+      else setTimeout(() => socket.destroy(), 20);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m) => ws.send(`echo:${m}`)));
@@ -195,16 +198,19 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     const log = createAuditLog({ filename: file });
     const s = await wsServer(log);
     stops.push(() => s.close());
-    const ws = new WebSocket(s.url('/cut'), { rejectUnauthorized: false });
-    const failed = new Promise((r) => ws.on('error', r)); // (once() would reject on it)
-    await failed;
+    for (const path of ['/cut', '/cut-end', '/cut-error']) {
+      const ws = new WebSocket(s.url(path), { rejectUnauthorized: false });
+      const failed = new Promise((r) => ws.on('error', r)); // (once() would reject on it)
+      await failed;
+    }
     await sleep(50);
     await log.close();
     const list = upgrades(file);
-    assert.deepEqual(
-      list.map((e) => [e.url.path, e.error?.type, e.event.outcome, e.http.response]),
-      [['/cut', 'server_aborted', 'failure', undefined]],
-    );
+    assert.deepEqual(list.map((e) => [e.url.path, e.error?.type, e.event.outcome, e.http.response]).sort(), [
+      ['/cut', 'server_aborted', 'failure', undefined],
+      ['/cut-end', 'server_aborted', 'failure', undefined],
+      ['/cut-error', 'server_aborted', 'failure', undefined],
+    ]);
   });
 
   it('startEntry: false writes only the end entry', async () => {
