@@ -169,7 +169,7 @@ function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | 
  */
 function streamAnswer(res: ServerResponse): number | undefined {
   if (res instanceof OutgoingMessage) return undefined;
-  const stream = (res as unknown as { stream?: Http2Stream }).stream;
+  const stream = streamOf(res);
   if (stream === undefined || stream.rstCode !== 0 || !stream.writableEnded) return undefined;
   const status = Number(stream.sentHeaders?.[':status']);
   return Number.isInteger(status) && status >= 100 ? status : undefined;
@@ -208,7 +208,7 @@ const NGHTTP2_CANCEL = 8;
 function clientLeft(req: IncomingMessage, res: ServerResponse, session: Http2Session | undefined): boolean {
   if (session !== undefined) {
     if (session.destroyed || session.closed) return true;
-    const stream = (res as unknown as { stream?: Http2Stream & { errored?: unknown } }).stream;
+    const stream = streamOf(res) as (Http2Stream & { errored?: unknown }) | undefined;
     // Destroyed with an error by the app (`res.destroy(err)`, an AbortSignal, a failed pipeline): Node then
     // resets with CANCEL or INTERNAL_ERROR itself.
     if (stream?.errored != null) return false;
@@ -295,7 +295,7 @@ class RequestEntry<T> {
     // An HTTP/2 request's socket is its stream's view of the session's, which knows nothing once the stream
     // closed (a stream the client cancelled is written then): its TLS version is read now.
     this.h2Tls = req.httpVersionMajor === 2 ? tlsVersion(req.socket) : undefined;
-    this.h2Session = req.httpVersionMajor === 2 ? (res as unknown as { stream?: Http2Stream }).stream?.session : undefined;
+    this.h2Session = req.httpVersionMajor === 2 ? streamOf(res)?.session : undefined;
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
@@ -584,7 +584,7 @@ function holdEnd<T>(r: RequestEntry<T>): void {
         const head = res as unknown as Head;
         head._header = HELD_HEAD;
         head._headerSent = true;
-      } else Object.defineProperty(streamOf(res), 'headersSent', ENDED);
+      } else Object.defineProperty(streamOf(res) as Http2Stream, 'headersSent', ENDED);
     }
     r.write(fields, (written) => release(args, written));
     return this;
@@ -594,9 +594,9 @@ function holdEnd<T>(r: RequestEntry<T>): void {
 /** `_header` of a held response (never sent: `_headerSent` is true meanwhile). */
 const HELD_HEAD = 'HTTP/1.1 000 held\r\n\r\n';
 
-/** The stream of an HTTP/2 compatibility response. */
-function streamOf(res: ServerResponse): Http2Stream {
-  return (res as unknown as { stream: Http2Stream }).stream;
+/** The stream of an HTTP/2 compatibility response (none for HTTP/1). */
+function streamOf(res: ServerResponse): Http2Stream | undefined {
+  return (res as unknown as { stream?: Http2Stream }).stream;
 }
 
 /** The options every auditing entry point shares (requests, upgrades). */
