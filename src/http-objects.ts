@@ -38,3 +38,27 @@ export function headersOf(req: IncomingMessage): IncomingMessage['headers'] {
 export function responseHeader(res: ServerResponse, name: string): ReturnType<ServerResponse['getHeader']> {
   return res instanceof OutgoingMessage ? outgoingGetHeader.call(res, name) : (res as ServerResponse).getHeader(name);
 }
+
+/** The longest `url.path` an entry holds. */
+export const MAX_PATH = 2048;
+const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+/**
+ * The path of a request target, without query. A fragment is never part of a request (RFC 9110 §7.1): one a
+ * client sent anyway is not logged either.
+ */
+export function pathOf(url: string): string {
+  // The absolute form (`GET http://user:pass@host/path`, RFC 9112 §3.2.2), which Node accepts: its scheme,
+  // user information and authority are not the path (and a password is never logged).
+  if (url.charCodeAt(0) !== 0x2f && ABSOLUTE.test(url)) {
+    const at = url.indexOf('/', url.indexOf('//') + 2);
+    const q = url.search(/[?#]/);
+    if (at < 0 || (q >= 0 && q < at)) return '/';
+    url = url.slice(at);
+  }
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) return url.slice(0, i); // ? #
+  }
+  return url;
+}

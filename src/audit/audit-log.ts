@@ -286,8 +286,12 @@ export class AuditLog extends EventEmitter {
     if (this.file !== undefined) this.file.tracker = this.handoff;
     if (accessLog !== undefined) {
       this.access = new FileSink({ filename: accessLog, retryInterval });
-      this.access.open('start');
       this.access.on('failed', (err: Error) => this.report(err));
+      try {
+        this.access.open('start');
+      } catch {
+        // (as for the audit file: the first write retries the open and reports a failure)
+      }
     }
     if (this.chain.signing && checkpointInterval > 0) {
       this.checkpointTimer = setInterval(() => {
@@ -610,7 +614,11 @@ export class AuditLog extends EventEmitter {
     } catch (err) {
       this.sinkFailed(err as Error);
     }
-    this.access?.open('reopen');
+    try {
+      this.access?.open('reopen');
+    } catch (err) {
+      this.report(err as Error);
+    }
   }
 
   /** Resolves when every entry written so far is in the file (written; on disk with `'fsync'`). */
@@ -699,11 +707,24 @@ export class AuditLog extends EventEmitter {
     }
     this.stop('close');
     const transports = [...this.logger.transports];
-    const finished = transports.map((t) => (t.writableFinished ? Promise.resolve() : once(t, 'finish').then(() => undefined)));
+    // A transport that fails on its way out is reported (winston emits its error on the logger), not waited for:
+    // the audit file, the evidence, decides how close() ends.
+    const finished = transports.map((t) =>
+      t.writableFinished
+        ? Promise.resolve()
+        : once(t, 'finish').then(
+            () => undefined,
+            () => undefined,
+          ),
+    );
     this.logger.end();
     const deadline = Date.now() + flushTimeout;
     await this.access?.close(flushTimeout).catch((err: Error) => this.report(err));
-    const fileClosed = this.file?.close(Math.max(0, deadline - Date.now()));
+    // (its failure is taken at once: it may come while the transports are waited for)
+    const fileClosed = this.file?.close(Math.max(0, deadline - Date.now())).then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(finished),
@@ -712,7 +733,8 @@ export class AuditLog extends EventEmitter {
       }),
     ]);
     clearTimeout(timer);
-    await fileClosed;
+    const failed = await fileClosed;
+    if (failed !== undefined) throw failed.err;
   }
 }
 

@@ -1,7 +1,10 @@
 // The connection level of a server, in the audit log: connections the PROXY layer rejected, requests Node's
 // HTTP server rejected before any app code ran, and (optionally) every accepted connection.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
+import { isAudited } from '../audited.js';
 import { connectionEnds, getProxyInfo } from '../connection/socket-info.js';
+import { MAX_PATH, pathOf } from '../http-objects.js';
 import type { ProxyProtocolError } from '../protocol/errors.js';
 import { unmapIPv4 } from '../trust.js';
 import type { AuditFields } from './entry.js';
@@ -65,6 +68,13 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
       if (answer && written && !socket.destroyed) socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n\r\n`);
       socket.destroy(err);
     };
+    // Not a request Node rejected: the network failed under the connection (a reset of an idle keep-alive
+    // connection, a broken pipe: a system call's error), or the request reached the app and its own entry
+    // records the end (a `requestTimeout` while its body was read: `timeout`, 408).
+    if (typeof err.syscall === 'string' || isAudited(inFlight)) {
+      respond(false);
+      return;
+    }
     log.write(
       {
         category: 'network',
@@ -80,6 +90,43 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
         errorMessage: err.message,
       },
       respond,
+    );
+  });
+
+  // A request whose `Expect` is not `100-continue`: Node answers 417 itself, before any listener of the app,
+  // unless the server has a 'checkExpectation' listener. This one answers as Node would when it is the only one
+  // (after the entry is written; a request that has an entry of its own, from auditRequests, waits for that).
+  on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    if (server.listenerCount('checkExpectation') > 1) return;
+    const answer = (written: boolean) => {
+      if (!written) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(417);
+      res.end();
+    };
+    if (isAudited(res)) {
+      answer(true);
+      return;
+    }
+    const ends = connectionEnds(req.socket);
+    log.write(
+      {
+        category: 'network',
+        action: 'http-request-rejected',
+        outcome: 'failure',
+        clientIp: ends.clientIp,
+        clientPort: ends.clientPort,
+        peerAddress: ends.peerIp,
+        peerPort: ends.peerPort,
+        method: req.method,
+        path: pathOf(req.url ?? '/').slice(0, MAX_PATH),
+        status: 417,
+        errorType: 'client_error',
+        errorMessage: 'Expect header other than 100-continue',
+      },
+      answer,
     );
   });
 

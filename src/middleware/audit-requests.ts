@@ -29,8 +29,8 @@ export function refuse(req: IncomingMessage, res: ServerResponse, decision: Begi
 }
 
 /**
- * Audits every request of an `http`, `https` or `http2` server (its `'request'` event, so also an HTTP/2
- * server's compatibility API; streams served with the `'stream'` event are not requests of it): one entry per
+ * Audits every request of an `http`, `https` or `http2` server (its `'request'` event, and `'checkContinue'`
+ * and `'checkExpectation'` for requests with an `Expect` header, so also an HTTP/2 server's compatibility API; streams served with the `'stream'` event are not requests of it): one entry per
  * request, written when the response ends (its last bytes wait until the line is written) or when the
  * connection closes first, exactly as the `auditLog` middleware of the Express and Koa adapters — without a
  * framework. It runs before every `'request'` listener, whenever they were added; while the log fails closed
@@ -61,17 +61,16 @@ export function auditRequests<S extends EventEmitter>(server: S, options: AuditR
     route: () => undefined,
     client: (req) => decided?.get(req),
   });
-  interceptEvent<IncomingMessage, ServerResponse>(
-    server,
-    'request',
-    function auditRequest(req, res) {
-      if (resolve !== undefined) decided?.set(req, resolve(req));
-      const decision = begin(req, req, res);
-      if (decision === 'skip' || decision === 'serve') return true;
-      if (decision !== 'drop') refuse(req, res, decision);
-      return false;
-    },
-    'auditRequests',
-  );
+  const auditRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (resolve !== undefined) decided?.set(req, resolve(req));
+    const decision = begin(req, req, res);
+    if (decision === 'skip' || decision === 'serve') return true;
+    if (decision !== 'drop') refuse(req, res, decision);
+    return false;
+  };
+  // A request with an `Expect` header comes as 'checkContinue' (`100-continue`) or 'checkExpectation' (any other)
+  // instead of 'request' when the server has a listener for it.
+  for (const event of ['request', 'checkContinue', 'checkExpectation'])
+    interceptEvent<IncomingMessage, ServerResponse>(server, event, auditRequest, 'auditRequests');
   return server;
 }

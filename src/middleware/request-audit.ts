@@ -8,8 +8,11 @@ import type { Http2Session, Http2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
+import { claim } from '../audited.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
-import { addListener, headersOf, headersSent, responseHeader } from '../http-objects.js';
+import { addListener, headersOf, headersSent, MAX_PATH, pathOf, responseHeader } from '../http-objects.js';
+
+export { MAX_PATH, pathOf };
 
 /** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
 export interface AuditMiddlewareOptions<T> {
@@ -62,20 +65,7 @@ export interface FrameworkBinding<T> {
 export type Begin = 'skip' | 'serve' | 'unavailable' | 'closing' | 'drop';
 
 export const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-export const MAX_PATH = 2048;
 export const MAX_UA = 512;
-
-/**
- * The path of a request target, without query. A fragment is never part of a request (RFC 9110 §7.1): one a
- * client sent anyway is not logged either.
- */
-export function pathOf(url: string): string {
-  for (let i = 0; i < url.length; i++) {
-    const c = url.charCodeAt(i);
-    if (c === 0x3f || c === 0x23) return url.slice(0, i); // ? #
-  }
-  return url;
-}
 
 /** The names of the query's `name=value` parameters, sorted, or undefined (see the `queryKeys` option). */
 export function queryNames(url: string): string | undefined {
@@ -153,14 +143,22 @@ export function domainOf(req: IncomingMessage, facts?: BalancerFacts): string | 
 // error, so a listener (one per connection, added at its first audited request) is the only way to tell.
 // A listener on the socket changes nothing of what Node does on a timeout (it asks the request, the
 // response and the server, not the socket's listeners).
+// The time of the last timeout is kept (performance.now()), not the fact: an app that handles a timeout
+// (`server.setTimeout(ms, callback)`) keeps the connection, and a later request on it is not timed out by it.
 const watched = new WeakSet<object>();
-const idleTimedOut = new WeakSet<object>();
+const idleTimedOut = new WeakMap<object, number>();
+
+/** Whether `socket` (or an HTTP/2 session) timed out since `since` (a request's start, performance.now()). */
+function timedOutSince(socket: object | null | undefined, since: number): boolean {
+  const at = socket ? idleTimedOut.get(socket) : undefined;
+  return at !== undefined && at >= since;
+}
 
 // An HTTP/2 session's idle timeout (`server.setTimeout()` of an http2 server) destroys the session the same way.
 function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | undefined): void {
   if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
   watched.add(socket);
-  socket.on('timeout', () => idleTimedOut.add(socket));
+  socket.on('timeout', () => idleTimedOut.set(socket, performance.now()));
 }
 
 /**
@@ -181,14 +179,14 @@ function appError(res: ServerResponse): unknown {
 }
 
 /** Why the connection of an unfinished request went away through a server timeout, if it did. */
-function timeoutOf(req: IncomingMessage, res?: ServerResponse): 'request' | 'idle' | undefined {
+function timeoutOf(req: IncomingMessage, since: number, res?: ServerResponse): 'request' | 'idle' | undefined {
   type Errored = { errored?: (Error & { code?: string }) | null } | null;
   // (the request itself then says ECONNRESET: the socket has the cause, unless it is the app's own error)
   const own = res === undefined ? undefined : appError(res);
   const socketError = (req.socket as Errored)?.errored;
   const codes = [socketError === own ? undefined : socketError?.code, (req as Errored)?.errored?.code];
   if (codes.includes('ERR_HTTP_REQUEST_TIMEOUT')) return 'request';
-  if (codes.includes('ETIMEDOUT') || (req.socket && idleTimedOut.has(req.socket))) return 'idle';
+  if (codes.includes('ETIMEDOUT') || timedOutSince(req.socket, since)) return 'idle';
   return undefined;
 }
 
@@ -325,7 +323,7 @@ class RequestEntry<T> {
     const sent = kind === 'finished' || headersSent(res);
     let status = sent ? res.statusCode : undefined;
     // `requestTimeout` before the app answered: Node (or watch()) answers 408 on the connection.
-    if (status === undefined && kind === 'timeout' && timeoutOf(req) === 'request') status = 408;
+    if (status === undefined && kind === 'timeout' && timeoutOf(req, this.t0) === 'request') status = 408;
     const declared = Number(
       responseHeader(res, 'content-length') ??
         (binding.bytes === undefined ? undefined : this.call(binding.bytes, 'the byte count of the adapter')) ??
@@ -333,13 +331,17 @@ class RequestEntry<T> {
     );
     // No body goes with these, whatever Content-Length says (RFC 9110 §6.4.1).
     const bodyless = req.method === 'HEAD' || status === 204 || status === 304;
+    // A response that did not finish sent some of its body, how much is not known: no count rather than
+    // the declared length.
     const bytes = bodyless
       ? 0
-      : Number.isSafeInteger(declared) && declared >= 0
-        ? declared
-        : end !== undefined && !headersSent(res)
-          ? endLength(end[0], end[1])
-          : undefined;
+      : kind !== 'finished'
+        ? undefined
+        : Number.isSafeInteger(declared) && declared >= 0
+          ? declared
+          : end !== undefined && !headersSent(res)
+            ? endLength(end[0], end[1])
+            : undefined;
     const ua = headersOf(req)['user-agent'];
     const ip = decided && decided.ip !== '' && typeof decided.ip === 'string' ? decided : undefined;
     const f: AuditFields = {
@@ -423,7 +425,7 @@ class RequestEntry<T> {
     if (status === undefined) {
       const { req, res } = this;
       const session = this.h2Session;
-      const timedOut = timeoutOf(req, res) !== undefined || (session !== undefined && idleTimedOut.has(session));
+      const timedOut = timeoutOf(req, this.t0, res) !== undefined || timedOutSince(session, this.t0);
       this.finish(timedOut ? 'timeout' : clientLeft(req, res, session) ? 'aborted' : 'destroyed');
       return;
     }
@@ -641,6 +643,9 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       req.socket?.destroy();
       return 'drop';
     }
+    // One entry per request: a second audit of it (auditLog mounted twice, auditRequests beside a framework's
+    // middleware) leaves it to the first.
+    if (!claim(res)) return 'serve';
     const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
     const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
     let requestId = pickRequestId(incoming, balancerFacts(req.socket), preferRequestIdHeader);
