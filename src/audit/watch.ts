@@ -72,7 +72,7 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
     // connection, a broken pipe: a system call's error), or the request reached the app and its own entry
     // records the end (a `requestTimeout` while its body was read: `timeout`, 408).
     if (typeof err.syscall === 'string' || isAudited(inFlight)) {
-      respond(false);
+      respond(true); // (what Node answers, if anything)
       return;
     }
     log.write(
