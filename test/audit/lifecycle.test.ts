@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import express from 'express';
 import { auditLog } from '../../src/express/index.js';
-import { type AuditLog, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
+import { type AuditLog, auditRequests, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
 import { close, listen, sleep } from '../helpers.js';
 import { entries, requests, tmpFile } from './util.js';
 
@@ -163,6 +163,55 @@ describe('timeouts and requests Node rejects', () => {
     );
     assert.equal(rejected[1]?.error.code, 'HPE_HEADER_OVERFLOW');
     assert.equal(rejected[0]?.network.peer.address, '127.0.0.1');
+  });
+
+  it('watch(): a reset connection is no rejected request, and a request with its own entry is not recorded twice', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(
+      http.createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, (req, res) => {
+        req.resume();
+        req.on('end', () => res.end('ok'));
+      }),
+    );
+    auditRequests(server, { log });
+    log.watch(server);
+    const port = await listen(server);
+    const header = 'PROXY TCP4 192.0.2.44 10.0.0.1 6000 443\r\n';
+    const open = (text: string) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(text));
+      s.on('error', () => {});
+      return s;
+    };
+    // An idle keep-alive connection the balancer resets (as at its idle timeout) after one answer.
+    const idle = open(`${header}GET /answered HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await once(idle, 'data');
+    await sleep(30);
+    idle.resetAndDestroy();
+    // A reset while the request's body is still coming.
+    const midway = open(`${header}POST /reset HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc`);
+    await sleep(80);
+    midway.resetAndDestroy();
+    // A body that never completes: requestTimeout, answered 408 by the server.
+    const slow = open(`${header}POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc`);
+    let got = '';
+    slow.on('data', (d) => (got += d));
+    await once(slow, 'close');
+    assert.match(got, /^HTTP\/1\.1 408/);
+    await sleep(50);
+    await close(server);
+    await log.close();
+    assert.deepEqual(
+      entries(file).filter((e) => e.event.action === 'http-request-rejected'),
+      [],
+      'no rejection was recorded',
+    );
+    const got2 = Object.fromEntries(requests(file).map((e) => [e.url.path, [e.error?.type, e.http.response?.status_code]]));
+    assert.deepEqual(got2, {
+      '/answered': [undefined, 200],
+      '/reset': ['client_aborted', undefined],
+      '/slow': ['timeout', 408],
+    });
   });
 
   it('with requireHeader: false, an untrusted peer that offers a PROXY header is answered 400 and audited', async () => {
@@ -411,6 +460,34 @@ describe('rotation without reopen()', () => {
     assert.equal(first?.event.action, 'audit-log-reopened');
     assert.equal((first?.audit as { reason?: string } | undefined)?.reason, 'truncated');
     assert.equal(requests(file).length, 1, 'the entry after the cut is in the file at filename');
+  });
+
+  it('an access log whose directory is missing is reported, not thrown (at start and at reopen()), and written once it is there', async () => {
+    const file = tmpFile();
+    const dir = join(dirname(file), 'access');
+    const accessLog = join(dir, 'access.log');
+    const log = createAuditLog({ filename: file, accessLog, retryInterval: 20 });
+    const errors: NodeJS.ErrnoException[] = [];
+    log.on('error', (e) => errors.push(e));
+    const server = http.createServer(app(log));
+    const port = await listen(server);
+    const get = (p: string) =>
+      new Promise<void>((resolve) => http.get({ port, path: p, host: '127.0.0.1' }, (r) => r.resume().on('end', resolve)));
+    await get('/');
+    await sleep(50);
+    assert.ok(
+      errors.some((e) => e.code === 'ENOENT'),
+      'reported',
+    );
+    mkdirSync(dir);
+    await get('/');
+    await sleep(100);
+    fs.rmSync(dir, { recursive: true });
+    assert.doesNotThrow(() => log.reopen());
+    await close(server);
+    await log.close();
+    assert.equal(requests(file).length, 2, 'the audit file holds both requests');
+    assert.equal((await verifyAuditLog(file)).ok, true);
   });
 });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import TransportStream from 'winston-transport';
 import { createAuditLog, verifyAuditLog } from '../../src/index.js';
@@ -82,4 +82,53 @@ describe('winston transports', () => {
     assert.equal(v.ok, true, v.reason);
     assert.equal(v.entries, 17);
   });
+
+  it('a transport that fails on its way out is reported; close() resolves, the file holds and verifies every entry', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file, transports: [new FailsAtStop()] });
+    const errors: Error[] = [];
+    log.on('error', (e) => errors.push(e));
+    write(log, 3, 'x');
+    await new Promise((r) => setTimeout(r, 50)); // (the entries reached the transport)
+    await log.close();
+    assert.deepEqual(
+      errors.map((e) => e.message),
+      ['syslog down'],
+    );
+    assert.equal(fileLines(file).length, 5, 'start, three entries, stop');
+    const v = await verifyAuditLog(file);
+    assert.equal(v.ok, true);
+  });
+
+  it('with a failing disk too, close() rejects once with ERR_PROXY_AUDIT_LOST, and nothing is left unhandled', {
+    skip: !existsSync('/dev/full') && 'no /dev/full',
+  }, async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown) => unhandled.push(r);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const log = createAuditLog({
+        filename: '/dev/full',
+        transports: [new FailsAtStop()],
+        onSinkError: 'fail-open',
+        retryInterval: 50,
+      });
+      log.on('error', () => {});
+      write(log, 1, 'x');
+      await new Promise((r) => setTimeout(r, 50)); // (the entry reached the transport)
+      await assert.rejects(log.close({ flushTimeout: 300 }), { code: 'ERR_PROXY_AUDIT_LOST' });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.removeListener('unhandledRejection', onUnhandled);
+    }
+  });
 });
+
+/** A transport (syslog, say) that fails on the log's last line. */
+class FailsAtStop extends TransportStream {
+  override log(info: Record<string | symbol, unknown>, callback: (err?: Error) => void): void {
+    const stop = String(info[MESSAGE]).includes('audit-log-stopped');
+    setImmediate(() => callback(stop ? new Error('syslog down') : undefined));
+  }
+}

@@ -9,7 +9,7 @@ import { addAbortSignal } from 'node:stream';
 import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { auditRequests, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
-import { requests, tmpFile } from '../audit/util.js';
+import { entries, requests, tmpFile } from '../audit/util.js';
 import { certificate, close, listen, raw, sleep } from '../helpers.js';
 
 const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
@@ -539,6 +539,169 @@ describe('auditRequests on servers without a framework', () => {
       requests(file).map((e) => [e.url.path, e.error?.type]),
       [['/idle', 'timeout']],
     );
+  });
+
+  it("requests with an Expect header: 'checkContinue' and 'checkExpectation' listeners' requests are audited; Node's own 417 too", async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const stored = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      req.resume();
+      req.on('end', () => res.end(`stored ${req.url}`));
+    };
+    const server = withProxyProtocol(http.createServer(stored));
+    server.on('checkContinue', (req, res) => {
+      res.writeContinue();
+      stored(req, res);
+    });
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const post = (path: string, expect: string) =>
+      raw(port, [`${HEADER}POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n${expect}Connection: close\r\n\r\nabc`]);
+    assert.match(
+      (await post('/continue', 'Expect: 100-continue\r\n')).data.toString(),
+      /100 Continue\r\n\r\nHTTP\/1\.1 200 OK[\s\S]*stored \/continue$/,
+    );
+    assert.match((await post('/plain', '')).data.toString(), /^HTTP\/1\.1 200 OK/);
+    // Without a 'checkExpectation' listener Node answers 417 before any 'request' listener: log.watch() records it.
+    const watched = withProxyProtocol(http.createServer(stored));
+    log.watch(watched);
+    const port2 = await listen(watched);
+    const refused = await raw(port2, [
+      `${HEADER}GET /records/1?ssn=1 HTTP/1.1\r\nHost: x\r\nExpect: x-foo\r\nConnection: close\r\n\r\n`,
+    ]);
+    assert.match(refused.data.toString(), /^HTTP\/1\.1 417 Expectation Failed/);
+    // With auditRequests too, the 417 is the request's own entry, not a second one.
+    const both = withProxyProtocol(http.createServer(stored));
+    log.watch(both);
+    auditRequests(both, { log });
+    const port3 = await listen(both);
+    const again = await raw(port3, [`${HEADER}GET /records/2 HTTP/1.1\r\nHost: x\r\nExpect: x-foo\r\nConnection: close\r\n\r\n`]);
+    assert.match(again.data.toString(), /^HTTP\/1\.1 417 Expectation Failed/);
+    await Promise.all([close(server), close(watched), close(both)]);
+    await log.close();
+    const got = requests(file).map((e) => [e.url.path, e.http.response.status_code, e.event.outcome]);
+    assert.deepEqual(got, [
+      ['/continue', 200, 'success'],
+      ['/plain', 200, 'success'],
+      ['/records/2', 417, 'failure'],
+    ]);
+    const rejected = entries(file).filter((e) => e.event.action === 'http-request-rejected');
+    assert.equal(rejected.length, 1);
+    assert.equal(rejected[0]?.http.response.status_code, 417);
+    assert.equal(rejected[0]?.url.path, '/records/1');
+    assert.deepEqual(rejected[0]?.client, { ip: '203.0.113.7', port: 51000 });
+    assert.equal((await verifyAuditLog(file)).ok, true);
+  });
+
+  it('an absolute-form target (user information, authority) logs its path only', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http.createServer((_req, res) => res.end('ok')));
+    auditRequests(server, { log, queryKeys: true });
+    const port = await listen(server);
+    for (const target of [
+      'http://alice:s3cret@x/patients/42?ssn=1',
+      'https://x',
+      'http://bob:pw@x?q=1',
+      'HTTP://x:8080/a#frag',
+    ]) {
+      await raw(port, [`${HEADER}GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    }
+    await close(server);
+    await log.close();
+    const text = readFileSync(file, 'utf8');
+    assert.doesNotMatch(text, /s3cret|alice|bob|pw@/);
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.url.query]),
+      [
+        ['/patients/42', 'ssn'],
+        ['/', undefined],
+        ['/', 'q'],
+        ['/a', undefined],
+      ],
+    );
+  });
+
+  it('a timeout the app handled (server.setTimeout with a callback) does not make a later request on the connection timeout', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(
+      http.createServer((req, res) => {
+        setTimeout(() => {
+          if (!res.destroyed) res.end(`ok ${req.url}`);
+        }, 150);
+      }),
+    );
+    let noticed = 0;
+    server.setTimeout(60, () => noticed++); // kept open: the app decides
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write(`${HEADER}GET /first HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await once(s, 'data');
+    s.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(30);
+    s.destroy();
+    await sleep(50);
+    await close(server);
+    await log.close();
+    assert.ok(noticed >= 1, 'the timeout fired during /first');
+    const got = Object.fromEntries(requests(file).map((e) => [e.url.path, [e.event.outcome, e.error?.type]]));
+    assert.deepEqual(got, { '/first': ['success', undefined], '/second': ['failure', 'client_aborted'] });
+  });
+
+  it('a response that did not finish records no byte count (not its Content-Length)', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const chunk = Buffer.alloc(64 * 1024);
+    const server = withProxyProtocol(
+      http.createServer((_req, res) => {
+        res.setHeader('content-length', 20_000_000);
+        const more = () => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', more);
+        };
+        more();
+      }),
+    );
+    auditRequests(server, { log });
+    const port = await listen(server);
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write(`${HEADER}GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await once(s, 'data');
+    s.destroy();
+    await sleep(100);
+    await close(server);
+    await log.close();
+    const [e] = requests(file);
+    assert.equal(e?.error?.type, 'client_aborted');
+    assert.equal(e?.http.response.status_code, 200, 'the head went out');
+    assert.equal(e?.http.response.body?.bytes, undefined);
+  });
+
+  it('one entry per request when audited twice (auditRequests beside a middleware, or mounted twice): the first audit writes it', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    // A second audit of the same request, as a framework's middleware would run it inside the handler.
+    const innerFile = tmpFile();
+    const inner = createAuditLog({ filename: innerFile });
+    const server = withProxyProtocol(http.createServer((_req, res) => res.end('ok')));
+    auditRequests(server, { log });
+    const again = withProxyProtocol(http.createServer());
+    auditRequests(again, { log: inner, path: () => '/inner' });
+    server.prependListener('request', (req, res) => again.emit('request', req, res));
+    const port = await listen(server);
+    const { data } = await raw(port, [`${HEADER}GET /p/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    assert.match(data.toString(), /^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/);
+    await close(server);
+    await Promise.all([log.close(), inner.close()]);
+    assert.deepEqual(
+      requests(file).map((e) => e.url.path),
+      ['/p/1'],
+    );
+    assert.deepEqual(requests(innerFile), [], 'the second audit wrote nothing');
   });
 
   it('rejects bad options and a server audited twice', () => {
