@@ -186,7 +186,8 @@ function timeoutOf(req: IncomingMessage, since: number, res?: ServerResponse): '
   const socketError = (req.socket as Errored)?.errored;
   const codes = [socketError === own ? undefined : socketError?.code, (req as Errored)?.errored?.code];
   if (codes.includes('ERR_HTTP_REQUEST_TIMEOUT')) return 'request';
-  if (codes.includes('ETIMEDOUT') || timedOutSince(req.socket, since)) return 'idle';
+  // (not a socket's ETIMEDOUT: TCP gave up on a peer that stopped answering, the network's doing; see clientLeft)
+  if (timedOutSince(req.socket, since)) return 'idle';
   return undefined;
 }
 

@@ -449,11 +449,14 @@ describe('auditRequests on servers without a framework', () => {
         const upstream = Object.assign(new Error('upstream reset'), { code: 'ECONNRESET', syscall: 'read' });
         if (req.url === '/pipeline') setTimeout(() => res.destroy(upstream), 20);
         if (req.url === '/etimedout') setTimeout(() => res.destroy(Object.assign(new Error('slow'), { code: 'ETIMEDOUT' })), 20);
+        // what the socket fails with when TCP gives up on a peer that stopped answering (a dead link)
+        const dead = Object.assign(new Error('read ETIMEDOUT'), { code: 'ETIMEDOUT', errno: -110, syscall: 'read' });
+        if (req.url === '/dead-link') setTimeout(() => req.socket.destroy(dead), 20);
       }),
     );
     auditRequests(server, { log });
     const port = await listen(server);
-    for (const path of ['/res', '/res-error', '/socket', '/pipeline', '/etimedout', '/fin', '/rst']) {
+    for (const path of ['/res', '/res-error', '/socket', '/pipeline', '/etimedout', '/dead-link', '/fin', '/rst']) {
       const s = net.connect(port, '127.0.0.1');
       s.on('error', () => {});
       s.write(`${HEADER}GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -472,6 +475,7 @@ describe('auditRequests on servers without a framework', () => {
       '/socket': ['server_aborted', 'failure'],
       '/pipeline': ['server_aborted', 'failure'],
       '/etimedout': ['server_aborted', 'failure'],
+      '/dead-link': ['client_aborted', 'failure'],
       '/fin': ['client_aborted', 'failure'],
       '/rst': ['client_aborted', 'failure'],
     });
