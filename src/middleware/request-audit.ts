@@ -161,6 +161,28 @@ function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | 
   socket.on('timeout', () => idleTimedOut.set(socket, performance.now()));
 }
 
+// HTTP/2 sessions whose connection the client ended (its FIN) or the network failed under (a system call's
+// error, a reset): a session destroyed otherwise was destroyed by the server. The session's socket is gone by
+// the time its streams close, so its end is listened for (through `session.socket`, which forwards listeners
+// to the connection's socket) at the first audited request of each session.
+const endWatched = new WeakSet<Http2Session>();
+const clientEnded = new WeakSet<Http2Session>();
+function noteClientEnd(session: Http2Session): void {
+  if (endWatched.has(session)) return;
+  endWatched.add(session);
+  const left = () => clientEnded.add(session);
+  try {
+    const socket = session.socket;
+    socket.on('end', left);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (typeof err.syscall === 'string') left();
+    });
+  } catch {
+    // (a session no longer bound to its socket: gone already, the client's doing or not, it reads as the client's)
+    left();
+  }
+}
+
 /**
  * The status an HTTP/2 compatibility response's stream sent when the app answered through the stream itself
  * and the stream ended normally (no reset: `rstCode` 0, NGHTTP2_NO_ERROR); otherwise undefined.
@@ -200,13 +222,14 @@ const NGHTTP2_CANCEL = 8;
 /**
  * Whether the client (or the network) ended an unanswered request's connection, rather than the server.
  * HTTP/1: the socket read the client's end or failed with a network error; a socket the server destroyed
- * did neither. HTTP/2: the session went away, or the client reset the stream with CANCEL; a stream the server
- * destroyed is reset with NO_ERROR or INTERNAL_ERROR (Node does not say which side sent a reset: a client's
+ * did neither. HTTP/2: the client ended or reset the session's connection, or reset the stream with CANCEL; a
+ * session the server destroyed did neither, and a stream the server destroyed is reset with NO_ERROR or INTERNAL_ERROR (Node does not say which side sent a reset: a client's
  * reset with another code reads as the server's).
  */
 function clientLeft(req: IncomingMessage, res: ServerResponse, session: Http2Session | undefined): boolean {
   if (session !== undefined) {
-    if (session.destroyed || session.closed) return true;
+    if (session.destroyed) return clientEnded.has(session);
+    if (session.closed) return true;
     const stream = streamOf(res) as (Http2Stream & { errored?: unknown }) | undefined;
     // Destroyed with an error by the app (`res.destroy(err)`, an AbortSignal, a failed pipeline): Node then
     // resets with CANCEL or INTERNAL_ERROR itself.
@@ -663,6 +686,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     // socket: on-finished measured 8.5% of an audited Express request head to head (bench/ab.mjs, 0.915x).
     addListener.call(res, 'close', r.closed);
     noteTimeouts(r.h2Session ?? req.socket);
+    if (r.h2Session !== undefined) noteClientEnd(r.h2Session);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
     // aborted once this turn's handlers ran (after authentication, so that user() can still answer).

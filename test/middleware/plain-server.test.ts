@@ -481,7 +481,7 @@ describe('auditRequests on servers without a framework', () => {
     });
   });
 
-  it('http2: a stream the app destroys unanswered is server_aborted; a session the client drops, client_aborted', async () => {
+  it('http2: a stream or a session the app destroys unanswered is server_aborted; a session the client drops or resets, client_aborted', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
     let arrived: () => void = () => {};
@@ -489,6 +489,7 @@ describe('auditRequests on servers without a framework', () => {
     const server = withProxyProtocol(
       http2.createSecureServer(await certificate(), (req, res) => {
         if (req.url === '/destroyed') setTimeout(() => res.destroy(), 20);
+        if (req.url === '/session-destroyed') setTimeout(() => req.stream.session?.destroy(), 20);
         if (req.url === '/signalled') {
           // Node resets a stream aborted through a signal with CANCEL, as a client's cancel
           const ac = new AbortController();
@@ -515,11 +516,38 @@ describe('auditRequests on servers without a framework', () => {
     dropped.on('error', () => {});
     await seen;
     session.destroy();
-    await sleep(100);
+    // A session the app destroys (and one the client resets) while a request waits.
+    for (const [path, client] of [
+      ['/session-destroyed', undefined],
+      ['/reset', 'reset'],
+    ] as const) {
+      const tcp = net.connect(port, '127.0.0.1');
+      tcp.on('error', () => {});
+      tcp.write(HEADER);
+      const s = http2.connect(`https://localhost:${port}`, {
+        createConnection: () => tls.connect({ socket: tcp, rejectUnauthorized: false, ALPNProtocols: ['h2'] }),
+      });
+      s.on('error', () => {});
+      seen = new Promise<void>((r) => (arrived = r));
+      const r = s.request({ ':path': path });
+      r.on('error', () => {});
+      r.resume();
+      await seen;
+      if (client === 'reset') tcp.resetAndDestroy(); // (no TLS close_notify, no GOAWAY: a RST)
+      await sleep(100);
+      s.destroy();
+    }
+    await sleep(50);
     await close(server);
     await log.close();
     const got = Object.fromEntries(requests(file).map((e) => [e.url.path, e.error?.type]));
-    assert.deepEqual(got, { '/destroyed': 'server_aborted', '/signalled': 'server_aborted', '/dropped': 'client_aborted' });
+    assert.deepEqual(got, {
+      '/destroyed': 'server_aborted',
+      '/signalled': 'server_aborted',
+      '/dropped': 'client_aborted',
+      '/session-destroyed': 'server_aborted',
+      '/reset': 'client_aborted',
+    });
   });
 
   it("http2: a session closed by the server's idle timeout (server.setTimeout) is timeout", async () => {
