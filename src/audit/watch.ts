@@ -60,7 +60,8 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
     const [status, text] = answerOf(err.code);
     // Node answers only while no byte of the response in flight (if any) was sent; otherwise it just destroys
     // the socket. `_httpMessage` is the response Node attached to the socket: read as Node's own check reads it.
-    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean; req?: { complete?: boolean } } | null })
+      ._httpMessage;
     const answer = socket.writable && !(inFlight?._headerSent === true);
     const respond = (written: boolean) => {
       // Another 'clientError' listener of the app decides what happens to the socket, as without us.
@@ -70,8 +71,9 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
     };
     // Not a request Node rejected: the network failed under the connection (a reset of an idle keep-alive
     // connection, a broken pipe: a system call's error), or the request reached the app and its own entry
-    // records the end (a `requestTimeout` while its body was read: `timeout`, 408).
-    if (typeof err.syscall === 'string' || isAudited(inFlight)) {
+    // records the end (a `requestTimeout` while its body was read: `timeout`, 408). Bytes that follow a
+    // complete request are a request of their own.
+    if (typeof err.syscall === 'string' || (isAudited(inFlight) && inFlight?.req?.complete !== true)) {
       respond(true); // (what Node answers, if anything)
       return;
     }

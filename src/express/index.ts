@@ -197,6 +197,7 @@ export function auditLog(options: ExpressAuditOptions) {
       if (store !== undefined) return store.get(req);
       return req.clientIp === undefined ? undefined : { ip: req.clientIp, port: req.clientPort };
     },
+    url: (req) => (req as { originalUrl?: string }).originalUrl,
   });
   return function auditLog(req: IncomingMessage, res: ServerResponse, next: Next): void {
     if (resolve !== undefined) setClientIp(resolve, req);

@@ -107,6 +107,7 @@ export function auditLog<T = import('koa').Context>(options: KoaAuditOptions<T>)
     client(ctx) {
       return ctx.clientIp === undefined ? undefined : { ip: ctx.clientIp, port: ctx.clientPort };
     },
+    url: (ctx) => (ctx as { originalUrl?: string }).originalUrl,
   });
   return function auditLog(ctx: KoaLikeContext, next: () => Promise<unknown>): Promise<unknown> {
     if (resolve !== undefined) setClientIp(resolve, ctx);

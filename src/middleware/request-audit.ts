@@ -55,6 +55,11 @@ export interface FrameworkBinding<T> {
    * (`res.writeHead(status, headers)` with a headers object, as Fastify does).
    */
   bytes?(target: T): number | undefined;
+  /**
+   * The request target as the client sent it, when a router may have cut it short in `req.url` (Express and
+   * Koa strip a mount path there and keep the whole in `originalUrl`).
+   */
+  url?(target: T): string | undefined;
 }
 
 /**
@@ -301,6 +306,8 @@ class RequestEntry<T> {
   readonly h2Session: Http2Session | undefined;
   entry: OpenEntry | undefined = undefined;
   done = false;
+  /** Body bytes went out before `end()` (through `res.write()`): the chunk of `end()` is then not the body. */
+  wrote = false;
 
   constructor(
     readonly c: Compiled<T>,
@@ -311,7 +318,8 @@ class RequestEntry<T> {
     /** Why the request is refused (`errorType` of its entry), if it is. */
     readonly refused: 'audit_unavailable' | 'shutdown' | undefined,
   ) {
-    this.url = req.url ?? '/';
+    const original = c.binding.url?.(target);
+    this.url = typeof original === 'string' ? original : (req.url ?? '/');
     this.ends = connectionEnds(req.socket);
     this.facts = balancerFacts(req.socket);
     // An HTTP/2 request's socket is its stream's view of the session's, which knows nothing once the stream
@@ -363,7 +371,7 @@ class RequestEntry<T> {
         ? undefined
         : Number.isSafeInteger(declared) && declared >= 0
           ? declared
-          : end !== undefined && !headersSent(res)
+          : end !== undefined && !this.wrote
             ? endLength(end[0], end[1])
             : undefined;
     const ua = headersOf(req)['user-agent'];
@@ -559,7 +567,11 @@ function holdEnd<T>(r: RequestEntry<T>): void {
   // 3 rounds; this: 0.96x of no hook), and Node's own finished check cannot serve (see `finished` above).
   const write = res.write as (...args: unknown[]) => boolean;
   res.write = function auditedWrite(this: ServerResponse, ...args: unknown[]): boolean {
-    if (!held || (typeof args[0] !== 'string' && !(args[0] instanceof Uint8Array))) return write.apply(this, args);
+    if (!held) {
+      r.wrote = true;
+      return write.apply(this, args);
+    }
+    if (typeof args[0] !== 'string' && !(args[0] instanceof Uint8Array)) return write.apply(this, args);
     // What Node's write() does on an ended response (lib/_http_outgoing.js, lib/internal/http2/compat.js): the
     // chunk is not sent, the callback gets the error; HTTP/1 emits it, HTTP/2 destroys the stream with it.
     const cb = callbackOf(args) as ((err?: Error) => void) | undefined;

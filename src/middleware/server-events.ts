@@ -14,15 +14,17 @@ const kIntercepted = Symbol('proxy-protocol-audit.intercepted');
 
 /**
  * Makes `server.emit(event, a, b, c)` call `before(a, b, c)` first; the server's listeners get the event only
- * when it returns true. Throws a `TypeError` when `event` is already intercepted on this server (audited twice).
+ * when it returns true. Throws a `TypeError` when `what` intercepts `event` on this server already (audited twice).
  */
 export function interceptEvent<A, B>(server: EventEmitter, event: string, before: Before<A, B>, what: string): void {
   if (!server || typeof server.emit !== 'function' || typeof server.on !== 'function')
     throw new TypeError(`${what}: expected an http, https or http2 server`);
+  // (by one kind of audit: another kind may see the same events, and a request still gets one entry)
   const s = server as EventEmitter & { [kIntercepted]?: Set<string> };
   const seen = s[kIntercepted] ?? new Set<string>();
-  if (seen.has(event)) throw new TypeError(`${what}: this server's '${event}' events are audited already`);
-  seen.add(event);
+  const key = `${what}\0${event}`;
+  if (seen.has(key)) throw new TypeError(`${what}: this server's '${event}' events are audited already`);
+  seen.add(key);
   s[kIntercepted] = seen;
   const emit = server.emit as Emit;
   server.emit = function auditedEmit(this: EventEmitter, name: string | symbol, a?: unknown, b?: unknown, c?: unknown): boolean {
