@@ -483,3 +483,59 @@ it('formatElbLine writes no query and escapes quotes', () => {
   assert.equal(line, 'h 192.0.2.1 - - [24/Nov/2026:01:02:03 +0000] "GET /a HTTP/1.1" 204 0 "-" "x\\x22y" "192.0.2.1" 0.005');
   assert.equal(formatElbLine({ category: 'network', action: 'connection-rejected', outcome: 'failure' }), undefined);
 });
+
+describe('an audit mounted under a path', () => {
+  const HEADER = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+  const get = (path: string) => `${HEADER}GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`;
+
+  it('Express: app.use(path, auditLog()) and a router records the path the client requested', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = express();
+    app.use('/api', expressAudit({ log, clientIp: true }));
+    app.get('/api/patients/:id', (_req, res) => res.send('x'));
+    const router = express.Router();
+    router.use(expressAudit({ log }));
+    router.get('/records/:id', (_req, res) => res.send('y'));
+    app.use('/sub', router);
+    const server = withProxyProtocol(app.listen(0, '127.0.0.1'));
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    await raw(port, [get('/api/patients/42?ssn=1')]);
+    await raw(port, [get('/sub/records/7')]);
+    await close(server);
+    await log.close();
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.http.route]),
+      [
+        ['/api/patients/42', '/api/patients/:id'],
+        ['/sub/records/7', '/sub/records/:id'],
+      ],
+    );
+  });
+
+  it('Koa: behind a middleware that strips a mount prefix (as koa-mount does), the path the client requested', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      if (ctx.path.startsWith('/api/')) ctx.path = ctx.path.slice(4);
+      await next();
+    });
+    app.use(koaAudit({ log }));
+    app.use((ctx) => {
+      ctx.body = ctx.path;
+    });
+    const server = withProxyProtocol(app.listen(0, '127.0.0.1'));
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    const { data } = await raw(port, [get('/api/patients/42')]);
+    assert.match(data.toString(), /\r\n\r\n\/patients\/42$/, 'the app saw the stripped path');
+    await close(server);
+    await log.close();
+    assert.deepEqual(
+      requests(file).map((e) => e.url.path),
+      ['/api/patients/42'],
+    );
+  });
+});

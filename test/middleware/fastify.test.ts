@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { auditLog, clientIp } from '../../src/fastify/index.js';
-import { createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
+import { auditRequests, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
 import { entries, requests, tmpFile } from '../audit/util.js';
 import { certificate, raw, sleep } from '../helpers.js';
 
@@ -107,6 +107,34 @@ describe('Fastify clientIp plugin', () => {
 });
 
 describe('Fastify auditLog plugin', () => {
+  for (const order of ['auditRequests first', 'auditRequests after the plugin']) {
+    it(`beside auditRequests on app.server (${order}): one entry per request, also for answers Fastify makes before any hook`, async () => {
+      const file = tmpFile();
+      const log = createAuditLog({ filename: file });
+      const app = Fastify({ maxParamLength: 5 });
+      if (order === 'auditRequests first') auditRequests(app.server, { log });
+      app.register(auditLog, { log, path: 'route' });
+      app.get('/r/:id', async () => 'ok');
+      await app.ready();
+      if (order !== 'auditRequests first') auditRequests(app.server, { log });
+      const port = await start(app);
+      for (const path of ['/r/1', '/r/123456789', '/nope']) {
+        const { data } = await raw(port, [`${HEADER}${get(path)}`]);
+        assert.match(data.toString(), /^HTTP\/1\.1 (200|414|404)/);
+      }
+      await app.close();
+      await log.close();
+      assert.deepEqual(
+        requests(file).map((e) => [e.url.path, e.http.response.status_code]),
+        [
+          ['/r/1', 200],
+          ['/r/123456789', 414],
+          ['/nope', 404],
+        ],
+      );
+    });
+  }
+
   it('one entry per request of the whole app: route template, user, status, bytes; 404s; skip', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });

@@ -736,6 +736,62 @@ describe('auditRequests on servers without a framework', () => {
     assert.deepEqual(requests(innerFile), [], 'the second audit wrote nothing');
   });
 
+  it('the body of end() after writeHead() is counted; after write() it is not the whole body', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(
+      http.createServer((req, res) => {
+        if (req.url === '/head-then-end') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end('hello');
+        } else if (req.url === '/declared') {
+          res.writeHead(200, { 'Content-Length': '5' });
+          res.end('hello');
+        } else {
+          res.write('hel');
+          res.end('lo');
+        }
+      }),
+    );
+    auditRequests(server, { log });
+    const port = await listen(server);
+    for (const path of ['/head-then-end', '/declared', '/written']) {
+      await raw(port, [`${HEADER}GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    }
+    await close(server);
+    await log.close();
+    assert.deepEqual(
+      requests(file).map((e) => [e.url.path, e.http.response.body?.bytes]),
+      [
+        ['/head-then-end', 5],
+        ['/declared', 5],
+        ['/written', undefined],
+      ],
+    );
+  });
+
+  it('watch(): bytes Node cannot parse after a complete request are a rejected request of their own', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http.createServer((_req, res) => setTimeout(() => res.end('ok'), 20)));
+    auditRequests(server, { log });
+    log.watch(server);
+    const port = await listen(server);
+    await raw(port, [`${HEADER}GET /first HTTP/1.1\r\nHost: x\r\n\r\nTHIS IS NOT HTTP\r\n\r\n`]);
+    await sleep(50);
+    await close(server);
+    await log.close();
+    const rejected = entries(file).filter((e) => e.event.action === 'http-request-rejected');
+    assert.deepEqual(
+      rejected.map((e) => [e.error.type, e.error.code]),
+      [['client_error', 'HPE_INVALID_METHOD']],
+    );
+    assert.deepEqual(
+      requests(file).map((e) => e.url.path),
+      ['/first'],
+    );
+  });
+
   it('rejects bad options and a server audited twice', () => {
     const log = createAuditLog({ filename: tmpFile() });
     const server = http.createServer();
