@@ -109,10 +109,15 @@ function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: unknown }).code === '23505';
 }
 
-/** SQLSTATE classes of errors caused by the batch's data rather than the database's state. */
+/**
+ * Errors caused by a row's data rather than the database's state: SQLSTATE classes 22 (data exception), 23
+ * (integrity constraint: a CHECK, NOT NULL or foreign key an administrator added; not 23505, a key another
+ * shipper stored meanwhile, see insert) and 54 (a limit exceeded), and P0001 (an exception a trigger raised).
+ * The row is then stored as its bytes, reason `refused`, and the rest ships.
+ */
 function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^(22|54)/.test(code);
+  return typeof code === 'string' && ((/^(22|23|54)/.test(code) && code !== '23505') || code === 'P0001');
 }
 
 function timeoutError(message: string, lag: ShipperLag): Error {
@@ -564,7 +569,7 @@ export class PostgresShipper extends EventEmitter {
     // `done` is only a hint (the application's role may set it): a file found is shipped on from a resume point
     // the store backs, and left only when that is its end.
     const others = [...points].filter(([id]) => id !== currentId);
-    if (others.length > 0) {
+    {
       const dir = dirname(this.filename);
       const prefix = basename(this.filename);
       const byIno = new Map<number, string[]>();
@@ -580,9 +585,10 @@ export class PostgresShipper extends EventEmitter {
         mtimes.set(path, st.mtimeMs);
         if (ROTATED_NAME.test(name.slice(prefix.length))) rotated.push(path);
       }
-      // A file rotated while no shipper of this file ran, and rotated on again before one ran (two renames),
-      // has no resume point; its lines would be missing from the store for good. Shipped whole (lines the
-      // store holds already store nothing), with the files that have one, oldest first (last written first).
+      // A file rotated while no shipper of this file ran — rotated on again before one ran (two renames), or
+      // before any shipper ever ran (the first start on a host whose log rotated already) — has no resume
+      // point; its lines would be missing from the store for good. Shipped whole (lines the store holds
+      // already store nothing), with the files that have one, oldest first (last written first).
       for (const path of rotated) {
         const f = await SpoolFile.open(path, BATCH_BYTES).catch(() => undefined);
         const id = await f?.identify();
@@ -726,6 +732,7 @@ export class PostgresShipper extends EventEmitter {
         }
       }
     }
+    let cut = false;
     for (const f of this.files) {
       const size = await f.size();
       const before = this.sizes.get(f);
@@ -743,8 +750,16 @@ export class PostgresShipper extends EventEmitter {
         if (this.prefetched?.file === f) this.prefetched = undefined;
         // Rows handed over for lines written before the cut name offsets that hold other lines now.
         this.handoff?.closed();
+        cut = true;
       }
       this.sizes.set(f, size);
+    }
+    // The lines between the last batch and the cut are in the copy made before it (`<file>.1`, a dated name),
+    // if anywhere: looked for beside the file, and shipped before what the file holds now.
+    if (cut) {
+      this.scannedDir = -1;
+      await this.adoptMissed();
+      for (const f of this.files) if (!this.sizes.has(f)) this.sizes.set(f, await f.size());
     }
     for (const w of this.waiters) w.targets ??= new Map(this.sizes);
     const behind = this.files.some((f) => (this.sizes.get(f) ?? 0) > f.offset);

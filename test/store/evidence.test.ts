@@ -424,6 +424,28 @@ describe('PostgreSQL store: every piece of the file is evidence', needsPostgres(
     assert.deepEqual([again.s.stats.inserted, again.s.stats.raw, again.s.stats.duplicates], [0, 0, times.length + 2]);
   });
 
+  it("a row an administrator's constraint or trigger refuses is kept as it is (refused) and the rest ships", async () => {
+    const table = freshTable();
+    await init(table);
+    db.psql(`ALTER TABLE ${table} ADD CONSTRAINT no_bad CHECK (path IS DISTINCT FROM '/e/3')`);
+    db.psql(`CREATE FUNCTION ${table}_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF NEW.path = '/e/7' THEN RAISE EXCEPTION 'not this one'; END IF; RETURN NEW; END $$`);
+    db.psql(`CREATE TRIGGER guard BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${table}_guard()`);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeLog(file, 10);
+    const { s, raw } = await ship(file, table);
+    assert.deepEqual([s.stats.inserted, s.stats.raw, s.stats.failures], [n - 2, 2, 0]);
+    assert.deepEqual(
+      raw.map((r) => r.reason),
+      [RawReasons.REFUSED, RawReasons.REFUSED],
+    );
+    const rows = await rawRows(table);
+    assert.match(rows[0]?.bytes.toString('utf8') ?? '', /"path":"\/e\/3"/);
+    assert.match(rows[1]?.bytes.toString('utf8') ?? '', /"path":"\/e\/7"/);
+    const r = await sameVerdict(file, table, 'refused rows');
+    assert.equal(r.verdict, 'intact');
+  });
+
   it('a resend (another shipper of the file, or the same after its resume point was lost) stores no piece twice', async () => {
     const table = freshTable();
     await init(table);

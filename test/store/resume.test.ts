@@ -256,7 +256,33 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
       [],
       'every line of the file after the cut is in the store',
     );
+    // The lines not shipped before the cut are in the copy: found beside the file and shipped too.
+    assert.deepEqual(
+      linesOf(`${file}.1`).filter((l) => !stored.has(l)),
+      [],
+      'every line of the copy is in the store',
+    );
     assert.equal(count(table), distinct(table));
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
+  it('the first shipper of a file that was rotated already ships the rotated files too, oldest first', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    let total = 0;
+    for (const k of [3, 2, 1]) {
+      total += await writeLog(file, 20 + k);
+      renameSync(file, `${file}.${k}`);
+      await sleep(20); // (distinct modification times)
+    }
+    total += await writeLog(file, 5);
+    const { s } = await ship(file, table);
+    assert.equal(s.stats.inserted, total);
+    assert.equal(count(table), total);
+    const r = await verifyTable(table);
+    assert.equal(r.verdict, 'intact', JSON.stringify(r.findings));
+    assert.equal(r.entries, total);
   });
 
   it('a sidecar: a file created, written and rotated on between two of its looks is shipped too', async () => {
