@@ -285,14 +285,18 @@ class Session {
       log.write(this.fields('http-upgrade-started'), release);
       return;
     }
-    // Refused by the app: written at once, the refusal waits for it. Its body is what this write carries.
+    // Refused by the app: written at once, the refusal waits for it. Its body is what its head's Content-Length
+    // says, else what this write carries after the head; a head split across writes says nothing yet (no count).
     const f = this.fields('http-upgrade');
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
-    f.bytes = headEnd < 0 ? 0 : size - (headEnd + 4);
+    const declared = headEnd < 0 ? undefined : CONTENT_LENGTH.exec(text.slice(0, headEnd + 2))?.[1];
+    f.bytes = declared !== undefined ? Number(declared) : headEnd < 0 ? undefined : size - (headEnd + 4);
     if (this.entry === undefined || this.entry.done) release();
     else this.entry.write(f, release);
   }
 }
+
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d{1,15})[ \t]*\r\n/i;
 
 const REFUSALS = {
   shutdown: ['Connection: close\r\n', 'Service Unavailable: shutting down\n'],

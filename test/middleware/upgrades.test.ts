@@ -12,7 +12,7 @@ import { io as ioClient } from 'socket.io-client';
 import { WebSocket, WebSocketServer } from 'ws';
 import { auditRequests, auditUpgrades, createAuditLog, verifyAuditLog, withProxyProtocol } from '../../src/index.js';
 import { entries, tmpFile } from '../audit/util.js';
-import { certificate, close, listen, proxyFront, sleep } from '../helpers.js';
+import { certificate, close, listen, proxyFront, raw, sleep } from '../helpers.js';
 
 const HEADER = (n: number) => `PROXY TCP4 203.0.113.${10 + n} 10.0.0.5 ${41000 + n} 443\r\n`;
 const upgrades = (file: string) => entries(file).filter((e) => e.event.action.startsWith('http-upgrade'));
@@ -125,6 +125,39 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     assert.equal(e?.http.response.status_code, 401);
     assert.equal(e?.http.response.body.bytes, 7);
     assert.equal(e?.client.ip, '203.0.113.10');
+  });
+
+  it("a refusal written in pieces: the byte count its head declares, else none (not the first piece's)", async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(http.createServer());
+    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+      if (req.url === '/declared') {
+        socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n');
+        socket.end('no');
+      } else {
+        socket.write('HTTP/1.1 403 Forbidden\r\n');
+        socket.write('Content-Type: text/plain\r\n\r\n');
+        socket.end('no');
+      }
+    });
+    auditUpgrades(server, { log });
+    const port = await listen(server);
+    for (const path of ['/declared', '/split']) {
+      const { data } = await raw(port, [
+        `${HEADER(1)}GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+      ]);
+      assert.match(data.toString(), /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*\r\n\r\nno$/);
+    }
+    await close(server);
+    await log.close();
+    assert.deepEqual(
+      upgrades(file).map((e) => [e.url.path, e.http.response.status_code, e.http.response.body?.bytes]),
+      [
+        ['/declared', 403, 2],
+        ['/split', 403, undefined],
+      ],
+    );
   });
 
   it('an entry the log gives up on (whenWritten(false)): no 101 and no refusal reach the client, the connection is closed', async () => {
