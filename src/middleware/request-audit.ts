@@ -228,8 +228,9 @@ const NGHTTP2_CANCEL = 8;
  * Whether the client (or the network) ended an unanswered request's connection, rather than the server.
  * HTTP/1: the socket read the client's end or failed with a network error; a socket the server destroyed
  * did neither. HTTP/2: the client ended or reset the session's connection, or reset the stream with CANCEL; a
- * session the server destroyed did neither, and a stream the server destroyed is reset with NO_ERROR or INTERNAL_ERROR (Node does not say which side sent a reset: a client's
- * reset with another code reads as the server's).
+ * session the server destroyed did neither, and a stream the server destroyed is reset with NO_ERROR or
+ * INTERNAL_ERROR (Node does not say which side sent a reset: a client's reset with another code reads as the
+ * server's).
  */
 function clientLeft(req: IncomingMessage, res: ServerResponse, session: Http2Session | undefined): boolean {
   if (session !== undefined) {
