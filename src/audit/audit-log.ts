@@ -719,7 +719,10 @@ export class AuditLog extends EventEmitter {
     );
     this.logger.end();
     const deadline = Date.now() + flushTimeout;
-    await this.access?.close(flushTimeout).catch((err: Error) => this.report(err));
+    // The access log is closed beside the audit file, not before it (the file keeps its whole budget); it is
+    // not evidence: one failing at close is tried once more and given up on (reported), not waited for.
+    const access = this.access;
+    const accessClosed = access?.close(access.error === undefined ? flushTimeout : 0).catch((err: Error) => this.report(err));
     // (its failure is taken at once: it may come while the transports are waited for)
     const fileClosed = this.file?.close(Math.max(0, deadline - Date.now())).then(
       () => undefined,
@@ -733,6 +736,7 @@ export class AuditLog extends EventEmitter {
       }),
     ]);
     clearTimeout(timer);
+    await accessClosed;
     const failed = await fileClosed;
     if (failed !== undefined) throw failed.err;
   }

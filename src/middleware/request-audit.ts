@@ -8,7 +8,7 @@ import type { Http2Session, Http2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
-import { claim } from '../audited.js';
+import { type Claim, claim, claimed } from '../audited.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, MAX_PATH, pathOf, responseHeader } from '../http-objects.js';
 
@@ -163,7 +163,11 @@ function timedOutSince(socket: object | null | undefined, since: number): boolea
 function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | undefined): void {
   if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
   watched.add(socket);
-  socket.on('timeout', () => idleTimedOut.set(socket, performance.now()));
+  // (Node's own listener, added before this one, has destroyed the socket or session by now unless the app
+  // handled the timeout: a handled one keeps the connection and is no cause of its end)
+  socket.on('timeout', () => {
+    if (socket.destroyed) idleTimedOut.set(socket, performance.now());
+  });
 }
 
 // HTTP/2 sessions whose connection the client ended (its FIN) or the network failed under (a system call's
@@ -293,7 +297,7 @@ interface Compiled<T> {
 }
 
 /** One request between `begin` and its entry. */
-class RequestEntry<T> {
+class RequestEntry<T> implements Claim {
   readonly timestamp = Date.now();
   readonly t0 = performance.now();
   readonly url: string;
@@ -311,8 +315,8 @@ class RequestEntry<T> {
   wrote = false;
 
   constructor(
-    readonly c: Compiled<T>,
-    readonly target: T,
+    public c: Compiled<T>,
+    public target: T,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly requestId: string | undefined,
@@ -327,6 +331,20 @@ class RequestEntry<T> {
     // closed (a stream the client cancelled is written then): its TLS version is read now.
     this.h2Tls = req.httpVersionMajor === 2 ? tlsVersion(req.socket) : undefined;
     this.h2Session = req.httpVersionMajor === 2 ? streamOf(res)?.session : undefined;
+  }
+
+  get log(): AuditLog {
+    return this.c.log;
+  }
+
+  /**
+   * A later audit of this request for the same log (a framework's `auditLog` inside a server `auditRequests`
+   * audits, one mounted on a router inside one on the app) takes over: its options (user, path, route) and its
+   * target make the entry. The request target stays the one read first (before a router cut it short).
+   */
+  adopt(by: unknown, target: unknown): void {
+    this.c = by as Compiled<T>;
+    this.target = target as T;
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
@@ -680,9 +698,13 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       req.socket?.destroy();
       return 'drop';
     }
-    // One entry per request: a second audit of it (auditLog mounted twice, auditRequests beside a framework's
-    // middleware) leaves it to the first.
-    if (!claim(res)) return 'serve';
+    // One entry per request in a log: a second audit of it for the same log (auditLog mounted twice,
+    // auditRequests beside a framework's middleware) takes over the entry the first opened.
+    const prior = claimed(res, log);
+    if (prior !== undefined) {
+      prior.adopt(compiled, target);
+      return 'serve';
+    }
     const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
     const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
     let requestId = pickRequestId(incoming, balancerFacts(req.socket), preferRequestIdHeader);
@@ -692,6 +714,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       if (!res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
     }
     const r = new RequestEntry(compiled, target, req, res, requestId, refused);
+    claim(res, r);
     r.entry = log.open({ reserve: refused === undefined, generateRequestId: true, onShutdown: () => r.finish('shutdown') });
     holdEnd(r);
     // ServerResponse (and Http2ServerResponse) emit 'close' once: when the response completed or the

@@ -654,7 +654,7 @@ describe('auditRequests on servers without a framework', () => {
     );
   });
 
-  it('a timeout the app handled (server.setTimeout with a callback) does not make a later request on the connection timeout', async () => {
+  it('a timeout the app handled (server.setTimeout with a callback) is no cause of the end of that request or a later one', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
     const server = withProxyProtocol(
@@ -676,11 +676,22 @@ describe('auditRequests on servers without a framework', () => {
     await sleep(30);
     s.destroy();
     await sleep(50);
+    // A timeout handled during a request (long polling) is no cause of its end either: the client's reset is.
+    const poll = net.connect(port, '127.0.0.1');
+    poll.on('error', () => {});
+    poll.write(`${HEADER}GET /poll HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await sleep(100); // (past the 60 ms timeout, before the 150 ms answer)
+    poll.resetAndDestroy();
+    await sleep(50);
     await close(server);
     await log.close();
-    assert.ok(noticed >= 1, 'the timeout fired during /first');
+    assert.ok(noticed >= 2, 'the timeout fired during /first and during /poll');
     const got = Object.fromEntries(requests(file).map((e) => [e.url.path, [e.event.outcome, e.error?.type]]));
-    assert.deepEqual(got, { '/first': ['success', undefined], '/second': ['failure', 'client_aborted'] });
+    assert.deepEqual(got, {
+      '/first': ['success', undefined],
+      '/second': ['failure', 'client_aborted'],
+      '/poll': ['failure', 'client_aborted'],
+    });
   });
 
   it('a response that did not finish records no byte count (not its Content-Length)', async () => {
@@ -713,27 +724,39 @@ describe('auditRequests on servers without a framework', () => {
     assert.equal(e?.http.response.body?.bytes, undefined);
   });
 
-  it('one entry per request when audited twice (auditRequests beside a middleware, or mounted twice): the first audit writes it', async () => {
+  it('audited twice for one log (auditRequests beside a middleware, or mounted twice): one entry, made by the later audit; for two logs, one in each', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
-    // A second audit of the same request, as a framework's middleware would run it inside the handler.
-    const innerFile = tmpFile();
-    const inner = createAuditLog({ filename: innerFile });
+    const otherFile = tmpFile();
+    const other = createAuditLog({ filename: otherFile });
     const server = withProxyProtocol(http.createServer((_req, res) => res.end('ok')));
     auditRequests(server, { log });
-    const again = withProxyProtocol(http.createServer());
-    auditRequests(again, { log: inner, path: () => '/inner' });
-    server.prependListener('request', (req, res) => again.emit('request', req, res));
+    // Later audits of the same request, as a framework's middleware runs them inside the handler: one for the
+    // same log (its options make the entry: a path that redacts, a user), one for another log.
+    const inner = withProxyProtocol(http.createServer());
+    auditRequests(inner, { log, path: () => '/patients/:id', user: () => 'u42' });
+    const elsewhere = withProxyProtocol(http.createServer());
+    auditRequests(elsewhere, { log: other });
+    server.prependListener('request', (req, res) => {
+      inner.emit('request', req, res);
+      elsewhere.emit('request', req, res);
+    });
     const port = await listen(server);
-    const { data } = await raw(port, [`${HEADER}GET /p/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    const { data } = await raw(port, [`${HEADER}GET /patients/1?x=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
     assert.match(data.toString(), /^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/);
     await close(server);
-    await Promise.all([log.close(), inner.close()]);
+    await Promise.all([log.close(), other.close()]);
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /patients\/1/, 'the later audit redacted the path');
     assert.deepEqual(
-      requests(file).map((e) => e.url.path),
-      ['/p/1'],
+      requests(file).map((e) => [e.url.path, e.user?.id, e.http.response.status_code]),
+      [['/patients/:id', 'u42', 200]],
     );
-    assert.deepEqual(requests(innerFile), [], 'the second audit wrote nothing');
+    assert.deepEqual(
+      requests(otherFile).map((e) => [e.url.path, e.http.response.status_code]),
+      [['/patients/1', 200]],
+    );
+    assert.equal((await verifyAuditLog(file)).ok, true);
+    assert.equal((await verifyAuditLog(otherFile)).ok, true);
   });
 
   it('the body of end() after writeHead() is counted; after write() it is not the whole body', async () => {
