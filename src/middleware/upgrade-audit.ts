@@ -63,7 +63,10 @@ function statusOf(text: string): number | undefined {
 
 /** The first bytes written to the socket, as Latin-1 text (enough for a status line and the end of a head). */
 function firstText(chunk: unknown, encoding: unknown): string | undefined {
-  if (typeof chunk === 'string') return typeof encoding === 'string' && encoding !== 'utf8' ? undefined : chunk;
+  if (typeof chunk === 'string') {
+    const e = typeof encoding === 'string' ? encoding : 'utf8';
+    return Buffer.isEncoding(e) ? Buffer.from(chunk, e).toString('latin1') : undefined;
+  }
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
   return undefined;
 }
@@ -224,7 +227,7 @@ class Session {
       return Reflect.apply(self.own.write, s, args) as boolean;
     } as Socket['write'];
     s.end = function auditedEnd(this: Socket, ...args: unknown[]): Socket {
-      if (self.held === undefined && args[0] !== undefined && typeof args[0] !== 'function') self.answer(args[0], args[1]);
+      if (self.held === undefined && args[0] !== undefined && typeof args[0] !== 'function') self.answer(args[0], args[1], true);
       if (self.held !== undefined) {
         self.held.push(() => Reflect.apply(self.own.end, s, args));
         return s;
@@ -254,7 +257,7 @@ class Session {
   }
 
   /** The app writes its first bytes: the answer. Decides whether they wait, and writes what they wait for. */
-  private answer(chunk: unknown, encoding: unknown): void {
+  private answer(chunk: unknown, encoding: unknown, last = false): void {
     const text = firstText(chunk, encoding);
     const status = text === undefined ? undefined : statusOf(text);
     if (status === undefined || text === undefined) {
@@ -286,11 +289,12 @@ class Session {
       return;
     }
     // Refused by the app: written at once, the refusal waits for it. Its body is what its head's Content-Length
-    // says, else what this write carries after the head; a head split across writes says nothing yet (no count).
+    // says, else what this write carries after the head when it is the last (`end(answer)`); otherwise more may
+    // follow: no count.
     const f = this.fields('http-upgrade');
-    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
+    const size = text.length; // (latin1: one character per byte)
     const declared = headEnd < 0 ? undefined : CONTENT_LENGTH.exec(text.slice(0, headEnd + 2))?.[1];
-    f.bytes = declared !== undefined ? Number(declared) : headEnd < 0 ? undefined : size - (headEnd + 4);
+    f.bytes = declared !== undefined ? Number(declared) : headEnd >= 0 && last ? size - (headEnd + 4) : undefined;
     if (this.entry === undefined || this.entry.done) release();
     else this.entry.write(f, release);
   }

@@ -127,7 +127,7 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     assert.equal(e?.client.ip, '203.0.113.10');
   });
 
-  it("a refusal written in pieces: the byte count its head declares, else none (not the first piece's)", async () => {
+  it("a refusal written in pieces: the byte count its head declares, else none (not the first piece's); one written at once, in any encoding, is read", async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
     const server = withProxyProtocol(http.createServer());
@@ -135,6 +135,11 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
       if (req.url === '/declared') {
         socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n');
         socket.end('no');
+      } else if (req.url === '/undeclared') {
+        socket.write('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\n');
+        socket.end('no');
+      } else if (req.url === '/at-once') {
+        socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nno', 'latin1');
       } else {
         socket.write('HTTP/1.1 403 Forbidden\r\n');
         socket.write('Content-Type: text/plain\r\n\r\n');
@@ -143,7 +148,7 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
     });
     auditUpgrades(server, { log });
     const port = await listen(server);
-    for (const path of ['/declared', '/split']) {
+    for (const path of ['/declared', '/undeclared', '/at-once', '/split']) {
       const { data } = await raw(port, [
         `${HEADER(1)}GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
       ]);
@@ -155,6 +160,8 @@ describe('auditUpgrades with ws over TLS behind a PROXY header', () => {
       upgrades(file).map((e) => [e.url.path, e.http.response.status_code, e.http.response.body?.bytes]),
       [
         ['/declared', 403, 2],
+        ['/undeclared', 403, undefined],
+        ['/at-once', 403, 2],
         ['/split', 403, undefined],
       ],
     );
