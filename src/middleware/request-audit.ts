@@ -8,7 +8,7 @@ import type { Http2Session, Http2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
-import { type Claim, claim, claimed } from '../audited.js';
+import { claim, claimed, handOver, takeOver } from '../audited.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, MAX_PATH, pathOf, responseHeader } from '../http-objects.js';
 
@@ -297,7 +297,7 @@ interface Compiled<T> {
 }
 
 /** One request between `begin` and its entry. */
-class RequestEntry<T> implements Claim {
+class RequestEntry<T> {
   readonly timestamp = Date.now();
   readonly t0 = performance.now();
   readonly url: string;
@@ -333,18 +333,16 @@ class RequestEntry<T> implements Claim {
     this.h2Session = req.httpVersionMajor === 2 ? streamOf(res)?.session : undefined;
   }
 
-  get log(): AuditLog {
-    return this.c.log;
-  }
-
   /**
-   * A later audit of this request for the same log (a framework's `auditLog` inside a server `auditRequests`
-   * audits, one mounted on a router inside one on the app) takes over: its options (user, path, route) and its
-   * target make the entry. The request target stays the one read first (before a router cut it short).
+   * A later audit of this request for the same log (a framework's `auditLog` inside a server's `auditRequests`,
+   * one mounted on a router inside one on the app) takes over: its options (user, path, route) and its target
+   * make the entry. The request target stays the one read first (before a router cut it short).
    */
-  adopt(by: unknown, target: unknown): void {
-    this.c = by as Compiled<T>;
-    this.target = target as T;
+  private adopt(): void {
+    const later = takeOver(this.res, this.c.log);
+    if (later === undefined) return;
+    this.c = later.by as Compiled<T>;
+    this.target = later.target as T;
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
@@ -354,6 +352,7 @@ class RequestEntry<T> implements Claim {
 
   /** The entry's fields; `end`: the arguments of the `res.end()` call that finished the response. */
   fields(kind: Kind, end?: unknown[]): AuditFields {
+    this.adopt();
     const { c, req, res, url, ends } = this;
     const { binding, path, user, log } = c;
     const decided = this.call((t) => binding.client(t), 'the client address of the adapter');
@@ -700,9 +699,8 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     }
     // One entry per request in a log: a second audit of it for the same log (auditLog mounted twice,
     // auditRequests beside a framework's middleware) takes over the entry the first opened.
-    const prior = claimed(res, log);
-    if (prior !== undefined) {
-      prior.adopt(compiled, target);
+    if (claimed(res, log)) {
+      handOver(res, { log, by: compiled, target });
       return 'serve';
     }
     const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
@@ -714,7 +712,7 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       if (!res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
     }
     const r = new RequestEntry(compiled, target, req, res, requestId, refused);
-    claim(res, r);
+    claim(res, log);
     r.entry = log.open({ reserve: refused === undefined, generateRequestId: true, onShutdown: () => r.finish('shutdown') });
     holdEnd(r);
     // ServerResponse (and Http2ServerResponse) emit 'close' once: when the response completed or the
