@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import { isAudited } from '../audited.js';
-import { connectionEnds, getProxyInfo } from '../connection/socket-info.js';
+import { type ConnectionEnds, connectionEnds, getProxyInfo } from '../connection/socket-info.js';
 import { MAX_PATH, pathOf } from '../http-objects.js';
 import type { ProxyProtocolError } from '../protocol/errors.js';
 import { unmapIPv4 } from '../trust.js';
@@ -30,6 +30,20 @@ const ANSWERS: Record<string, [number, string]> = {
 
 function answerOf(code: string | undefined): [number, string] {
   return (code !== undefined && ANSWERS[code]) || [400, 'Bad Request'];
+}
+
+/** The entry of a request Node rejected before the app saw it: its connection's ends and what was rejected. */
+function rejected(ends: ConnectionEnds, what: Partial<AuditFields>): AuditFields {
+  return {
+    category: 'network',
+    action: 'http-request-rejected',
+    outcome: 'failure',
+    clientIp: ends.clientIp,
+    clientPort: ends.clientPort,
+    peerAddress: ends.peerIp,
+    peerPort: ends.peerPort,
+    ...what,
+  };
 }
 
 /** Starts watching; returns the function that stops it. */
@@ -78,19 +92,12 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
       return;
     }
     log.write(
-      {
-        category: 'network',
-        action: 'http-request-rejected',
-        outcome: 'failure',
-        clientIp: ends.clientIp,
-        clientPort: ends.clientPort,
-        peerAddress: ends.peerIp,
-        peerPort: ends.peerPort,
+      rejected(ends, {
         status: answer ? status : undefined,
         errorType: err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'client_error',
         errorCode: typeof err.code === 'string' ? err.code : undefined,
         errorMessage: err.message,
-      },
+      }),
       respond,
     );
   });
@@ -112,22 +119,14 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
       answer(true);
       return;
     }
-    const ends = connectionEnds(req.socket);
     log.write(
-      {
-        category: 'network',
-        action: 'http-request-rejected',
-        outcome: 'failure',
-        clientIp: ends.clientIp,
-        clientPort: ends.clientPort,
-        peerAddress: ends.peerIp,
-        peerPort: ends.peerPort,
+      rejected(connectionEnds(req.socket), {
         method: req.method,
         path: pathOf(req.url ?? '/').slice(0, MAX_PATH),
         status: 417,
         errorType: 'client_error',
         errorMessage: 'Expect header other than 100-continue',
-      },
+      }),
       answer,
     );
   });
