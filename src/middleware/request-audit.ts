@@ -12,8 +12,6 @@ import { claim, claimed, handOver, takeOver } from '../audited.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, MAX_PATH, pathOf, responseHeader } from '../http-objects.js';
 
-export { MAX_PATH, pathOf };
-
 /** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
 export interface AuditMiddlewareOptions<T> {
   /** The log from `createAuditLog`. */

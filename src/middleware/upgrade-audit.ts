@@ -10,18 +10,8 @@ import type { Socket } from 'node:net';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import type { AuditFields } from '../audit/entry.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
-import { headersOf } from '../http-objects.js';
-import {
-  callApp,
-  checkAuditOptions,
-  domainOf,
-  MAX_PATH,
-  MAX_UA,
-  pathOf,
-  pickRequestId,
-  queryNames,
-  tlsFacts,
-} from './request-audit.js';
+import { headersOf, MAX_PATH, pathOf } from '../http-objects.js';
+import { callApp, checkAuditOptions, domainOf, MAX_UA, pickRequestId, queryNames, tlsFacts } from './request-audit.js';
 import { interceptEvent } from './server-events.js';
 
 /** Options of {@link auditUpgrades}. */
