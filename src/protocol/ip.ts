@@ -92,10 +92,10 @@ const HEX_VALUE = /* @__PURE__ */ (() => {
 
 /**
  * Parses an IPv6 address from `b[start, end)` into `out` (eight 16-bit groups). At most one `::`, one to
- * four hex digits per group, no zone ID. A trailing dotted IPv4 part is accepted only with `allowDotted`
- * (PROXY v1 TCP6 forbids it). Returns false when the text is not such an address.
+ * four hex digits per group, no zone ID, and a trailing dotted IPv4 part (RFC 4291 section 2.2, form 3; strict
+ * octets, as {@link parseIPv4}). Returns false when the text is not such an address.
  */
-export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16Array, allowDotted: boolean): boolean {
+export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16Array): boolean {
   let n = 0; // groups written
   let gap = -1; // index in `out` where "::" stands
   let i = start;
@@ -122,7 +122,7 @@ export function parseIPv6(b: Uint8Array, start: number, end: number, out: Uint16
     const len = i - groupStart;
     if (i < end && b[i] === DOT) {
       // Embedded IPv4 (e.g. ::ffff:192.0.2.1): must be last and take two groups.
-      if (!allowDotted || n > 6) return false;
+      if (n > 6) return false;
       let dotEnd = groupStart;
       while (dotEnd < end && b[dotEnd] !== COLON) dotEnd++;
       if (dotEnd !== end) return false;
@@ -272,7 +272,7 @@ export function addressToBytes(text: string): Uint8Array | undefined {
   const v4 = parseIPv4(b, 0, b.length);
   if (v4 >= 0) return new Uint8Array([v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255]);
   const g = new Uint16Array(8);
-  if (!parseIPv6(b, 0, b.length, g, true)) return undefined;
+  if (!parseIPv6(b, 0, b.length, g)) return undefined;
   const out = new Uint8Array(16);
   for (let i = 0; i < 8; i++) {
     out[2 * i] = (g[i] as number) >>> 8;

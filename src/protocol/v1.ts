@@ -138,8 +138,12 @@ export function parseV1Line(b: Uint8Array): ParseResult {
 
 /**
  * Reads "src SP dst SP sport SP dport CRLF" from byte 11 of a TCP4 or TCP6 line, checking each field as it
- * goes: dotted quads of decimal octets 0–255 without leading zeros, IPv6 text without a dotted IPv4 tail, and
- * ports 0–65535 (spec: "must not have leading zeros"). Returns the header, or the number of the first field
+ * goes: dotted quads of decimal octets 0–255 without leading zeros, IPv6 text (a dotted IPv4 tail included, see
+ * below), and ports 0–65535 (spec: "must not have leading zeros"). The spec describes IPv6 addresses as groups of
+ * hex digits only, but senders print them with the C library's `inet_ntop`, which writes IPv4-mapped addresses
+ * as `::ffff:192.0.2.1` (nginx and HAProxy on a dual-stack listener, for example); refusing those would cut off
+ * every IPv4 client of such a balancer. The tail follows the TCP4 rules, and the address comes out in RFC 5952
+ * form, as any other. Returns the header, or the number of the first field
  * that does not read (1 source address, 2 destination address, 3 source port, 4 destination port), also when
  * the bytes end first.
  */
@@ -150,10 +154,10 @@ function readTcpFields(b: Uint8Array, tcp6: boolean): ParseResult | number {
   let destination: string;
   if (tcp6) {
     const e1 = spaceAt(b, i, n);
-    if (!parseIPv6(b, i, e1, groups, false)) return 1;
+    if (!parseIPv6(b, i, e1, groups)) return 1;
     source = formatIPv6Groups(groups);
     const e2 = spaceAt(b, e1 + 1, n);
-    if (!parseIPv6(b, e1 + 1, e2, groups, false)) return 2;
+    if (!parseIPv6(b, e1 + 1, e2, groups)) return 2;
     destination = formatIPv6Groups(groups);
     i = e2 + 1;
   } else {

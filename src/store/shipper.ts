@@ -1,5 +1,5 @@
 // Shipping an audit file to PostgreSQL: the file is the durable spool, the table is the collected evidence.
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -187,12 +187,19 @@ export class PostgresShipper extends EventEmitter {
   /** A batch with raw pieces: its rows with ids, so that rows and pieces sit in file order. */
   private readonly copyIdSql: string;
   private readonly idsSql: string;
+  private readonly idRangeSql: string;
   private readonly rawSql: string;
   private readonly heldSql: string;
   private readonly differingSql: string;
   private readonly cursorSql: string;
+  private readonly followSql: string;
   /** Batches left to send without the rows the store holds, since the last unique violation. */
   private skipDuplicates = 0;
+  /** Batches shipped one at a time after one of a backlog failed (see shipBacklog). */
+  private skipOverlap = 0;
+  /** The batches of a backlog: their locks (`pg_advisory_xact_lock(laneKey, n)`), this shipper's own. */
+  private readonly laneKey = randomInt(-(2 ** 31), 2 ** 31);
+  private lane = 0;
   /** The batch read ahead while the previous one was inserted. */
   private prefetched: { file: SpoolFile; chunk: Chunk } | undefined;
   /** Oldest first: rotated files still being drained, then the file now at `filename`. */
@@ -267,6 +274,7 @@ export class PostgresShipper extends EventEmitter {
     this.copyIdSql = `COPY ${n.table} (id, file_id, "offset", ${cols}) FROM STDIN`;
     // Ids for the rows and pieces of a batch, in order (verification reads the two tables merged by id).
     this.idsSql = `SELECT id FROM (SELECT nextval('${n.idSeq}') AS id FROM generate_series(1, $1)) AS s ORDER BY id`;
+    this.idRangeSql = `SELECT min(id)::text AS lo, max(id)::text AS hi FROM (SELECT nextval('${n.idSeq}') AS id FROM generate_series(1, $1)) AS s`;
     this.rawSql = rawInsertSql(n.raw);
     // The rows of a batch (1-based) whose (chain, sequence, ts), the table's unique key, is there already:
     // whether the held row came from the same place ($5 at the row's offset), else where from and its line.
@@ -284,6 +292,10 @@ export class PostgresShipper extends EventEmitter {
     // The resume point commits with the rows, so a restart resumes exactly here.
     this.cursorSql = `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES ($1, $2, $3, $4)
   ON CONFLICT (source, file_id) DO UPDATE SET "offset" = GREATEST(c."offset", EXCLUDED."offset"), path = EXCLUDED.path, updated_at = now()`;
+    // The resume point of a batch shipped beside the one before it (see shipBacklog): moved only from where
+    // that one left it, so that it waits in PostgreSQL for that one's commit and finds no row if it failed.
+    this.followSql = `UPDATE ${n.cursor} SET "offset" = $4, path = $3, updated_at = now()
+  WHERE source = $1 AND file_id = $2 AND "offset" = $5`;
   }
 
   /** Starts shipping in the background (again after nothing: calling it twice is harmless). */
@@ -915,6 +927,7 @@ export class PostgresShipper extends EventEmitter {
           ? p.chunk
           : await f.read(f.offset, BATCH_BYTES, this.batchSize, this.source, this.handoff);
       if (chunk.to > chunk.from) {
+        if (this.full(chunk) && this.overlappable() && chunk.raw.length === 0) return await this.shipBacklog(f, chunk);
         // The next batch is read and parsed while PostgreSQL inserts this one.
         const [, next] = await Promise.all([
           this.ship(f, chunk),
@@ -926,7 +939,7 @@ export class PostgresShipper extends EventEmitter {
         // meanwhile in a transaction of their own, again and again (a commit each). On the application's
         // side it measured within noise: 0.907x before, 0.913x after (with the hash read by the layout
         // pattern), of the file-only app's requests per CPU-second (bench/store-app.mjs, bench/ab.mjs method).
-        return chunk.batch.ends.length >= this.batchSize || chunk.to - chunk.from >= BATCH_BYTES / 2 || this.waiters.length > 0;
+        return this.full(chunk) || this.waiters.length > 0;
       }
       const isLast = i === this.files.length - 1;
       if (!isLast && Date.now() - f.lastGrowth >= this.rotationGrace) {
@@ -948,7 +961,86 @@ export class PostgresShipper extends EventEmitter {
     return false;
   }
 
-  private async ship(f: SpoolFile, chunk: Chunk): Promise<void> {
+  /** A batch as big as one is made: more of the file waits behind it, most likely. */
+  private full(chunk: Chunk): boolean {
+    return chunk.batch.ends.length >= this.batchSize || chunk.to - chunk.from >= BATCH_BYTES / 2;
+  }
+
+  /** Whether batches may go in overlapped (not while resends or a deadlock are being sorted out). */
+  private overlappable(): boolean {
+    if (this.skipOverlap > 0) {
+      this.skipOverlap--;
+      return false;
+    }
+    return this.skipDuplicates === 0;
+  }
+
+  /**
+   * Ships a backlog of file `f` from `first` on, two batches at a time: each batch is copied into the table
+   * while the one before it commits, on a second session of the pool, and commits only after it (see
+   * {@link laned}). PostgreSQL inserting a batch is what limits the rate of shipping a backlog (its backend's
+   * CPU: the indexes), and two sessions use two cores: see bench/README.md (`bench/store.mjs`). What is
+   * stored, in which id order, and when a resume point moves are as for one batch at a time. A batch that fails
+   * takes the one beside it with it (that one finds no resume point where it expected one, and rolls back);
+   * both are shipped again by the next look, one at a time, with every fallback of {@link insert} (resends,
+   * refused rows). Every wait between the two is one PostgreSQL sees, so a cycle through another session (the
+   * same key in both batches, another shipper of the file) is a deadlock PostgreSQL breaks.
+   */
+  private async shipBacklog(f: SpoolFile, first: Chunk): Promise<boolean> {
+    let cur = first;
+    let n = this.nextLane();
+    let opened = signal();
+    // (settled: undefined, or the failure)
+    let done = settle(this.ship(f, cur, { n, opened: opened.open }));
+    for (;;) {
+      // The next batch is read while this one is copied; it starts once this one has its ids.
+      const reading = f.read(cur.to, BATCH_BYTES, this.batchSize, this.source, this.handoff);
+      const [read] = await Promise.allSettled([reading, Promise.race([opened.promise, done])]);
+      const next = read.status === 'fulfilled' ? read.value : undefined;
+      if (next === undefined || next.to === next.from || !this.full(cur) || !this.beside(next)) {
+        const failure = await done;
+        if (failure !== undefined) return this.laneFailed(failure);
+        if (read.status === 'rejected') throw read.reason;
+        this.prefetched = { file: f, chunk: next as Chunk };
+        return this.full(cur) || this.waiters.length > 0;
+      }
+      const follower = signal();
+      const m = this.nextLane();
+      const after = done.then(() => {});
+      const shipping = settle(this.ship(f, next, { n: m, follows: n, opened: follower.open, after }));
+      const failure = await done;
+      if (failure !== undefined) {
+        await shipping;
+        return this.laneFailed(failure);
+      }
+      cur = next;
+      n = m;
+      opened = follower;
+      done = shipping;
+    }
+  }
+
+  /** A batch of a backlog failed: anything PostgreSQL refused is shipped again one batch at a time. */
+  private laneFailed(err: unknown): boolean {
+    if (!(isSqlState(err) || err instanceof NotAfter)) throw err;
+    this.skipOverlap = 20;
+    return true;
+  }
+
+  private nextLane(): number {
+    this.lane = (this.lane + 1) | 0;
+    return this.lane;
+  }
+
+  /** Whether batch `next` can go in beside the one under way (rows only, in months the table has). */
+  private beside(next: Chunk): boolean {
+    if (this.stopping && this.waiters.length === 0) return false;
+    if (next.raw.length > 0 || next.batch.ends.length === 0) return false;
+    for (const m of next.months) if (!this.knownMonths.has(m)) return false;
+    return true;
+  }
+
+  private async ship(f: SpoolFile, chunk: Chunk, lane?: Lane): Promise<void> {
     const id = await f.identify();
     if (id === undefined) throw new Error(`cannot identify ${f.path}`); // unreachable: a whole line was read
     const months = new Set<string>();
@@ -961,12 +1053,17 @@ export class PostgresShipper extends EventEmitter {
     const tail = await f.bytesAt(Math.max(0, chunk.to - TAIL), Math.min(TAIL, chunk.to));
     const raw = chunk.raw;
     let stored: Stored;
-    try {
-      stored = await this.insert(f, id, chunk.to, chunk.batch, chunk.spans, raw);
-    } catch (err) {
-      if (!(isDataError(err) || isUniqueViolation(err)) || chunk.batch.ends.length === 0) throw err;
-      stored = await this.insertOneByOne(f, id, chunk);
+    if (lane) stored = await this.laned(f, id, chunk, lane);
+    else {
+      try {
+        stored = await this.insert(f, id, chunk.to, chunk.batch, chunk.spans, raw);
+      } catch (err) {
+        if (!(isDataError(err) || isUniqueViolation(err)) || chunk.batch.ends.length === 0) throw err;
+        stored = await this.insertOneByOne(f, id, chunk);
+      }
     }
+    // (after the batch before it, which committed first, has moved the offset)
+    if (lane?.after) await lane.after;
     f.offset = chunk.to;
     f.tail = tail;
     const rows = chunk.batch.ends.length;
@@ -1017,7 +1114,7 @@ export class PostgresShipper extends EventEmitter {
    * One transaction: the rows (`fresh`: only those the store does not hold, see {@link sortHeld}), the raw
    * pieces of file `fileId` (each one the store holds already is left as it is), and the resume point.
    */
-  private async transaction(
+  private transaction(
     f: SpoolFile,
     batch: CopyBatch,
     spans: readonly number[],
@@ -1026,16 +1123,7 @@ export class PostgresShipper extends EventEmitter {
     cursor: unknown[],
     fresh: boolean,
   ): Promise<Stored> {
-    const client = await this.pool.connect();
-    this.busy.add(client);
-    // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
-    // its 'error' event must not become an uncaught exception of the application.
-    const cut = () => {};
-    client.on('error', cut);
-    let open = false;
-    try {
-      await client.query('BEGIN');
-      open = true;
+    return this.inTransaction(async (client) => {
       let keep: number[] | undefined;
       let pieces = raw;
       const stored: Stored = { rows: 0, raw: 0, asRaw: [] };
@@ -1067,16 +1155,65 @@ export class PostgresShipper extends EventEmitter {
         stored.raw = (await client.query(this.rawSql, rawValues(pieces, rawIds, fileId, this.source))).rowCount ?? 0;
       }
       await client.query(this.cursorSql, cursor);
+      return stored;
+    });
+  }
+
+  /**
+   * The transaction of a batch of a backlog (see shipBacklog), number `lane.n`: it takes its own lock, then
+   * ids for its rows (so that every batch after it has greater ones: verification reads rows in id order),
+   * then lets the next batch begin (`lane.opened`); then its rows; then, when it follows batch `lane.after`, that
+   * batch's lock (held until that one commits or rolls back, a wait PostgreSQL sees) and its resume point moved
+   * from where that batch left it — no such resume point when that batch failed: it rolls back and rejects.
+   * No second try here: a batch of a backlog that fails is shipped again by the next look, one at a time.
+   */
+  private laned(f: SpoolFile, fileId: string, chunk: Chunk, lane: Lane): Promise<Stored> {
+    return this.inTransaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [this.laneKey, lane.n]);
+      const n = chunk.batch.ends.length;
+      const r = await client.query(this.idRangeSql, [n]);
+      const lo = Number(r.rows[0]?.lo);
+      const ids =
+        Number(r.rows[0]?.hi) - lo + 1 === n
+          ? Array.from({ length: n }, (_, i) => String(lo + i))
+          : // (another session took values meanwhile: the batch's own, in order)
+            (await client.query(this.idsSql, [n])).rows.map((x) => String(x.id));
+      lane.opened();
+      const rows = await this.copy(client, this.copyIdSql, placedRows(chunk.batch, undefined, fileId, chunk.spans, ids));
+      const cursor = [this.source, fileId, f.path, chunk.to];
+      if (lane.follows === undefined) await client.query(this.cursorSql, cursor);
+      else {
+        await client.query('SELECT pg_advisory_xact_lock($1, $2)', [this.laneKey, lane.follows]);
+        const moved = await client.query(this.followSql, [...cursor, chunk.from]);
+        if (moved.rowCount !== 1) throw new NotAfter();
+      }
+      return { rows, raw: 0, asRaw: [] };
+    });
+  }
+
+  /** Runs `body` in a transaction on a session of the pool, committed when it resolves. */
+  private async inTransaction<T>(body: (client: PgClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    this.busy.add(client);
+    // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
+    // its 'error' event must not become an uncaught exception of the application.
+    const cut = () => {};
+    client.on('error', cut);
+    let open = false;
+    try {
+      await client.query('BEGIN');
+      open = true;
+      const result = await body(client);
       await client.query('COMMIT');
       open = false;
       client.removeListener('error', cut);
       this.busy.delete(client);
       client.release();
-      return stored;
+      return result;
     } catch (err) {
       // A batch PostgreSQL refused leaves the session usable once rolled back; a cut connection ends it.
       let broken: Error | boolean = err as Error;
-      if (open && isSqlState(err))
+      if (open && (isSqlState(err) || err instanceof NotAfter))
         broken = await client.query('ROLLBACK').then(
           () => false,
           (e: Error) => e,
@@ -1221,6 +1358,42 @@ export class PostgresShipper extends EventEmitter {
 }
 
 /** What one batch stored: entry rows and raw pieces inserted, and the rows stored as raw pieces instead. */
+/** A batch of a backlog (see shipBacklog, laned). */
+interface Lane {
+  /** Its number (its lock). */
+  n: number;
+  /** Called once the batch has its ids: the next may begin. */
+  opened: () => void;
+  /** The number of the batch before it, shipped beside it: this one commits after that one. */
+  follows?: number;
+  /** Settles once the batch before it was accounted for: this one is accounted for after it. */
+  after?: Promise<void>;
+}
+
+/** Settles with undefined, or with the failure. */
+function settle(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => undefined,
+    (err: unknown) => err ?? new Error('failed'),
+  );
+}
+
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; open: () => void } {
+  let open: () => void = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/** The batch before a batch of a backlog did not commit (see laned). */
+class NotAfter extends Error {
+  constructor() {
+    super('the batch before was not stored');
+  }
+}
+
 interface Stored {
   rows: number;
   raw: number;
