@@ -992,9 +992,9 @@ export class PostgresShipper extends EventEmitter {
     let opened = signal();
     // (settled: undefined, or the failure)
     let done = settle(this.ship(f, cur, { n, opened: opened.open }));
+    // The next batch is read while this one is copied; it starts once this one has its ids.
+    let reading = f.read(cur.to, BATCH_BYTES, this.batchSize, this.source, this.handoff);
     for (;;) {
-      // The next batch is read while this one is copied; it starts once this one has its ids.
-      const reading = f.read(cur.to, BATCH_BYTES, this.batchSize, this.source, this.handoff);
       const [read] = await Promise.allSettled([reading, Promise.race([opened.promise, done])]);
       const next = read.status === 'fulfilled' ? read.value : undefined;
       if (next === undefined || next.to === next.from || !this.full(cur) || !this.beside(next)) {
@@ -1004,13 +1004,26 @@ export class PostgresShipper extends EventEmitter {
         this.prefetched = { file: f, chunk: next as Chunk };
         return this.full(cur) || this.waiters.length > 0;
       }
+      // The bytes its resume point will follow, read now, then a look at the file's first line: a file cut in
+      // place (copytruncate) since `next` was read begins with another line, and `next` may hold lines of
+      // what was written after the cut, read at offsets of before it. It is then left to the next look,
+      // which finds the cut by the resume point's bytes (see refresh); the tail taken here, before that
+      // look at the first line, is of the bytes `next` was read from.
+      const tail = await f.bytesAt(Math.max(0, next.to - TAIL), Math.min(TAIL, next.to));
+      if (!(await f.sameStart())) {
+        const failure = await done;
+        if (failure !== undefined) return this.laneFailed(failure);
+        return true;
+      }
       const follower = signal();
       const m = this.nextLane();
       const after = done.then(() => {});
-      const shipping = settle(this.ship(f, next, { n: m, follows: n, opened: follower.open, after }));
+      const shipping = settle(this.ship(f, next, { n: m, follows: n, opened: follower.open, after, tail }));
+      // (the batch after it is read meanwhile: PostgreSQL is not left with one batch while it is)
+      reading = f.read(next.to, BATCH_BYTES, this.batchSize, this.source, this.handoff);
       const failure = await done;
       if (failure !== undefined) {
-        await shipping;
+        await Promise.allSettled([shipping, reading]);
         return this.laneFailed(failure);
       }
       cur = next;
@@ -1050,7 +1063,7 @@ export class PostgresShipper extends EventEmitter {
       for (const m of months) this.knownMonths.add(m);
     }
     // The bytes the resume point follows, to tell later whether the file still holds them there (see refresh).
-    const tail = await f.bytesAt(Math.max(0, chunk.to - TAIL), Math.min(TAIL, chunk.to));
+    const tail = lane?.tail ?? (await f.bytesAt(Math.max(0, chunk.to - TAIL), Math.min(TAIL, chunk.to)));
     const raw = chunk.raw;
     let stored: Stored;
     if (lane) stored = await this.laned(f, id, chunk, lane);
@@ -1368,6 +1381,8 @@ interface Lane {
   follows?: number;
   /** Settles once the batch before it was accounted for: this one is accounted for after it. */
   after?: Promise<void>;
+  /** The bytes its resume point follows, as they were when it was read (see shipBacklog). */
+  tail?: Buffer;
 }
 
 /** Settles with undefined, or with the failure. */

@@ -87,13 +87,25 @@ export class SpoolFile {
   /** Computes `id` once the first line is whole; undefined until then. */
   async identify(): Promise<string | undefined> {
     if (this.id !== undefined) return this.id;
+    this.id = await this.readId();
+    return this.id;
+  }
+
+  /**
+   * Whether the file still begins with the line it was identified by: false once it was truncated (and
+   * written again: a new first line), as `copytruncate` does.
+   */
+  async sameStart(): Promise<boolean> {
+    return this.id !== undefined && (await this.readId()) === this.id;
+  }
+
+  private async readId(): Promise<string | undefined> {
     const head = Buffer.allocUnsafe(64 * 1024);
     const { bytesRead } = await this.fh.read(head, 0, head.length, 0);
     let nl = head.subarray(0, bytesRead).indexOf(NL);
     if (nl < 0 && bytesRead === head.length) nl = bytesRead; // a first line this long: its first 64 KiB name it
     if (nl < 0) return undefined;
-    this.id = `${this.ino}:${createHash('sha256').update(head.subarray(0, nl)).digest('hex').slice(0, 32)}`;
-    return this.id;
+    return `${this.ino}:${createHash('sha256').update(head.subarray(0, nl)).digest('hex').slice(0, 32)}`;
   }
 
   /**
