@@ -266,6 +266,37 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
+  it('a sidecar shipping a backlog two batches at a time: a file cut in place meanwhile is shipped from its new beginning', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 6_000);
+    // The table held: the shipper's first batches of the backlog wait, the ones after them are read.
+    const release = await holdTable(table);
+    const s = shipper(file, table, { follow: true, batchSize: 500, pollInterval: 20 });
+    s.start();
+    await sleep(500);
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    await writeLog(file, 7_000); // past where the batches read before the cut end
+    await release();
+    await s.flush(30_000);
+    await s.close(30_000);
+    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
+    assert.deepEqual(
+      linesOf(file).filter((l) => !stored.has(l)),
+      [],
+      'every line of the file after the cut is in the store',
+    );
+    assert.deepEqual(
+      linesOf(`${file}.1`).filter((l) => !stored.has(l)),
+      [],
+      'every line of the copy is in the store',
+    );
+    assert.equal(count(table), distinct(table));
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
   it('the first shipper of a file that was rotated already ships the rotated files too, oldest first', async () => {
     const table = freshTable();
     await init(table);
