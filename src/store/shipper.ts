@@ -977,13 +977,13 @@ export class PostgresShipper extends EventEmitter {
 
   /**
    * Ships a backlog of file `f` from `first` on, two batches at a time: each batch is copied into the table
-   * while the one before it commits, on a second session of the pool, and commits only after it (see
+   * while the one before it commits, on a second connection of the pool, and commits only after it (see
    * {@link laned}). PostgreSQL inserting a batch is what limits the rate of shipping a backlog (its backend's
-   * CPU: the indexes), and two sessions use two cores: see bench/README.md (`bench/store.mjs`). What is
+   * CPU: the indexes), and two connections use two cores: see bench/README.md (`bench/store.mjs`). What is
    * stored, in which id order, and when a resume point moves are as for one batch at a time. A batch that fails
    * takes the one beside it with it (that one finds no resume point where it expected one, and rolls back);
    * both are shipped again by the next look, one at a time, with every fallback of {@link insert} (resends,
-   * refused rows). Every wait between the two is one PostgreSQL sees, so a cycle through another session (the
+   * refused rows). Every wait between the two is one PostgreSQL sees, so a cycle through another connection (the
    * same key in both batches, another shipper of the file) is a deadlock PostgreSQL breaks.
    */
   private async shipBacklog(f: SpoolFile, first: Chunk): Promise<boolean> {
@@ -1189,7 +1189,7 @@ export class PostgresShipper extends EventEmitter {
       const ids =
         Number(r.rows[0]?.hi) - lo + 1 === n
           ? Array.from({ length: n }, (_, i) => String(lo + i))
-          : // (another session took values meanwhile: the batch's own, in order)
+          : // (another connection took values meanwhile: the batch's own, in order)
             (await client.query(this.idsSql, [n])).rows.map((x) => String(x.id));
       lane.opened();
       const rows = await this.copy(client, this.copyIdSql, placedRows(chunk.batch, undefined, fileId, chunk.spans, ids));
@@ -1204,7 +1204,7 @@ export class PostgresShipper extends EventEmitter {
     });
   }
 
-  /** Runs `body` in a transaction on a session of the pool, committed when it resolves. */
+  /** Runs `body` in a transaction on a connection of the pool, committed when it resolves. */
   private async inTransaction<T>(body: (client: PgClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     this.busy.add(client);

@@ -370,6 +370,19 @@ describe('PostgreSQL store', needsPostgres(), () => {
     };
     return { pool, stats };
   };
+  /** Ships `file` with batches of `batchSize` through a counting pool: two transactions at once, no outage. */
+  const shipBacklog = async (file: string, table: string, batchSize: number) => {
+    const { pool, stats } = countingPool();
+    const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false, batchSize });
+    const outages: unknown[] = [];
+    s.on('outage', (e) => outages.push(e));
+    s.start();
+    await s.close(60_000);
+    await pool.end();
+    assert.equal(stats.most, 2, 'two transactions at once');
+    assert.deepEqual(outages, []);
+    return s;
+  };
   const outOfOrder = (table: string) =>
     Number(
       db.psql(`SELECT count(*) FROM (SELECT "offset" < lag("offset") OVER (ORDER BY id) AS back FROM ${table}) x WHERE back`),
@@ -380,15 +393,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     await init(table);
     const file = join(dir, `${table}.jsonl`);
     const n = await writeEntries(file, 6_000);
-    const { pool, stats } = countingPool();
-    const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false, batchSize: 300 });
-    const outages: unknown[] = [];
-    s.on('outage', (e) => outages.push(e));
-    s.start();
-    await s.close(60_000);
-    await pool.end();
-    assert.equal(stats.most, 2, 'two transactions at once');
-    assert.deepEqual(outages, []);
+    const s = await shipBacklog(file, table, 300);
     assert.equal(count(table), n);
     assert.equal(distinct(table), n);
     assert.equal(outOfOrder(table), 0);
@@ -408,15 +413,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     db.psql(`ALTER TABLE ${table} ADD CONSTRAINT ${table}_no_2500 CHECK (path IS DISTINCT FROM '/e/2500')`);
     const file = join(dir, `${table}.jsonl`);
     const n = await writeEntries(file, 6_000);
-    const { pool, stats } = countingPool();
-    const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false, batchSize: 300 });
-    const outages: unknown[] = [];
-    s.on('outage', (e) => outages.push(e));
-    s.start();
-    await s.close(60_000);
-    await pool.end();
-    assert.equal(stats.most, 2);
-    assert.deepEqual(outages, []);
+    const s = await shipBacklog(file, table, 300);
     assert.equal(count(table), n - 1);
     assert.equal(db.psql(`SELECT reason FROM ${table}_raw`), RawReasons.REFUSED);
     assert.equal(outOfOrder(table), 0);
@@ -441,15 +438,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
       .filter((l) => l !== '');
     for (const at of [5000, 4000, 3000, 2000]) all.splice(at + 1, 0, all[at - 1] as string);
     writeFileSync(file, `${all.join('\n')}\n`);
-    const { pool, stats } = countingPool();
-    const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false, batchSize: 1000 });
-    const outages: unknown[] = [];
-    s.on('outage', (e) => outages.push(e));
-    s.start();
-    await s.close(60_000);
-    await pool.end();
-    assert.equal(stats.most, 2);
-    assert.deepEqual(outages, []);
+    const s = await shipBacklog(file, table, 1000);
     assert.equal(count(table), all.length - 4);
     assert.equal(db.psql(`SELECT string_agg(reason, ',') FROM ${table}_raw`), Array(4).fill(RawReasons.DUPLICATE_KEY).join(','));
     assert.equal(outOfOrder(table), 0);
