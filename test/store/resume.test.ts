@@ -225,6 +225,27 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     assert.deepEqual(codes(r), ['start-missing']);
   });
 
+  /**
+   * After `file` was copied to `<file>.1` and cut in place: every line of both is in the table once, and the
+   * table verifies.
+   */
+  const assertCutShipped = async (file: string, table: string) => {
+    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
+    assert.deepEqual(
+      linesOf(file).filter((l) => !stored.has(l)),
+      [],
+      'every line of the file after the cut is in the store',
+    );
+    // The lines not shipped before the cut are in the copy: found beside the file and shipped too.
+    assert.deepEqual(
+      linesOf(`${file}.1`).filter((l) => !stored.has(l)),
+      [],
+      'every line of the copy is in the store',
+    );
+    assert.equal(count(table), distinct(table));
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  };
+
   it('in process: a file cut in place while rows handed over wait is shipped from the file (no stale rows)', async () => {
     const table = freshTable();
     await init(table);
@@ -248,22 +269,8 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     await write(16_000, 'c'); // past where the rows handed over before the cut would begin
     await release();
     await log.close();
-    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
-    const now = linesOf(file);
-    assert.ok(now.length >= 16_000);
-    assert.deepEqual(
-      now.filter((l) => !stored.has(l)),
-      [],
-      'every line of the file after the cut is in the store',
-    );
-    // The lines not shipped before the cut are in the copy: found beside the file and shipped too.
-    assert.deepEqual(
-      linesOf(`${file}.1`).filter((l) => !stored.has(l)),
-      [],
-      'every line of the copy is in the store',
-    );
-    assert.equal(count(table), distinct(table));
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    assert.ok(linesOf(file).length >= 16_000);
+    await assertCutShipped(file, table);
   });
 
   it('a sidecar shipping a backlog two batches at a time: a file cut in place meanwhile is shipped from its new beginning', async () => {
@@ -282,19 +289,7 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     await release();
     await s.flush(30_000);
     await s.close(30_000);
-    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
-    assert.deepEqual(
-      linesOf(file).filter((l) => !stored.has(l)),
-      [],
-      'every line of the file after the cut is in the store',
-    );
-    assert.deepEqual(
-      linesOf(`${file}.1`).filter((l) => !stored.has(l)),
-      [],
-      'every line of the copy is in the store',
-    );
-    assert.equal(count(table), distinct(table));
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    await assertCutShipped(file, table);
   });
 
   it('the first shipper of a file that was rotated already ships the rotated files too, oldest first', async () => {
