@@ -51,6 +51,11 @@ export class SpoolFile {
    * again past `offset` holds other bytes there (the shipper compares them at each look).
    */
   tail: Buffer | undefined;
+  /**
+   * Found to begin with another line than it was identified by, between the read of a batch and its resume
+   * point's bytes (a cut in place then, which those bytes cannot show): the next look treats it as cut.
+   */
+  cut = false;
   /** Last time the file was seen growing or was read with something new (ms). */
   lastGrowth = Date.now();
   /** The last read from `scannedFrom` found no whole line before `scanned` (an unfinished tail at most). */

@@ -292,6 +292,72 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     await assertCutShipped(file, table);
   });
 
+  /**
+   * Holds the lock a shipper takes to make a month's partition (in a transaction of its own): a batch with a
+   * line of a month the table has no partition for waits after it was read, before its resume point's bytes
+   * are. The returned function lets go.
+   */
+  const holdPartitions = async (table: string) => {
+    const lock = new pg.Client({ connectionString: db.url });
+    await lock.connect();
+    await lock.query('BEGIN');
+    await lock.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`proxy-protocol-audit partitions "public"."${table}"`]);
+    return async () => {
+      await lock.query('COMMIT');
+      await lock.end();
+    };
+  };
+  /** A month no table has a partition for yet (lines written with a timestamp in it). */
+  const LATER = Date.UTC(2031, 4, 15, 12);
+
+  for (const [what, entries] of [
+    ['its one batch', 300],
+    ['the first batch of a backlog', 1_500],
+  ] as const) {
+    it(`a sidecar: a file cut in place between the read of ${what} and its resume point's bytes is shipped from its new beginning`, async () => {
+      const table = freshTable();
+      await init(table);
+      const file = join(dir, `${table}.jsonl`);
+      await writeLog(file, entries, { timestamp: LATER });
+      const release = await holdPartitions(table);
+      const s = shipper(file, table, { follow: true, batchSize: 500, pollInterval: 20 });
+      let shipped = 0;
+      s.on('shipped', () => shipped++);
+      s.start();
+      await sleep(500);
+      assert.equal(shipped, 0, 'the batch waits for its partition');
+      copyFileSync(file, `${file}.1`);
+      truncateSync(file, 0);
+      await writeLog(file, 2 * entries); // past where the batch read before the cut ends
+      await release();
+      await s.flush(30_000);
+      await s.close(30_000);
+      await assertCutShipped(file, table);
+    });
+  }
+
+  it("in process: a file cut in place between the read of a batch and its resume point's bytes is shipped from its new beginning", async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const release = await holdPartitions(table);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.urlAs('app'), table }, maxQueue: 100_000 });
+    let shipped = 0;
+    log.shipper?.on('shipped', () => shipped++);
+    for (let i = 0; i < 300; i++)
+      log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/a/${i}`, timestamp: LATER });
+    await log.drained();
+    await sleep(500);
+    assert.equal(shipped, 0, 'the batch waits for its partition');
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    for (let i = 0; i < 600; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/b/${i}` });
+    await log.drained();
+    await release();
+    await log.close();
+    await assertCutShipped(file, table);
+  });
+
   it('the first shipper of a file that was rotated already ships the rotated files too, oldest first', async () => {
     const table = freshTable();
     await init(table);

@@ -352,7 +352,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
    */
   const countingPool = () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    const stats = { open: 0, most: 0 };
+    const stats = { open: 0, most: 0, transactions: 0 };
     const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
     const counted = new WeakSet<object>();
     (pool as unknown as { connect: () => Promise<pg.PoolClient> }).connect = async () => {
@@ -361,7 +361,10 @@ describe('PostgreSQL store', needsPostgres(), () => {
       counted.add(client);
       const query = client.query.bind(client) as (...a: unknown[]) => unknown;
       (client as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => {
-        if (a[0] === 'BEGIN') stats.most = Math.max(stats.most, ++stats.open);
+        if (a[0] === 'BEGIN') {
+          stats.transactions++;
+          stats.most = Math.max(stats.most, ++stats.open);
+        }
         const r = query(...a);
         if (a[0] === 'COMMIT' || a[0] === 'ROLLBACK') stats.open--;
         return r;
@@ -423,6 +426,33 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(fromFile.verdict, 'intact');
     assert.equal(fromStore.verdict, 'intact');
     assert.equal(fromStore.entries, fromFile.entries);
+  });
+
+  it('rows refused in one batch of 4,000: shipped in halves (not row by row), the lines kept raw in their places', async () => {
+    const table = freshTable();
+    await init(table);
+    db.psql(`ALTER TABLE ${table} ADD CONSTRAINT ${table}_refused CHECK (path NOT IN ('/e/0', '/e/1717', '/e/3999'))`);
+    const file = join(dir, `${table}.jsonl`);
+    const n = await writeEntries(file, 4_000);
+    const { pool, stats } = countingPool();
+    const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false, batchSize: 4_000 });
+    const outages: unknown[] = [];
+    s.on('outage', (e) => outages.push(e));
+    s.start();
+    await s.close(60_000);
+    await pool.end();
+    assert.deepEqual(outages, []);
+    assert.equal(count(table), n - 3);
+    assert.equal(
+      db.psql(`SELECT string_agg(reason, ',' ORDER BY "offset") FROM ${table}_raw`),
+      Array(3).fill(RawReasons.REFUSED).join(','),
+    );
+    // About two transactions per halving for each refused line (12 halvings of 4,000), not one per row.
+    assert.ok(stats.transactions < 100, `${stats.transactions} transactions`);
+    assert.equal(outOfOrder(table), 0);
+    const fromStore = await verifyTable(table);
+    assert.equal(fromStore.verdict, 'intact');
+    assert.equal(fromStore.entries, (await verifyAuditLog(file)).entries);
   });
 
   it('the same key in two batches of a backlog (a deadlock PostgreSQL breaks): every line once, the verdict of the file', async () => {
