@@ -12,6 +12,7 @@ import { Handoff, type HandoffWriter } from './handoff.js';
 import { type CopyFrom, loadCopyFrom, openPool, type PgClient, type PgPool, type PostgresOption } from './pg.js';
 import { storeError } from './pg-errors.js';
 import { type RawPiece, RawReasons, rawInsertSql, rawLine, rawPiece, rawValues } from './raw.js';
+import { differingValues, recheckSql } from './recheck-sql.js';
 import { COLUMNS } from './row.js';
 import { type Chunk, SpoolFile } from './spool.js';
 import { type TableNames, tableNames } from './table.js';
@@ -93,11 +94,6 @@ const ROTATED_NAME = /^[.-]\d[\d._:T-]*$/;
 /** Bytes before a resume point compared at each look at a file (a hash and the end of the line, mostly). */
 const TAIL = 64;
 const NONE: CopyBatch = { data: Buffer.alloc(0), ends: [] };
-/** The columns a held row must share with a row of the same key to be that row: the batch's first ones. */
-const COMPARED: readonly (readonly [column: string, type: string])[] = [
-  ...COLUMNS.map(([, c, type]) => [c, type] as const),
-  ['line', 'text'],
-];
 
 /** An error PostgreSQL sent (a five-character SQLSTATE), as opposed to a failed connection (ECONNRESET, …). */
 function isSqlState(err: unknown): boolean {
@@ -276,19 +272,7 @@ export class PostgresShipper extends EventEmitter {
     this.idsSql = `SELECT id FROM (SELECT nextval('${n.idSeq}') AS id FROM generate_series(1, $1)) AS s ORDER BY id`;
     this.idRangeSql = `SELECT min(id)::text AS lo, max(id)::text AS hi FROM (SELECT nextval('${n.idSeq}') AS id FROM generate_series(1, $1)) AS s`;
     this.rawSql = rawInsertSql(n.raw);
-    // The rows of a batch (1-based) whose (chain, sequence, ts), the table's unique key, is there already:
-    // whether the held row came from the same place ($5 at the row's offset), else where from and its line.
-    this.heldSql = `SELECT u.i, coalesce(t.file_id = $5 AND t."offset" = u."offset", false) AS here, t.file_id,
-    CASE WHEN t.file_id = $5 AND t."offset" = u."offset" THEN NULL ELSE t.line END AS line
-  FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::bigint[]) WITH ORDINALITY AS u (chain, sequence, ts, "offset", i)
-  JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence AND t.ts = u.ts`;
-    // The rows (1-based, of those given) the table holds under their key with other values (see differing).
-    const given = COMPARED.map((_, k) => `$${k + 1}::text[]`).join(', ');
-    const names = COMPARED.map(([c]) => `"${c}"`).join(', ');
-    const typed = (p: string) => COMPARED.map(([c, type]) => `${p}."${c}"${p === 'u' ? `::${type}` : ''}`).join(', ');
-    this.differingSql = `SELECT u.i FROM unnest(${given}) WITH ORDINALITY AS u (${names}, i)
-  JOIN ${n.table} t ON t.chain = u.chain AND t.sequence = u.sequence::bigint AND t.ts = u.ts::timestamptz
-  WHERE (${typed('t')}) IS DISTINCT FROM (${typed('u')})`;
+    ({ held: this.heldSql, differing: this.differingSql } = recheckSql(n.table));
     // The resume point commits with the rows, so a restart resumes exactly here.
     this.cursorSql = `INSERT INTO ${n.cursor} AS c (source, file_id, path, "offset") VALUES ($1, $2, $3, $4)
   ON CONFLICT (source, file_id) DO UPDATE SET "offset" = GREATEST(c."offset", EXCLUDED."offset"), path = EXCLUDED.path, updated_at = now()`;
@@ -1325,12 +1309,7 @@ export class PostgresShipper extends EventEmitter {
    */
   private async differing(client: PgClient, batch: CopyBatch, rows: readonly number[]): Promise<number[]> {
     if (rows.length === 0) return [];
-    const values: (string | null)[][] = COMPARED.map(() => []);
-    for (const i of rows) {
-      const fields = copyFields(batch, i);
-      for (let c = 0; c < COMPARED.length; c++) (values[c] as (string | null)[]).push(fields[c] ?? null);
-    }
-    const r = await client.query(this.differingSql, values);
+    const r = await client.query(this.differingSql, differingValues(rows.map((i) => copyFields(batch, i))));
     return r.rows.map((x) => rows[Number(x.i) - 1] as number);
   }
 

@@ -20,6 +20,7 @@ import {
   verifyAuditLog,
 } from '../../src/index.js';
 import { Handoff } from '../../src/store/handoff.js';
+import { differingValues, recheckSql } from '../../src/store/recheck-sql.js';
 import { COLUMNS } from '../../src/store/row.js';
 import { sleep, tempDir } from '../helpers.js';
 import { needsPostgres, startPostgres, type TestPostgres } from './postgres.js';
@@ -200,6 +201,54 @@ describe('PostgreSQL store', needsPostgres(), () => {
     );
     assert.equal(count(table), n);
     assert.throws(() => db.psql(`SET ROLE app; SELECT ${table}_drop_partitions(now())`), /permission denied/);
+  });
+
+  it('a re-check of rows the store holds looks each up by the key index, however many are given (no scan of the table)', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeEntries(file, 5_000);
+    await ship(file, table);
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query(`ANALYZE ${table}`);
+      const { held, differing } = recheckSql(`"${table}"`);
+      const k = (
+        await c.query(
+          `SELECT array_agg(chain) a, array_agg(sequence) b, array_agg(ts) c, array_agg("offset") d, min(file_id) f FROM ${table}`,
+        )
+      ).rows[0];
+      // (every compared column as text, as copyFields gives them, in the batch's order)
+      const compared = [...COLUMNS.map(([, col]) => `"${col}"::text`), 'line'].join(', ');
+      const rows = (await c.query(`SELECT ${compared} FROM ${table} ORDER BY id`)).rows.map(
+        (r) => Object.values(r) as (string | null)[],
+      );
+      const plans = [
+        await c.query(`EXPLAIN (FORMAT JSON) ${held}`, [k.a, k.b, k.c, k.d, k.f]),
+        await c.query(`EXPLAIN (FORMAT JSON) ${differing}`, differingValues(rows)),
+      ];
+      // The partition that holds the rows is read by its index (empty ones may be scanned: nothing to read).
+      const part = String((await c.query(`SELECT tableoid::regclass::text AS p FROM ${table} LIMIT 1`)).rows[0].p);
+      type Node = { 'Node Type': string; 'Relation Name'?: string; Plans?: Node[] };
+      const scans = (n: Node): Node[] => [...(n['Relation Name'] === part ? [n] : []), ...(n.Plans ?? []).flatMap(scans)];
+      for (const p of plans) {
+        const root = (p.rows[0]['QUERY PLAN'] as { Plan: Node }[])[0]?.Plan as Node;
+        const found = scans(root);
+        assert.equal(found.length, 1, part);
+        assert.match(found[0]?.['Node Type'] ?? '', /^Index (Only )?Scan$/);
+      }
+      // And it finds what it looks for: every row held, none differing.
+      assert.equal((await c.query(held, [k.a, k.b, k.c, k.d, k.f])).rowCount, 5_002);
+      assert.equal((await c.query(differing, differingValues(rows))).rowCount, 0);
+      const changed = rows.map((r, i) => (i === 7 ? [...r.slice(0, -1), `${r.at(-1)} `] : r));
+      assert.deepEqual(
+        (await c.query(differing, differingValues(changed))).rows.map((r) => Number(r.i)),
+        [8],
+      );
+    } finally {
+      await c.end();
+    }
   });
 
   it('ships a file once: resending (a second shipper, another source) adds no row', async () => {
