@@ -719,7 +719,10 @@ export class PostgresShipper extends EventEmitter {
     if (this.follow || last === undefined) {
       const st = await fsp.stat(this.filename).catch(() => undefined);
       const renamed = last !== undefined && (st === undefined || st.ino !== last.ino || last.path !== this.filename);
-      if (renamed || this.missed()) await this.adoptMissed();
+      // (also when nothing was renamed: a file cut in place (copytruncate) before anything of it was shipped
+      // since its last cut shows no sign of it, at offset 0, but its lines are in the copy that appeared
+      // beside it; adoptMissed reads the directory only when it changed)
+      await this.adoptMissed();
       if (st && (last === undefined || st.ino !== last.ino || last.path !== this.filename)) {
         const f = await this.openCurrent();
         if (f) {
@@ -1043,7 +1046,11 @@ export class PostgresShipper extends EventEmitter {
 
   private async ship(f: SpoolFile, chunk: Chunk, lane?: Lane): Promise<void> {
     const id = await f.identify();
-    if (id === undefined) throw new Error(`cannot identify ${f.path}`); // unreachable: a whole line was read
+    if (id === undefined) {
+      // A whole line was read, so the file had a first line then: it was cut in place since (see below).
+      f.cut = true;
+      return;
+    }
     const months = new Set<string>();
     for (const m of chunk.months) if (!this.knownMonths.has(m)) months.add(m);
     if (months.size > 0) {
