@@ -129,6 +129,24 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     assert.deepEqual([next.warnings, next.s.stats.inserted, next.s.stats.duplicates], [[], 0, 0]);
   });
 
+  it('a file cut in place (copytruncate) and written again while no shipper ran: the copy is shipped, and no file is reported missing', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const first = await writeLog(file, 300);
+    assert.equal((await ship(file, table)).s.stats.inserted, first);
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    const second = await writeLog(file, 50);
+    await writeLog(`${file}.1`, 20); // (lines written to the copy after the cut: the writer's handle)
+    const { s, warnings } = await ship(file, table);
+    assert.deepEqual(warnings, []);
+    assert.equal(s.stats.inserted, second + 22);
+    assert.equal(count(table), first + second + 22);
+    assert.equal(distinct(table), first + second + 22);
+    assert.equal((await verifyTable(table)).verdict, 'intact');
+  });
+
   it('a resume point the application moved forward, to a line boundary or into a line, is not trusted', async () => {
     const table = freshTable();
     await init(table);
