@@ -247,21 +247,27 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
    * After `file` was copied to `<file>.1` and cut in place: every line of both is in the table once, and the
    * table verifies.
    */
-  const assertCutShipped = async (file: string, table: string) => {
+  const assertCutShipped = (file: string, table: string) =>
+    // (the lines not shipped before the cut are in the copy: found beside the file and shipped too)
+    assertAllStored(table, [file, `${file}.1`]);
+  /** Every line of `files` is in the table, once, and the table verifies. */
+  const assertAllStored = async (table: string, files: string[]) => {
     const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
-    assert.deepEqual(
-      linesOf(file).filter((l) => !stored.has(l)),
-      [],
-      'every line of the file after the cut is in the store',
-    );
-    // The lines not shipped before the cut are in the copy: found beside the file and shipped too.
-    assert.deepEqual(
-      linesOf(`${file}.1`).filter((l) => !stored.has(l)),
-      [],
-      'every line of the copy is in the store',
-    );
+    for (const f of files) {
+      assert.deepEqual(
+        linesOf(f).filter((l) => !stored.has(l)),
+        [],
+        `every line of ${f} is in the store`,
+      );
+    }
     assert.equal(count(table), distinct(table));
     assert.equal((await verifyTable(table)).verdict, 'intact');
+  };
+  /** As logrotate's copytruncate with `rotate 9`: the older copies move up a number, the newest is .1. */
+  const copytruncate = (file: string) => {
+    for (let m = 9; m >= 1; m--) if (existsSync(`${file}.${m}`)) renameSync(`${file}.${m}`, `${file}.${m + 1}`);
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
   };
 
   it('in process: a file cut in place while rows handed over wait is shipped from the file (no stale rows)', async () => {
@@ -387,69 +393,40 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
         log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/p/${n++}` });
       await log.drained();
     };
-    /** As logrotate's copytruncate with `rotate 9`: the older copies move up a number, the newest is .1. */
-    const copytruncate = () => {
-      for (let m = 9; m >= 1; m--) if (existsSync(`${file}.${m}`)) renameSync(`${file}.${m}`, `${file}.${m + 1}`);
-      copyFileSync(file, `${file}.1`);
-      truncateSync(file, 0);
-    };
     await write();
     await log.shipper?.flush(20_000);
     // The table held: the shipper finds the first copy at its next look and waits to ship it.
     const release = await holdTable(table);
-    copytruncate();
+    copytruncate(file);
     await sleep(500);
     // Lines written and cut away again before the shipper shipped anything of the file since the first cut:
     // the file shows no sign of the second cut (nothing shipped from it to compare), the new copy does.
     await write();
-    copytruncate();
+    copytruncate(file);
     await write();
     await release();
     await log.close();
-    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
-    for (const f of [file, `${file}.1`, `${file}.2`]) {
-      assert.deepEqual(
-        linesOf(f).filter((l) => !stored.has(l)),
-        [],
-        `every line of ${f} is in the store`,
-      );
-    }
-    assert.equal(count(table), distinct(table));
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    await assertAllStored(table, [file, `${file}.1`, `${file}.2`]);
   });
 
   it('a sidecar: a file cut in place twice while it was busy with the first copy: the second copy is shipped too', async () => {
     const table = freshTable();
     await init(table);
     const file = join(dir, `${table}.jsonl`);
-    const copytruncate = () => {
-      for (let m = 9; m >= 1; m--) if (existsSync(`${file}.${m}`)) renameSync(`${file}.${m}`, `${file}.${m + 1}`);
-      copyFileSync(file, `${file}.1`);
-      truncateSync(file, 0);
-    };
     await writeLog(file, 1_000);
     const s = shipper(file, table, { follow: true, pollInterval: 20 });
     s.start();
     await s.flush(20_000);
     const release = await holdTable(table);
-    copytruncate();
+    copytruncate(file);
     await sleep(500);
     await writeLog(file, 1_000);
-    copytruncate();
+    copytruncate(file);
     await writeLog(file, 1_000);
     await release();
     await s.flush(30_000);
     await s.close(30_000);
-    const stored = new Set((await app.query(`SELECT line FROM ${table}`)).rows.map((r) => r.line as string));
-    for (const f of [file, `${file}.1`, `${file}.2`]) {
-      assert.deepEqual(
-        linesOf(f).filter((l) => !stored.has(l)),
-        [],
-        `every line of ${f} is in the store`,
-      );
-    }
-    assert.equal(count(table), distinct(table));
-    assert.equal((await verifyTable(table)).verdict, 'intact');
+    await assertAllStored(table, [file, `${file}.1`, `${file}.2`]);
   });
 
   it('the first shipper of a file that was rotated already ships the rotated files too, oldest first', async () => {
