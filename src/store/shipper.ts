@@ -585,12 +585,18 @@ export class PostgresShipper extends EventEmitter {
       // before any shipper ever ran (the first start on a host whose log rotated already) — has no resume
       // point; its lines would be missing from the store for good. Shipped whole (lines the store holds
       // already store nothing), with the files that have one, oldest first (last written first).
-      /** The first lines (their hash, as in ids) of the rotated files: a copy made by copytruncate begins as the file did. */
-      const firstLines = new Set<string>();
+      /**
+       * The rotated files' sizes by their first lines (the hash, as in ids): a copy made by copytruncate begins
+       * as the file did.
+       */
+      const firstLines = new Map<string, number>();
       for (const path of rotated) {
         const f = await SpoolFile.open(path, BATCH_BYTES).catch(() => undefined);
         const id = await f?.identify();
-        if (id !== undefined) firstLines.add(id.slice(id.indexOf(':') + 1));
+        if (f !== undefined && id !== undefined) {
+          const line = id.slice(id.indexOf(':') + 1);
+          firstLines.set(line, Math.max(firstLines.get(line) ?? 0, await f.size()));
+        }
         if (f === undefined || id === undefined || id === currentId || points.has(id)) {
           await f?.close();
           continue;
@@ -614,9 +620,9 @@ export class PostgresShipper extends EventEmitter {
           }
           found.lastGrowth = 0; // not written any more: closed once read to its end
           this.files.push(found);
-        } else if (!p.done && !this.warnedMissing.has(id) && !firstLines.has(id.slice(id.indexOf(':') + 1))) {
-          // (a copy beside it that begins with the same line, as copytruncate makes, is shipped whole above
-          // or from a resume point of its own: nothing is missing then)
+        } else if (!p.done && !this.warnedMissing.has(id) && (firstLines.get(id.slice(id.indexOf(':') + 1)) ?? -1) < p.offset) {
+          // (a copy beside it that begins with the same line, as copytruncate makes, and reaches past the resume
+          // point is shipped whole above or from a resume point of its own: nothing is missing then)
           this.warnedMissing.add(id);
           this.emit(
             'warning',

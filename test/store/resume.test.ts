@@ -147,6 +147,21 @@ describe('PostgreSQL store: resume points', needsPostgres(), () => {
     assert.equal((await verifyTable(table)).verdict, 'intact');
   });
 
+  it('a copy that ends before the resume point (a copy cut short) is no copy of what was not shipped: the file is reported missing', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeLog(file, 300);
+    await ship(file, table);
+    await writeLog(file, 300); // (not shipped)
+    const whole = readFileSync(file);
+    writeFileSync(`${file}.1`, whole.subarray(0, whole.indexOf(10, whole.length >> 2) + 1));
+    truncateSync(file, 0);
+    await writeLog(file, 50);
+    const { warnings } = await ship(file, table);
+    assert.deepEqual(warnings, [ErrorCodes.AUDIT_SPOOL_MISSING]);
+  });
+
   it('a resume point the application moved forward, to a line boundary or into a line, is not trusted', async () => {
     const table = freshTable();
     await init(table);
