@@ -1378,9 +1378,7 @@ export class PostgresShipper extends EventEmitter {
         if (!(isDataError(err) || (b - a > 1 && isUniqueViolation(err)))) throw err;
         r = taken; // (the pieces were not stored: taken again)
         if (b - a > 1) {
-          const mid = (a + b) >>> 1;
-          await part(a, mid);
-          await part(mid, b);
+          await halves(a, b);
           return;
         }
         // The line stays evidence: its bytes in the raw table, in its place.
@@ -1394,13 +1392,15 @@ export class PostgresShipper extends EventEmitter {
         total.asRaw.push(refused);
       }
     };
+    const halves = async (a: number, b: number): Promise<void> => {
+      const mid = (a + b) >>> 1;
+      await part(a, mid);
+      await part(mid, b);
+    };
     const n = batch.ends.length;
     // (the whole batch failed already: its halves first)
-    if (n > 1) {
-      const mid = n >>> 1;
-      await part(0, mid);
-      await part(mid, n);
-    } else if (n === 1) await part(0, 1);
+    if (n > 1) await halves(0, n);
+    else if (n === 1) await part(0, 1);
     add(await this.insert(f, id, chunk.to, NONE, [], upTo(Number.POSITIVE_INFINITY, n)));
     return total;
   }
