@@ -212,6 +212,8 @@ export class PostgresShipper extends EventEmitter {
   private behindSince = 0;
   /** The sessions of the statements under way (cut by a close() past its deadline). */
   private busy = new Set<PgClient>();
+  /** Connections still being made, each abandoned by a close() past its deadline (see {@link connect}). */
+  private connecting = new Set<(err: Error) => void>();
   /** What was left in the files when the loop stopped (see {@link lag}); undefined while it runs. */
   private leftBytes: number | undefined;
   /** The file's size at the last look before the store first answered (see {@link lag}). */
@@ -360,21 +362,28 @@ export class PostgresShipper extends EventEmitter {
     // network that drops its packets, would hold close() for as long): its session is cut, which rolls it back,
     // and the file keeps its lines. close() rejects then; whatever else the loop still waits for ends with it.
     for (const client of this.busy) client.end().catch(() => {});
-    const stopped = this.stop();
+    const cut = new Error('PostgresShipper: closed past its deadline');
+    for (const abandon of this.connecting) abandon(cut);
+    const stopped = this.stop(true);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, CUT_GRACE_MS)))]);
     clearTimeout(timer);
     throw failure;
   }
 
-  /** Waits for the loop to end, then closes the files and the pool (when it made it). */
-  private async stop(): Promise<void> {
+  /**
+   * Waits for the loop to end, then closes the files and the pool (when it made it); after a cut, without
+   * waiting for the pool's connections still being made (they end at its connectionTimeoutMillis).
+   */
+  private async stop(cut = false): Promise<void> {
     await this.running;
     if (!this.ready) this.unseenBytes = (await fsp.stat(this.filename).catch(() => undefined))?.size ?? this.unseenBytes;
     this.leftBytes = this.lag.bytes;
     for (const f of this.files) await f.close().catch(() => {});
     this.files = [];
-    if (this.ownsPool) await this.pool.end().catch(() => {});
+    if (!this.ownsPool) return;
+    const ended = this.pool.end().catch(() => {});
+    if (!cut) await ended;
   }
 
   /**
@@ -422,9 +431,37 @@ export class PostgresShipper extends EventEmitter {
     }
   }
 
+  /**
+   * A session of the pool. A connection still being made when close() passes its deadline is abandoned (a
+   * server that accepts and never answers holds it for the pool's whole connectionTimeoutMillis): the loop
+   * ends at once, and the session, should it still open, goes back to the pool closed.
+   */
+  private connect(): Promise<PgClient> {
+    const pending = this.pool.connect();
+    return new Promise<PgClient>((resolve, reject) => {
+      let settled = false;
+      const abandon = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        this.connecting.delete(abandon);
+        reject(err);
+      };
+      this.connecting.add(abandon);
+      pending.then(
+        (client) => {
+          if (settled) return client.release(true);
+          settled = true;
+          this.connecting.delete(abandon);
+          resolve(client);
+        },
+        (err: Error) => abandon(err),
+      );
+    });
+  }
+
   /** One statement on a session of the pool, cut like a batch's by a close() past its deadline. */
   private async query(sql: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount?: number | null }> {
-    const client = await this.pool.connect();
+    const client = await this.connect();
     this.busy.add(client);
     const cut = () => {};
     client.on('error', cut);
@@ -479,6 +516,7 @@ export class PostgresShipper extends EventEmitter {
           this.emit('recovered');
         }
       } catch (err) {
+        if (this.stopping) break; // (cut by close() past its deadline: not an outage)
         this.failed(err as Error);
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, this.retryMax);
@@ -1224,7 +1262,7 @@ export class PostgresShipper extends EventEmitter {
 
   /** Runs `body` in a transaction on a connection of the pool, committed when it resolves. */
   private async inTransaction<T>(body: (client: PgClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.connect();
     this.busy.add(client);
     // A session cut meanwhile (the server restarted, an administrator ended it) fails the query under way;
     // its 'error' event must not become an uncaught exception of the application.

@@ -789,6 +789,36 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(count(table), 22);
   });
 
+  it('a connection still being made to a frozen database is abandoned at the deadline: close() ends at once', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeEntries(file, 20);
+    // No session open: the shipper's first statement needs a new connection, which the frozen postmaster
+    // accepts (the kernel does) and never answers.
+    const frozen = await clusterPids(db);
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    const events: string[] = [];
+    try {
+      const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table }, follow: false });
+      s.on('outage', () => events.push('outage'));
+      s.start();
+      await sleep(300);
+      const t0 = Date.now();
+      await assert.rejects(s.close(500), (e: { code: string }) => e.code === ErrorCodes.AUDIT_SHIP_TIMEOUT);
+      const took = Date.now() - t0;
+      // Not the grace period after the deadline, nor the pool's connectionTimeoutMillis (10 s).
+      assert.ok(took < 900, `close() took ${took} ms`);
+      assert.deepEqual(events, [], 'the cut at close() is not an outage');
+      assert.equal(s.lag.bytes, readFileSync(file).length);
+      assert.equal(s.stats.failures, 0);
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    await ship(file, table);
+    assert.equal(count(table), 22);
+  });
+
   it('flush() and close() with a short deadline resolve when nothing is left, reject when something is; lag after close', async () => {
     const table = freshTable();
     await init(table);
