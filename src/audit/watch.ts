@@ -86,8 +86,14 @@ export function watchServer(log: Writer, server: Server, options: WatchOptions =
     // Not a request Node rejected: the network failed under the connection (a reset of an idle keep-alive
     // connection, a broken pipe: a system call's error), or the request reached the app and its own entry
     // records the end (a `requestTimeout` while its body was read: `timeout`, 408). Bytes that follow a
-    // complete request are a request of their own.
-    if (typeof err.syscall === 'string' || (isAudited(inFlight) && inFlight?.req?.complete !== true)) {
+    // complete request are a request of their own. A TLS connection that closed before its handshake ended
+    // (`ECONNRESET` "socket hang up", no system call: a port probe or a health check through a balancer, which
+    // sends the PROXY header and closes) sent no request either.
+    if (
+      typeof err.syscall === 'string' ||
+      err.code === 'ECONNRESET' ||
+      (isAudited(inFlight) && inFlight?.req?.complete !== true)
+    ) {
       respond(true); // (what Node answers, if anything)
       return;
     }

@@ -25,9 +25,10 @@ export interface ProxyInfo {
   readonly peer: Endpoint | undefined;
   /**
    * The client: the header's source for a PROXY command over IPv4/IPv6, else the TCP peer (LOCAL health
-   * checks, UNKNOWN, UNIX, direct connections).
+   * checks, UNKNOWN, UNIX, direct connections). Undefined only for such a connection to a server listening on
+   * a UNIX-domain socket, whose peer has no address.
    */
-  readonly client: Endpoint;
+  readonly client: Endpoint | undefined;
 }
 
 // A registry symbol, so that the ESM and CommonJS entry points (and two copies of the package) agree, and so
@@ -66,19 +67,22 @@ function infoOf(socket: Socket | null | undefined): ConnectionInfo | undefined {
 /** The client IP of a connection as an app sees it (from the PROXY header, else the TCP peer), IPv4-mapped IPv6 unmapped. */
 export function clientIpOf(socket: Socket | null | undefined): string | undefined {
   const info = infoOf(socket);
-  const address = info ? info.client.address : socket?.remoteAddress;
+  const address = info ? info.client?.address : socket?.remoteAddress;
   return address === undefined ? undefined : unmapIPv4(address);
 }
 
 /** The client port of a connection, the companion of {@link clientIpOf}. */
 export function clientPortOf(socket: Socket | null | undefined): number | undefined {
   const info = infoOf(socket);
-  return info ? info.client.port : socket?.remotePort;
+  return info ? info.client?.port : socket?.remotePort;
 }
 
 /** The two ends of a connection as an audit sees them: IPv4-mapped IPv6 unmapped. */
 export interface ConnectionEnds {
-  /** Undefined when unknown (a socket without a PROXY header, first asked after it closed). */
+  /**
+   * Undefined when unknown (a socket without a PROXY header, first asked after it closed; a UNIX-socket
+   * connection whose header names no IP client).
+   */
   clientIp: string | undefined;
   clientPort: number | undefined;
   /** Undefined when unknown (first asked after the connection closed). */
@@ -95,8 +99,8 @@ export function connectionEnds(socket: Socket | null | undefined): ConnectionEnd
   if (info) {
     const { peer, client } = info;
     return {
-      clientIp: unmapIPv4(client.address),
-      clientPort: client.port,
+      clientIp: client === undefined ? undefined : unmapIPv4(client.address),
+      clientPort: client?.port,
       peerIp: peer === undefined ? undefined : unmapIPv4(peer.address),
       peerPort: peer?.port,
     };
@@ -166,6 +170,17 @@ function idText(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('latin1');
 }
 
+/**
+ * Whether `socket` came over a UNIX-domain socket (or a Windows named pipe): a peer without an address, as
+ * opposed to a TCP socket that no longer knows its peer because it was reset. Private Node field: a socket's
+ * `_handle` is a Pipe for those, which, unlike a TCP handle, has no `getpeername`; a destroyed socket has no
+ * handle. test/connection/socket-info.test.ts fails loudly if a Node release changes this.
+ */
+export function isLocalSocket(socket: Socket): boolean {
+  const handle = (socket as unknown as NodeSocket)._handle;
+  return handle != null && typeof handle.getpeername !== 'function';
+}
+
 /** The peer an unused socket reports through Node's public getters (one `getpeername` call, then cached). */
 export function socketPeer(socket: Socket): Endpoint | undefined {
   const address = socket.remoteAddress;
@@ -180,7 +195,7 @@ export function socketPeer(socket: Socket): Endpoint | undefined {
  */
 export class ConnectionInfo implements ProxyInfo {
   readonly header: ProxyHeader | undefined;
-  readonly client: Endpoint;
+  readonly client: Endpoint | undefined;
   /** Whether the client came from the header (and so differs from the peer). */
   readonly proxied: boolean;
   #peer: Endpoint | undefined;
@@ -189,13 +204,16 @@ export class ConnectionInfo implements ProxyInfo {
   #reported = false;
   #facts: BalancerFacts | undefined;
 
-  /** `client` undefined: the client is the peer, which must then be known. */
+  /**
+   * `client` undefined: the client is the peer, which must then be known, except over a UNIX-domain socket
+   * (no address: both stay undefined).
+   */
   constructor(socket: Socket, header: ProxyHeader | undefined, client: Endpoint | undefined, peer: Endpoint | undefined) {
     this.header = header;
     this.proxied = client !== undefined;
     this.#peer = peer;
     this.#socket = peer === undefined ? socket : undefined;
-    this.client = (client ?? peer) as Endpoint;
+    this.client = client ?? peer;
   }
 
   get peer(): Endpoint | undefined {
@@ -218,7 +236,7 @@ export class ConnectionInfo implements ProxyInfo {
     if (socket === this.#socket) this.#reported = true;
   }
 
-  toJSON(): { header: ProxyHeader | undefined; peer: Endpoint | undefined; client: Endpoint } {
+  toJSON(): { header: ProxyHeader | undefined; peer: Endpoint | undefined; client: Endpoint | undefined } {
     return { header: this.header, peer: this.peer, client: this.client };
   }
 }
@@ -250,7 +268,7 @@ type NodeSocket = { _handle?: Handle | null; _peername?: PeerOut | null };
 export function reportClient(socket: Socket, info: ConnectionInfo): void {
   const s = socket as unknown as NodeSocket;
   const handle = s._handle;
-  const { address, port, family } = info.client;
+  const { address, port, family } = info.client as Endpoint; // (proxied: the header's source)
   if (handle && typeof handle.getpeername === 'function') {
     handle.getpeername = function getpeernameOfClient(out: PeerOut): number {
       out.address = address;
@@ -298,5 +316,5 @@ export function inheritInfo(tlsSocket: TLSSocket, override: boolean): void {
   (tlsSocket as Carrier)[kInfo] = info;
   // The TLS socket asks the TCP handle, which already answers with the client (reportClient); only when
   // that hook was not available does the TLS socket need its own override.
-  if (override && info.proxied && tlsSocket.remoteAddress !== info.client.address) reportClient(tlsSocket, info);
+  if (override && info.proxied && tlsSocket.remoteAddress !== info.client?.address) reportClient(tlsSocket, info);
 }

@@ -6,7 +6,7 @@ import { ErrorCodes, ProxyProtocolError } from '../protocol/errors.js';
 import { parseProxyHeader } from '../protocol/parse.js';
 import type { ProxyHeader } from '../protocol/types.js';
 import { type CompiledOptions, compileOptions, type ProxyProtocolOptions } from './options.js';
-import { attachInfo, ConnectionInfo, type Endpoint, inheritInfo, kInfo, socketPeer } from './socket-info.js';
+import { attachInfo, ConnectionInfo, type Endpoint, inheritInfo, isLocalSocket, kInfo, socketPeer } from './socket-info.js';
 
 const kWrapped = Symbol.for('proxy-protocol-audit.wrapped');
 
@@ -157,7 +157,7 @@ function received(socket: PendingSocket, st: Pending, buffered: Buffer): void {
         reject(socket, st, layer, new ProxyProtocolError(ErrorCodes.MISSING, 'connection does not start with a PROXY header'));
       } else {
         const peer = st.peer ?? socketPeer(socket);
-        if (peer === undefined) {
+        if (peer === undefined && !isLocalSocket(socket)) {
           dropSilently(socket, st); // reset under us: the socket no longer knows its peer
           return;
         }
@@ -171,7 +171,8 @@ function received(socket: PendingSocket, st: Pending, buffered: Buffer): void {
       // The client from the header; LOCAL, UNKNOWN and UNIX headers leave the peer as the client.
       const proxied = header.command === 'proxy' && src !== undefined && (header.family === 'IPv4' || header.family === 'IPv6');
       const peer = proxied ? st.peer : (st.peer ?? socketPeer(socket));
-      if (!proxied && peer === undefined) {
+      // (Over a UNIX-domain socket the peer has no address: served with no client address.)
+      if (!proxied && peer === undefined && !isLocalSocket(socket)) {
         dropSilently(socket, st); // reset under us: the socket no longer knows its peer, the client
         return;
       }
@@ -274,19 +275,26 @@ function accept(layer: Layer, socket: PendingSocket): void {
   let peer: Endpoint | undefined;
   if (o.isTrusted !== undefined) {
     peer = socketPeer(socket);
-    if (peer === undefined) {
+    // A trust list names addresses, and a UNIX-domain socket's peer has none: never trusted (the socket file's
+    // permissions decide who may connect there; leave the list out).
+    if (peer === undefined && !isLocalSocket(socket)) {
       // Reset before we ran: the socket no longer knows its peer.
       socket.on('error', noop);
       socket.destroy();
       return;
     }
-    if (!o.isTrusted(peer.address)) {
+    if (peer === undefined || !o.isTrusted(peer.address)) {
       if (o.requireHeader)
         reject(
           socket,
           undefined,
           layer,
-          new ProxyProtocolError(ErrorCodes.UNTRUSTED, `connection from untrusted peer ${peer.address}`),
+          new ProxyProtocolError(
+            ErrorCodes.UNTRUSTED,
+            peer === undefined
+              ? 'connection over a UNIX-domain socket: its peer has no address to check against trustedProxies'
+              : `connection from untrusted peer ${peer.address}`,
+          ),
         );
       else handOver(socket, layer, new ConnectionInfo(socket, undefined, undefined, peer), false, undefined);
       return;

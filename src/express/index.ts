@@ -29,23 +29,50 @@ type Store = WeakMap<object, Decided>;
 // that one object, which measured several microseconds for the two properties. So, as Express defines `req.ip`
 // with a getter on its request prototype, `clientIp`, `clientPort` and `ip` are accessors on the outermost
 // app's `request`: they read the connection's client (what the PROXY header said), unless the middleware took
-// the address from X-Forwarded-For or someone assigned it, which one store then holds. The store is named by
-// a registry symbol so that two copies of this package (ESM and CommonJS) share it.
+// the address from X-Forwarded-For or someone assigned it, which one store then holds; `ip` stays Express's
+// own for a request the middleware has not seen. The store is named by a registry symbol so that two copies
+// of this package (ESM and CommonJS) share it.
 const kDecided = Symbol.for('proxy-protocol-audit.express.decided');
-const registry = globalThis as { [kDecided]?: Store };
+const kConnection = Symbol.for('proxy-protocol-audit.express.connection');
+const registry = globalThis as { [kDecided]?: Store; [kConnection]?: Decided };
 registry[kDecided] ??= new WeakMap();
 const decided: Store = registry[kDecided];
+/**
+ * What the store holds for a request that passed clientIp() with the connection's client as its address:
+ * `req.ip` is Express's own for a request that has not (a route outside the middleware, a middleware before
+ * it), whichever request came first.
+ */
+registry[kConnection] ??= Object.freeze({ ip: '', port: undefined });
+const CONNECTION: Decided = registry[kConnection];
 
 /** Request prototypes (one per app) whose chain has the accessors. */
 const ready = new WeakSet<object>();
 
 function ipOf(req: IncomingMessage): string {
-  return decided.get(req)?.ip ?? clientIpOf(req.socket) ?? '';
+  const d = decided.get(req);
+  return d !== undefined && d !== CONNECTION ? d.ip : (clientIpOf(req.socket) ?? '');
 }
 
 function portOf(req: IncomingMessage): number | undefined {
   const d = decided.get(req);
-  return d !== undefined ? d.port : clientPortOf(req.socket);
+  return d !== undefined && d !== CONNECTION ? d.port : clientPortOf(req.socket);
+}
+
+/** The accessors for an app tree whose Express defines `req.ip` with `expressIp`. */
+function accessorsOver(expressIp: ((this: IncomingMessage) => string) | undefined): PropertyDescriptorMap {
+  return {
+    ...accessors,
+    // Express's own `req.ip` reads X-Forwarded-For as `trust proxy` says, which can disagree with the decided
+    // address (`trust proxy: true` with `forwardedFor: 'append'` gives the client's first, spoofable entry).
+    ip: {
+      configurable: true,
+      enumerable: true,
+      get(this: IncomingMessage): string {
+        if (decided.has(this) || expressIp === undefined) return ipOf(this);
+        return expressIp.call(this);
+      },
+    },
+  };
 }
 
 const accessors: PropertyDescriptorMap = {
@@ -66,15 +93,6 @@ const accessors: PropertyDescriptorMap = {
     },
     set(this: IncomingMessage, port: number | undefined) {
       decided.set(this, { ip: ipOf(this), port });
-    },
-  },
-  // Express's own `req.ip` reads X-Forwarded-For as `trust proxy` says, which can disagree with the decided
-  // address (`trust proxy: true` with `forwardedFor: 'append'` gives the client's first, spoofable entry).
-  ip: {
-    configurable: true,
-    enumerable: true,
-    get(this: IncomingMessage): string {
-      return ipOf(this);
     },
   },
 };
@@ -100,7 +118,10 @@ function storeOf(req: IncomingMessage): Store | undefined {
   // the tree sees them, also once the request has left the sub-app whose clientIp() installed them.
   let top = app;
   for (let up = top.parent; up && typeof up.request === 'object' && up.request !== null; up = up.parent) top = up;
-  Object.defineProperties(top.request as object, accessors);
+  let own = Object.getPrototypeOf(top.request) as object | null;
+  while (own !== null && !Object.hasOwn(own, 'ip')) own = Object.getPrototypeOf(own) as object | null;
+  const expressIp = own === null ? undefined : Object.getOwnPropertyDescriptor(own, 'ip')?.get;
+  Object.defineProperties(top.request as object, accessorsOver(expressIp));
   ready.add(proto);
   // Set before the accessors existed: own properties would hide them.
   const r = req as { clientIp?: unknown; clientPort?: unknown };
@@ -135,10 +156,9 @@ function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, req: Inco
   const d = resolve(req);
   const store = storeOf(req);
   if (store !== undefined) {
-    // The accessors read the connection's client; only an address from X-Forwarded-For is stored (and one
+    // The accessors read the connection's client, or the address from X-Forwarded-For stored here (one
     // assigned before this middleware ran is dropped, as an assignment would have overwritten it).
-    if (d.forwarded) store.set(req, { ip: d.ip, port: d.port });
-    else store.delete(req);
+    store.set(req, d.forwarded ? { ip: d.ip, port: d.port } : CONNECTION);
   } else {
     const r = req as IncomingMessage & { clientIp: string; clientPort: number | undefined };
     r.clientIp = d.ip;

@@ -30,7 +30,7 @@ function seenOf(scheme: string, socket: net.Socket): Seen {
     scheme,
     remoteAddress: socket.remoteAddress,
     remotePort: socket.remotePort,
-    client: info?.client.address,
+    client: info?.client?.address,
     peer: info?.peer?.address,
     ends: connectionEnds(socket).clientIp,
   };

@@ -99,7 +99,7 @@ function echo(
       JSON.stringify({
         remoteAddress: req.socket.remoteAddress,
         remotePort: req.socket.remotePort,
-        client: info?.client.address,
+        client: info?.client?.address,
         peer: info?.peer?.address,
         protocol: tlsSocket.getProtocol?.(),
         bytes,
@@ -209,7 +209,7 @@ describe('tls.Server', () => {
     const seen: { remote?: string; client?: string }[] = [];
     const server = withProxyProtocol(
       tls.createServer(await certificate(), (s) => {
-        seen.push({ remote: s.remoteAddress, client: getProxyInfo(s)?.client.address });
+        seen.push({ remote: s.remoteAddress, client: getProxyInfo(s)?.client?.address });
         s.end('bye');
       }),
     );

@@ -86,6 +86,26 @@ describe('Express: req.ip is the decided address', () => {
     const { data } = await raw(port, [`${HEADER}${get('/', 'X-Forwarded-For: 6.6.6.6\r\n')}`]);
     assert.deepEqual(json(data), { ip: '6.6.6.6' });
   });
+
+  it("a route outside clientIp() (and a reader before it) keeps Express's own req.ip, whichever request came first", async () => {
+    const app = express();
+    app.set('trust proxy', true);
+    const before: string[] = [];
+    app.use((req, _res, next) => {
+      before.push(req.ip ?? '');
+      next();
+    });
+    app.use('/api', expressClientIp());
+    app.get('/api', (req, res) => res.json({ ip: req.ip }));
+    app.get('/other', (req, res) => res.json({ ip: req.ip }));
+    const port = await serve(app);
+    const ask = async (path: string) => json((await raw(port, [`${HEADER}${get(path, 'X-Forwarded-For: 6.6.6.6\r\n')}`])).data);
+    // /other first (the accessors not installed yet), then /api (installs them), then /other again.
+    assert.deepEqual(await ask('/other'), { ip: '6.6.6.6' });
+    assert.deepEqual(await ask('/api'), { ip: CLIENT });
+    assert.deepEqual(await ask('/other'), { ip: '6.6.6.6' });
+    assert.deepEqual(before, ['6.6.6.6', '6.6.6.6', '6.6.6.6']);
+  });
 });
 
 describe('Koa: ctx.ip and ctx.request.ip are the decided address', () => {

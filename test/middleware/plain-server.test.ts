@@ -195,6 +195,30 @@ describe('auditRequests on servers without a framework', () => {
     assert.equal(e?.http.response.status_code, 200);
   });
 
+  it('watch() on https: a probe through the balancer (a header, then a close before any TLS byte) is no rejected request; a bad handshake is', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const server = withProxyProtocol(https.createServer(await certificate(), handler));
+    log.watch(server);
+    const port = await listen(server);
+    const probe = async (after: string) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      socket.end(`${HEADER}${after}`);
+      socket.resume();
+      await once(socket, 'close');
+    };
+    await probe(''); // the header and FIN (HAProxy check-send-proxy, an NLB health check through nginx)
+    await probe('\x16\x03\x01\x00\x05hello'); // a record that is no ClientHello
+    await close(server);
+    await log.close();
+    const rejected = entries(file).filter((e) => e.event.action === 'http-request-rejected');
+    assert.equal(rejected.length, 1, JSON.stringify(rejected));
+    assert.notEqual(rejected[0]?.error.code, 'ECONNRESET');
+    assert.equal(rejected[0]?.client.ip, '203.0.113.7');
+  });
+
   it('http2 (secure, compatibility API): one entry per stream, HTTP version 2.0', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });

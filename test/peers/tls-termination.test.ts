@@ -50,7 +50,7 @@ describe('HAProxy terminating TLS, send-proxy-v2 with proxy-v2-options ssl,uniqu
       res.end(
         JSON.stringify({
           remoteAddress: req.socket.remoteAddress,
-          client: getProxyInfo(req.socket)?.client.address,
+          client: getProxyInfo(req.socket)?.client?.address,
           facts: balancerFacts(req.socket),
         }),
       );
