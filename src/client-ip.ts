@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { clientIpOf, clientPortOf } from './connection/socket-info.js';
 import { headersOf } from './http-objects.js';
+import { checkOptions, type Known } from './known-options.js';
 import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
@@ -71,7 +72,10 @@ function forwardedList(headers: IncomingHttpHeaders): string[] {
  * Compiles the options once and returns the per-request function: it decides the client address and
  * rewrites the forwarding headers of `req` as configured. Throws a `TypeError` for bad options.
  */
+const KNOWN: Known<ClientIpOptions> = { forwardedFor: true, trustForwardedFrom: true };
+
 export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMessage) => ClientAddress {
+  checkOptions(options, KNOWN, 'clientIp');
   const { forwardedFor = 'replace', trustForwardedFrom } = options;
   if (forwardedFor !== 'replace' && forwardedFor !== 'append' && forwardedFor !== 'preserve') {
     throw new TypeError("clientIp: forwardedFor must be 'replace', 'append' or 'preserve'");

@@ -4,6 +4,7 @@ import type { Server } from 'node:net';
 import os from 'node:os';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
+import { checkOptions, type Known } from '../known-options.js';
 import { ErrorCodes } from '../protocol/errors.js';
 import type { Handoff } from '../store/handoff.js';
 import type { PostgresOption } from '../store/pg.js';
@@ -66,6 +67,23 @@ export interface AuditLogOptions {
    */
   postgres?: PostgresOption;
 }
+
+const KNOWN_OPTIONS: Known<AuditLogOptions> = {
+  filename: true,
+  transports: true,
+  service: true,
+  host: true,
+  hashKey: true,
+  signingKey: true,
+  checkpointEvery: true,
+  checkpointInterval: true,
+  durability: true,
+  onSinkError: true,
+  maxQueue: true,
+  retryInterval: true,
+  accessLog: true,
+  postgres: true,
+};
 
 /** Counters of an {@link AuditLog}. */
 export interface AuditStats {
@@ -204,6 +222,7 @@ export class AuditLog extends EventEmitter {
   constructor(options: AuditLogOptions) {
     // An async listener that rejects ('entry' handed to a SIEM) is reported as a warning, not a crash.
     super({ captureRejections: true });
+    checkOptions(options, KNOWN_OPTIONS, 'createAuditLog');
     const {
       filename,
       transports = [],
@@ -422,6 +441,7 @@ export class AuditLog extends EventEmitter {
     if (o.reason === 'start' || this.stopped) return;
     const e = ownEntry('audit-log-reopened', { pid: process.pid, reason: o.reason, ...found(o) });
     this.sealOne(e);
+    if (this.chain.signing) this.sealOne(this.chain.checkpoint(false)); // (as after the start entry)
     if (o.reason === 'rotated' || o.reason === 'truncated') this.emit('reopened', this.file?.filename);
   }
 
@@ -458,7 +478,10 @@ export class AuditLog extends EventEmitter {
     this.holds = [];
     for (const e of batch) {
       this.sealOne(e);
-      if (this.chain.signing && this.chain.sinceCheckpoint >= this.checkpointEvery) this.sealOne(this.chain.checkpoint(false));
+      // The start entry is signed at once: it names the file's last line (audit.previous), which counts as a
+      // witness of that line's writer only as far as a checkpoint covers it (see the verifier's trusts()).
+      if (this.chain.signing && (this.chain.sinceCheckpoint >= this.checkpointEvery || e.action === 'audit-log-started'))
+        this.sealOne(this.chain.checkpoint(false));
     }
     this.access?.flush();
     if (file === undefined) {

@@ -138,9 +138,8 @@ interface ChainState {
   checkpoints: number;
   /** `last_sequence` of its last valid checkpoint. */
   provenSeq: number;
-  /** The latest line of it a later start entry named. */
-  witnessSeq: number;
-  witnessHash: string;
+  /** The lines of it later start (or reopen) entries named, and by which chain at which sequence. */
+  witnesses: Witness[];
   /** Source and line of its last entry, and the first sequence it had in that source. */
   lastSource: string;
   lastLine: number;
@@ -154,6 +153,17 @@ interface Previous {
   sequence: number;
   hash: string;
 }
+
+/** A start or reopen entry of chain `by`, at sequence `at`, that named line `seq` (hash `hash`) of a chain. */
+interface Witness {
+  by: ChainState;
+  at: number;
+  seq: number;
+  hash: string;
+}
+
+/** Witnesses kept per chain (a file opened by this many writers after one line is not a crash to explain). */
+const MAX_WITNESSES = 64;
 
 /** Every line starts with these bytes, and no valid line holds them anywhere else (quotes are escaped). */
 const MARKER = '{"@timestamp":"';
@@ -537,7 +547,7 @@ export class Verifier {
     if (alg === 'sha256') {
       if (!hashChecked && hash('sha256', covered, 'hex') !== claimed) {
         damaged = this.bad(VerifyCodes.HASH_MISMATCH, 'hash mismatch: the entry was edited', where, at);
-      } else if (this.hashKey && !this.publicKey && !state.flagged) {
+      } else if (this.hashKey && !state.flagged) {
         state.flagged = true;
         this.add(VerifyCodes.CHAIN_UNKEYED, unkeyed(id), where, at);
       }
@@ -654,8 +664,7 @@ export class Verifier {
       flagged: false,
       checkpoints: 0,
       provenSeq: 0,
-      witnessSeq: 0,
-      witnessHash: '',
+      witnesses: [],
       lastSource: where.source,
       lastLine: where.line,
       firstSeqInSource: seq,
@@ -722,10 +731,9 @@ export class Verifier {
       witnessed.seq === named.sequence &&
       witnessed.hash === named.hash;
     if (witnessed && (inWindow || isLast)) {
-      if (named.sequence >= witnessed.witnessSeq) {
-        witnessed.witnessSeq = named.sequence;
-        witnessed.witnessHash = named.hash;
-      }
+      // Judged at the end (see trusts): whether the naming chain is keyed, and signed as far as this entry.
+      if (witnessed.witnesses.length < MAX_WITNESSES)
+        witnessed.witnesses.push({ by: state, at: at.sequence, seq: named.sequence, hash: named.hash });
       return true;
     }
     if (
@@ -783,7 +791,11 @@ export class Verifier {
     const where = { source: c.lastSource, line: c.lastLine };
     const at = { chain: c.id, sequence: c.seq };
     const closed = this.publicKey ? c.sealed : c.stopped;
-    const witnessed = c.witnessSeq === c.seq && c.witnessHash === c.hash;
+    const naming = c.witnesses.filter((w) => w.seq === c.seq && w.hash === c.hash);
+    const witnessed = naming.some((w) => this.trusts(w));
+    // A later chain named the last line but proves nothing (made up by someone who can write the file?).
+    const untrusted =
+      !closed && !witnessed && naming.length > 0 ? ` (${whyUntrusted(naming[0] as Witness, this.hashKey !== undefined)})` : '';
     if (closed) summary.status = 'closed';
     else if (witnessed) {
       summary.status = 'witnessed';
@@ -799,7 +811,7 @@ export class Verifier {
       const unproven = c.seq - proven;
       this.add(
         VerifyCodes.CHAIN_UNSEALED,
-        `chain ${c.id} ends at sequence ${c.seq} without a final signed checkpoint: its tail was cut, or its writer crashed (or it continues in a later file not given); its last valid checkpoint proves ${proven} entries, ${unproven} follow unproven`,
+        `chain ${c.id} ends at sequence ${c.seq} without a final signed checkpoint: its tail was cut, or its writer crashed (or it continues in a later file not given); its last valid checkpoint proves ${proven} entries, ${unproven} follow unproven${untrusted}`,
         where,
         { ...at, proven, unproven },
       );
@@ -807,17 +819,32 @@ export class Verifier {
       summary.status = 'open';
       this.add(
         VerifyCodes.CHAIN_OPEN,
-        `chain ${c.id} ends at sequence ${c.seq} without audit-log-stopped: a crash or a cut tail (without a signing key the two cannot be told apart)`,
+        `chain ${c.id} ends at sequence ${c.seq} without audit-log-stopped: a crash or a cut tail (without a signing key the two cannot be told apart)${untrusted}`,
         where,
         at,
       );
     }
     if (this.publicKey) {
-      const proven = summary.status === 'unsealed' ? c.provenSeq : c.seq;
+      // A witnessed chain's entries after its last checkpoint are its writer's own only when it is keyed:
+      // without the hashKey anyone who can write the file could have appended them before the next writer
+      // started (and named them).
+      const keyed = c.alg === 'hmac-sha256' && this.hashKey !== undefined;
+      const proven = summary.status === 'closed' || (summary.status === 'witnessed' && keyed) ? c.seq : c.provenSeq;
       summary.proven = proven;
       summary.unproven = c.seq - proven;
     }
     return summary;
+  }
+
+  /**
+   * Whether a witness proves that its chain's writer stopped without closing (a crash): the naming chain must be
+   * keyed when a hashKey is given (a plain SHA-256 chain anyone can write) and, with the public key, signed as
+   * far as the naming entry (a writer signs a checkpoint right after its start and reopen entries).
+   */
+  private trusts(w: Witness): boolean {
+    if (this.hashKey !== undefined && w.by.alg !== 'hmac-sha256') return false;
+    if (this.publicKey !== undefined && w.by.provenSeq < w.at) return false;
+    return true;
   }
 
   /** Records a tampered finding at an entry; returns true, for `damaged = this.bad(…)`. */
@@ -853,6 +880,11 @@ export class Verifier {
       this.findings.push(f);
     }
   }
+}
+
+function whyUntrusted(w: Witness, keyed: boolean): string {
+  const what = keyed && w.by.alg !== 'hmac-sha256' ? 'a chain without the hashKey' : 'a chain no signed checkpoint covers there';
+  return `chain ${w.by.id} names its last line, but is ${what}: that proves nothing`;
 }
 
 function unkeyed(id: string): string {

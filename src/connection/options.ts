@@ -1,3 +1,4 @@
+import { checkOptions, type Known } from '../known-options.js';
 import { DEFAULT_MAX_HEADER_LENGTH } from '../protocol/v2.js';
 import { compileTrust, type TrustFn, type TrustList } from '../trust.js';
 
@@ -32,8 +33,17 @@ export interface CompiledOptions {
   parse: { maxHeaderLength: number };
 }
 
-/** Validates and compiles options; throws a `TypeError` for a bad one. */
+const KNOWN: Known<ProxyProtocolOptions> = {
+  requireHeader: true,
+  trustedProxies: true,
+  headerTimeout: true,
+  overrideRemoteAddress: true,
+  maxHeaderLength: true,
+};
+
+/** Validates and compiles options; throws a `TypeError` for a bad one (also an unknown name). */
 export function compileOptions(options: ProxyProtocolOptions = {}): CompiledOptions {
+  checkOptions(options, KNOWN, 'proxyProtocol');
   const {
     requireHeader = true,
     trustedProxies,

@@ -1,6 +1,8 @@
 // node-postgres, loaded only when a PostgreSQL store is used: `pg` is an optional peer dependency, so that
 // importing the package never requires it.
 import { createRequire } from 'node:module';
+import { checkOptions, type Known } from '../known-options.js';
+
 import { ErrorCodes } from '../protocol/errors.js';
 
 /** The part of a `pg.Pool` (or any compatible pool) the store uses. */
@@ -91,6 +93,8 @@ export function loadCopyTo(): CopyTo {
   }
 }
 
+const KNOWN: Known<Exclude<PostgresOption, string>> = { connectionString: true, pool: true, table: true, poolConfig: true };
+
 /** Resolves a {@link PostgresOption} to a pool (made here, or the caller's), whether we own it, and the table. */
 export function openPool(option: PostgresOption, who: string): { pool: PgPool; owned: boolean; table: string } {
   if (typeof option === 'string') {
@@ -100,6 +104,7 @@ export function openPool(option: PostgresOption, who: string): { pool: PgPool; o
   if (option === null || typeof option !== 'object') {
     throw new TypeError(`${who}: postgres must be a connection string or { connectionString, pool, table }`);
   }
+  checkOptions(option, KNOWN, `${who}: postgres`);
   const { connectionString, pool, table = 'audit_log', poolConfig = {} } = option;
   if (pool !== undefined && (typeof pool !== 'object' || typeof pool.query !== 'function')) {
     throw new TypeError(`${who}: postgres.pool must be a pg.Pool`);

@@ -63,7 +63,11 @@ describe('a real writer killed by SIGKILL', () => {
     );
     assert.ok(r.findings.some((f) => f.code === 'writer-crashed'));
     assert.ok(r.findings.every((f) => f.severity === 'note'));
-    assert.equal(r.chainSummaries[1]?.entries, 1 + 100 + 2 + 2, 'start, 100 requests, 2 periodic checkpoints, stop and final');
+    assert.equal(
+      r.chainSummaries[1]?.entries,
+      1 + 1 + 100 + 2 + 2,
+      'start and its checkpoint, 100 requests, 2 periodic checkpoints, stop and final',
+    );
   });
 
   it("deleting the crashed writer's whole chain is found through the witness (tampered), keys or not", async () => {

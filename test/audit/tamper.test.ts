@@ -56,7 +56,7 @@ describe('verifyAuditLog: tampering', () => {
     assert.deepEqual(r.findings, []);
     const s = await verifyAuditLog(signed.file, { publicKey: keys.publicKey });
     assert.equal(s.ok, true);
-    assert.equal(s.checkpoints, 5, '4 periodic + 1 final');
+    assert.equal(s.checkpoints, 6, 'one after the start entry, 4 periodic, 1 final');
   });
 
   const cases: { name: string; mutate: (l: string[]) => string[]; line: number; reason: RegExp }[] = [
@@ -183,7 +183,7 @@ describe('CLI', () => {
     const pub = tmpFile('audit.pub');
     writeFileSync(pub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
     const ok = await run(process.execPath, [cli, 'verify', file, '--public-key', pub]);
-    assert.match(ok.stdout, /^INTACT: 23 entries in 1 chain \(1 closed\), 1 signed checkpoint verified/);
+    assert.match(ok.stdout, /^INTACT: 24 entries in 1 chain \(1 closed\), 2 signed checkpoints verified/);
     const bad = rewrite(lines.filter((_, i) => i !== 4));
     await assert.rejects(run(process.execPath, [cli, 'verify', bad]), (e: { code: number; stdout: string }) => {
       assert.equal(e.code, 1);

@@ -381,18 +381,76 @@ describe('verifyAuditLog: verdicts', () => {
     );
   });
 
-  it('a crashed and witnessed signed chain counts every entry proven', async () => {
-    const a = signed();
-    const b = signed();
-    const lines = a.life(7).slice(0, 9);
-    const r = await verifyAuditLog(logFile(joined([...lines, ...b.life(2, 5, tipOfLine(lines[8] as string))])), withPub);
+  it('a crashed and witnessed signed chain: keyed, every entry proven; signed only, those after its last checkpoint unproven', async () => {
+    for (const [hashKey, expected] of [
+      [undefined, 6],
+      ['k3y', 9],
+    ] as const) {
+      const a = new TestChain({ signingKey: keys.privateKey, hashKey });
+      const b = new TestChain({ signingKey: keys.privateKey, hashKey });
+      const lines = a.life(7).slice(0, 9);
+      const r = await verifyAuditLog(logFile(joined([...lines, ...b.life(2, 5, tipOfLine(lines[8] as string))])), {
+        ...withPub,
+        hashKey,
+      });
+      assert.equal(r.verdict, 'intact');
+      assert.deepEqual(
+        r.chainSummaries.map((c) => [c.status, c.proven, c.unproven]),
+        [
+          ['witnessed', expected, 9 - expected],
+          ['closed', 5, 0],
+        ],
+      );
+    }
+  });
+
+  // Someone who can write the file but holds no key cuts a stopped writer's tail and appends a made-up writer
+  // (plain SHA-256, unsigned) whose start names the cut point; then the app restarts as usual and its genuine
+  // start entry names the made-up writer's last line.
+  const forged = (hashKey?: string, signing = true) => {
+    const a = new TestChain({ signingKey: signing ? keys.privateKey : undefined, hashKey });
+    const lines = a.life(12).slice(0, 9); // (its final checkpoint and stop cut away)
+    const fake = new TestChain().life(1, 5, tipOfLine(lines[8] as string));
+    const g = new TestChain({ signingKey: signing ? keys.privateKey : undefined, hashKey });
+    return logFile(joined([...lines, ...fake, ...g.life(2, 5, tipOfLine(fake[fake.length - 1] as string))]));
+  };
+
+  it('a made-up writer between a cut tail and a restart proves nothing: with hashKey and the public key, unsealed', async () => {
+    const r = await verifyAuditLog(forged('k3y'), { ...withPub, hashKey: 'k3y' });
+    assert.equal(r.verdict, 'unsealed');
     assert.deepEqual(
       r.chainSummaries.map((c) => [c.status, c.proven, c.unproven]),
       [
-        ['witnessed', 9, 0],
+        ['unsealed', 6, 3],
+        ['witnessed', 0, 3],
         ['closed', 5, 0],
       ],
     );
+    assert.ok(r.findings.some((f) => f.code === 'chain-unkeyed' && f.chain === r.chainSummaries[1]?.id));
+    const cut = r.findings.find((f) => f.code === 'chain-unsealed');
+    assert.match(cut?.message ?? '', /names its last line, but is a chain without the hashKey/);
+  });
+
+  it('… with the public key alone: the made-up writer has no checkpoint over its start, so the cut chain is unsealed', async () => {
+    const r = await verifyAuditLog(forged(), withPub);
+    assert.equal(r.verdict, 'unsealed');
+    assert.deepEqual(
+      r.chainSummaries.map((c) => c.status),
+      ['unsealed', 'witnessed', 'closed'],
+    );
+    assert.equal(r.chainSummaries[1]?.proven, 0, 'nothing signed proves the made-up entries');
+    const cut = r.findings.find((f) => f.code === 'chain-unsealed' && f.chain === r.chainSummaries[0]?.id);
+    assert.match(cut?.message ?? '', /names its last line, but is a chain no signed checkpoint covers there/);
+  });
+
+  it('… with the hashKey alone: the made-up writer is unkeyed (unsealed), and the cut chain reads open', async () => {
+    const r = await verifyAuditLog(forged('k3y', false), { hashKey: 'k3y' });
+    assert.equal(r.verdict, 'unsealed');
+    assert.deepEqual(
+      r.chainSummaries.map((c) => c.status),
+      ['open', 'closed', 'closed'],
+    );
+    assert.ok(r.findings.some((f) => f.code === 'chain-unkeyed' && f.chain === r.chainSummaries[1]?.id));
   });
 
   it('a witness must be in the same file: a chain named from another file is missing', async () => {

@@ -1,0 +1,74 @@
+// A mistyped or wrong-shaped option is a TypeError naming it, never its default: `trustedProxie` must not mean
+// "trust every peer", nor `signingkey` "sign nothing".
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, it } from 'node:test';
+import { clientIp as expressClientIp } from '../src/express/index.js';
+import { createAuditLog, createHttpServer, type ProxyProtocolOptions, withProxyProtocol } from '../src/index.js';
+import { clientIp as koaClientIp } from '../src/koa/index.js';
+import { tempDir } from './helpers.js';
+
+const typo = (message: RegExp) => (e: unknown) => e instanceof TypeError && message.test(e.message);
+
+describe('options are checked by name', () => {
+  const cases: [string, () => unknown, RegExp][] = [
+    [
+      'withProxyProtocol({ trustedProxy })',
+      () => withProxyProtocol(http.createServer(), { trustedProxy: ['10.0.0.0/8'] } as ProxyProtocolOptions),
+      /proxyProtocol: unknown option "trustedProxy" \(did you mean trustedProxies\?\)/,
+    ],
+    [
+      "withProxyProtocol(server, 'loopback')",
+      () => withProxyProtocol(http.createServer(), 'loopback' as ProxyProtocolOptions),
+      /proxyProtocol: options must be an object/,
+    ],
+    [
+      'createHttpServer({ proxyProtocol: { trustedProxie } })',
+      () => createHttpServer({ proxyProtocol: { trustedProxie: [] } as ProxyProtocolOptions }),
+      /did you mean trustedProxies\?/,
+    ],
+    [
+      'Express clientIp({ forwardFor })',
+      () => expressClientIp({ forwardFor: 'preserve' } as never),
+      /clientIp: unknown option "forwardFor" \(did you mean forwardedFor\?\)/,
+    ],
+    [
+      'Koa clientIp({ trustForwarded })',
+      () => koaClientIp({ trustForwarded: 'loopback' } as never),
+      /unknown option "trustForwarded"/,
+    ],
+    [
+      'createAuditLog({ signingkey })',
+      () => createAuditLog({ filename: `${tempDir('ppa-opt-')}/a.jsonl`, signingkey: 'x' } as never),
+      /createAuditLog: unknown option "signingkey" \(did you mean signingKey\?\)/,
+    ],
+    [
+      'createAuditLog({ postgres: { conectionString } })',
+      () =>
+        createAuditLog({ filename: `${tempDir('ppa-opt-')}/a.jsonl`, postgres: { conectionString: 'postgres://x' } as never }),
+      /postgres: unknown option "conectionString" \(did you mean connectionString\?\)/,
+    ],
+    [
+      'an option far from every name: no suggestion',
+      () => withProxyProtocol(http.createServer(), { zzz: 1 } as never),
+      /unknown option "zzz"$/,
+    ],
+  ];
+  for (const [name, call, message] of cases) {
+    it(name, () => {
+      assert.throws(call, typo(message));
+    });
+  }
+
+  it('every documented option is accepted', () => {
+    const s = withProxyProtocol(http.createServer(), {
+      requireHeader: true,
+      trustedProxies: 'loopback',
+      headerTimeout: 1000,
+      overrideRemoteAddress: true,
+      maxHeaderLength: 4096,
+    });
+    assert.ok(s instanceof http.Server);
+    assert.equal(typeof expressClientIp({ forwardedFor: 'append', trustForwardedFrom: '10.0.0.0/8' }), 'function');
+  });
+});
