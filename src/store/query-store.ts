@@ -101,10 +101,12 @@ export function queryStore(filters: QueryFilters, options: StoreQueryOptions): A
             }
             const fields = view(entry);
             if (fields.chain !== undefined) chains.add(fields.chain);
-            // The SQL chose the row by its columns; the entry is judged by its own text, as in a file.
-            if (!filter.match(fields)) continue;
+            // Every row read is checked, also one its own text then leaves out (a line edited so that it no
+            // longer matches what its columns say: verified rows are rows checked).
             const ok = rowHashOk(line, entry, key);
-            if (ok !== true) {
+            // The SQL chose the row by its columns; the entry is judged by its own text, as in a file.
+            const matched = filter.match(fields);
+            if (ok === false || (ok === undefined && matched)) {
               total++;
               add(
                 ok === false
@@ -122,6 +124,7 @@ export function queryStore(filters: QueryFilters, options: StoreQueryOptions): A
                     },
               );
             }
+            if (!matched) continue;
             counts.matched++;
             if (ok !== true) counts.unverifiedMatches++;
             counts.yielded++;

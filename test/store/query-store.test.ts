@@ -98,6 +98,22 @@ describe('query --postgres', needsPostgres(), () => {
     assert.match(cli.stderr, /tampered: hash-mismatch/);
   });
 
+  it('a row whose line was edited out of the answer (its columns still match): tampered, not intact', async () => {
+    const table = fresh();
+    await load(table, DAY);
+    const before = await lines(store(table), { user: 'nurse-kim' });
+    assert.equal(before.lines.length, 2);
+    for (const p of db.psql(`SELECT DISTINCT tableoid::regclass FROM ${table} WHERE user_id = 'nurse-kim'`).split('\n')) {
+      db.psql(`ALTER TABLE ${p} DISABLE TRIGGER USER`);
+      db.psql(`UPDATE ${p} SET line = replace(line, '"nurse-kim"', '"nurse-kip"') WHERE user_id = 'nurse-kim'`);
+    }
+    const r = await lines(store(table), { user: 'nurse-kim' });
+    assert.equal(r.lines.length, 0, 'judged by their text, the rows no longer match');
+    assert.equal(r.result.entries, 2);
+    assert.equal(r.result.verdict, 'tampered');
+    assert.ok(r.result.findings.some((f) => f.code === 'hash-mismatch'));
+  });
+
   it('the CLI: --postgres with --table, every format; report over the store', async () => {
     const { stdout, stderr } = await exec(process.execPath, [CLI, 'query', '--postgres', db.url, '--user', 'dr-lee', '--json']);
     assert.equal(stdout.trimEnd().split('\n').length, 4);
