@@ -119,6 +119,18 @@ export interface LineSource {
   source: string;
   /** 1-based physical line (or row) number. */
   line: number;
+  /**
+   * The text is one piece of a physical line that another piece follows (a store that keeps the pieces of a
+   * line apart says so; {@link Verifier.line} finds it itself in a whole line).
+   */
+  glued?: boolean;
+}
+
+/** A torn fragment alone on its line, waiting for what explains it (see {@link Verifier.explain}). */
+interface Pending {
+  text: string;
+  source: string;
+  line: number;
 }
 
 interface ChainState {
@@ -162,6 +174,8 @@ interface Witness {
   hash: string;
 }
 
+/** Torn fragments waiting to be explained (beyond them, a fragment is a note only). */
+const MAX_PENDING = 1000;
 /** Witnesses kept per chain (a file opened by this many writers after one line is not a crash to explain). */
 const MAX_WITNESSES = 64;
 
@@ -325,6 +339,10 @@ export class Verifier {
   private ringAt = 0;
   private lastWasEntry = false;
   private lastWhere: LineSource | undefined;
+  /** Torn fragments of the current source not explained yet, oldest first (at most MAX_PENDING). */
+  private pending: Pending[] = [];
+  /** Whether the last piece of the current source was a torn fragment. */
+  private lastWasFragment = false;
 
   constructor(options: VerifyOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('Verifier: options must be an object');
@@ -359,14 +377,14 @@ export class Verifier {
     // Split at every marker: a torn fragment may have another writer's whole line glued after it.
     let at = text.indexOf(MARKER, 1);
     if (at < 0) {
-      const one = this.piece(text, where);
+      const one = this.piece(text, where, where.glued === true);
       return one === undefined ? NONE : [one];
     }
     const out: VerifiedEntry[] = [];
     let start = 0;
     while (start < text.length) {
       const end = at < 0 ? text.length : at;
-      const one = this.piece(text.slice(start, end), where);
+      const one = this.piece(text.slice(start, end), where, end < text.length);
       if (one !== undefined) out.push(one);
       start = end;
       at = end < text.length ? text.indexOf(MARKER, end + 1) : -1;
@@ -383,6 +401,17 @@ export class Verifier {
     if (info.endsWithNewline === false && this.lastWasEntry && this.lastWhere) {
       this.add(VerifyCodes.MISSING_NEWLINE, `${source} ends in a whole entry without its newline`, this.lastWhere);
     }
+    // The source's last piece may be a line still being written, or cut by a crash nobody restarted after.
+    if (this.lastWasFragment) this.pending.pop();
+    for (const p of this.pending) {
+      this.add(
+        VerifyCodes.FRAGMENT_UNEXPLAINED,
+        `torn fragment of ${Buffer.byteLength(p.text)} bytes that no writer explains: no line after it is that line written again whole, and no writer opening the file found it (torn_bytes): text put there by hand?`,
+        { source: p.source, line: p.line },
+      );
+    }
+    this.pending = [];
+    this.lastWasFragment = false;
     this.source = undefined;
     this.resetWindow();
   }
@@ -451,12 +480,14 @@ export class Verifier {
   }
 
   /** One piece of a physical line: a whole entry, a fragment, or foreign text. */
-  private piece(text: string, where: LineSource): VerifiedEntry | undefined {
+  private piece(text: string, where: LineSource, glued: boolean): VerifiedEntry | undefined {
     this.lastWasEntry = false;
+    this.lastWasFragment = false;
     if (!text.startsWith(MARKER)) {
       // Cut inside the marker itself — or zero bytes where a crash left the file longer than what reached the
       // disk (power loss on XFS or ext4 with data=writeback), with or without the start of a line after them.
-      if (MARKER.startsWith(text) || MARKER.startsWith(text.replace(/^\0+/, ''))) return this.fragment(text, where);
+      if (MARKER.startsWith(text)) return this.fragment(text, where, glued);
+      if (MARKER.startsWith(text.replace(/^\0+/, ''))) return this.fragment(text, where, true); // (zeros say nothing)
       this.add(VerifyCodes.NOT_AN_ENTRY, `not an audit entry: ${preview(text)}`, where);
       return undefined;
     }
@@ -464,14 +495,16 @@ export class Verifier {
     if (quick !== undefined) {
       this.entries++;
       this.lastWasEntry = true;
-      return new LazyEntry(quick, text, this.check(quick, text, quick.audit.hash, where, true));
+      const ok = this.check(quick, text, quick.audit.hash, where, true);
+      if (this.pending.length > 0) this.explain(text, quick);
+      return new LazyEntry(quick, text, ok);
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       // A proper prefix of a JSON object is never valid JSON, so an entry cut anywhere lands here.
-      return this.fragment(text, where);
+      return this.fragment(text, where, glued);
     }
     const m = SUFFIX.exec(text);
     const entry = parsed as ParsedEntry;
@@ -481,13 +514,35 @@ export class Verifier {
     }
     this.entries++;
     this.lastWasEntry = true;
-    return { entry, text, ok: this.check(entry, text, m[1] as string, where) };
+    const ok = this.check(entry, text, m[1] as string, where);
+    if (this.pending.length > 0) this.explain(text, entry);
+    return { entry, text, ok };
   }
 
-  private fragment(text: string, where: LineSource): undefined {
+  /**
+   * A torn fragment is a note, and waits to be explained as a writer leaves one: a write cut short by a full
+   * disk is written again whole on a later line (which begins with the fragment's bytes), and a writer that
+   * opens a file ending mid-line (a crash) records that in its start or reopen entry (`torn_bytes`); the last
+   * piece of a source may be a line still being written. One glued before another piece on its line is
+   * another writer's that crashed mid-write while this one went on appending: nothing more is asked of it.
+   * Any other fragment is `fragment-unexplained` (tampered) at the end of the source.
+   */
+  private fragment(text: string, where: LineSource, glued: boolean): undefined {
     this.fragments++;
     this.add(VerifyCodes.TORN_FRAGMENT, `torn fragment of ${Buffer.byteLength(text)} bytes skipped (a write cut short)`, where);
+    this.lastWasFragment = true;
+    if (!glued && this.pending.length < MAX_PENDING) this.pending.push({ text, source: where.source, line: where.line });
     return undefined;
+  }
+
+  /** Drops the pending fragments that the whole entry `text` explains (see {@link fragment}). */
+  private explain(text: string, e: ParsedEntry): void {
+    const action = e.event.action;
+    const torn = (e.audit as { torn_bytes?: unknown }).torn_bytes;
+    if ((action === 'audit-log-started' || action === 'audit-log-reopened') && typeof torn === 'number' && torn > 0) {
+      this.pending.pop(); // the fragment this writer found at the end of the file and ended with a newline
+    }
+    if (this.pending.length > 0) this.pending = this.pending.filter((p) => !text.startsWith(p.text));
   }
 
   /**

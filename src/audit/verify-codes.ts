@@ -46,9 +46,15 @@ export const VerifyCodes = {
   CHAIN_UNSEALED: 'chain-unsealed',
   /**
    * unsealed: a `hashKey` was given but this chain uses plain SHA-256, which anyone can compute: nothing
-   * proves who wrote it (checked by the public key instead when one is given).
+   * proves who wrote it, and it witnesses no other chain's crash.
    */
   CHAIN_UNKEYED: 'chain-unkeyed',
+  /**
+   * tampered: a torn fragment alone on its line that no writer explains: not written again whole on a later
+   * line (a full disk), not found by the next writer opening the file (`torn_bytes`: a crash), not the
+   * source's last piece.
+   */
+  FRAGMENT_UNEXPLAINED: 'fragment-unexplained',
   /** tampered: the entry's hash does not match its text: it was edited (or the hashKey is wrong). */
   HASH_MISMATCH: 'hash-mismatch',
   /** tampered: the sequence jumps forward: entries were removed. */
@@ -119,6 +125,7 @@ export const VerifySeverities: Readonly<Record<VerifyCode, VerifySeverity>> = {
   'store-unguarded': 'note',
   'chain-unsealed': 'unsealed',
   'chain-unkeyed': 'unsealed',
+  'fragment-unexplained': 'tampered',
   'hash-mismatch': 'tampered',
   'sequence-gap': 'tampered',
   'sequence-reordered': 'tampered',

@@ -143,7 +143,11 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
           if (text === null)
             throw Object.assign(new Error(`row ${where.line} has no line`), { code: ErrorCodes.AUDIT_STORE_SCHEMA });
           if (kind === ENTRY) verifier.line(text, where);
-          else verifier.line(rawText(Buffer.from(text, 'hex'), kind === GLUED), where);
+          else
+            verifier.line(
+              rawText(Buffer.from(text, 'hex'), kind === GLUED),
+              kind === GLUED ? { source: where.source, line: where.line, glued: true } : where,
+            );
         }
       }
       await client.query('COMMIT');

@@ -192,6 +192,63 @@ const cases: Case[] = [
     exitCode: 1,
     findings: [['witness-missing', 6]],
   },
+  {
+    name: 'a fragment put between two entries by hand (no writer leaves one there): fragment-unexplained',
+    text: () => {
+      const a = new TestChain();
+      const planted =
+        '{"@timestamp":"2026-03-01T11:59:59.999Z","event":{"kind":"event","category":"web","action":"http-request"},"user":{"id":"dr-framed"},"url":{"path":"/patients/42"';
+      return joined([a.start(), a.request('/1'), planted, a.request('/2'), ...a.stop()]);
+    },
+    verdict: 'tampered',
+    exitCode: 1,
+    findings: [
+      ['torn-fragment', 3],
+      ['fragment-unexplained', 3],
+    ],
+  },
+  {
+    name: 'a fragment written again whole on the next line (a full disk): a note',
+    text: () => {
+      const a = new TestChain();
+      const first = a.start();
+      const r1 = a.request('/1');
+      return joined([first, r1.slice(0, 120), r1, ...a.stop()]);
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [['torn-fragment', 2]],
+  },
+  {
+    name: 'a fragment the next writer found at the end of the file (torn_bytes): a note',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const lines = [a.start(), a.request('/1')];
+      const tip = tipOf(a);
+      const torn = a.request('/2', 'crashed-mid-write').slice(0, 150);
+      return joined([...lines, torn, b.start(tip, Buffer.byteLength(torn)), ...b.stop()]);
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [
+      ['torn-fragment', 3],
+      ['writer-crashed', 2],
+    ],
+  },
+  {
+    name: "a fragment at the file's end (a line being written, or a crash nobody restarted after): a note",
+    text: () => {
+      const a = new TestChain();
+      return `${joined([a.start(), a.request('/1')])}${a.request('/2').slice(0, 90)}`;
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [
+      ['torn-fragment', 3],
+      ['chain-open', 2],
+    ],
+  },
   { name: 'an empty file', text: () => '', verdict: 'cannot-verify', exitCode: 2, findings: [['empty-input', undefined]] },
   {
     name: 'blank lines only',
@@ -527,7 +584,11 @@ describe('verifyAuditLog: verdicts', () => {
     lines.push(a.request('/x').replace('/x', '/y'));
     const r = await verifyAuditLog(logFile(joined(lines)), { maxFindings: 5 });
     assert.equal(r.findings.length, 5);
-    assert.equal(r.findingsTotal, 20 + 2 + 1);
+    assert.equal(
+      r.findingsTotal,
+      20 + 20 + 2 + 1,
+      'each fragment a note and, unexplained, tampered; a gap, a chain open; an edit',
+    );
     assert.ok(r.findings.some((f) => f.code === 'hash-mismatch'));
     assert.ok(r.findings.some((f) => f.code === 'sequence-gap'));
     assert.equal(r.verdict, 'tampered');

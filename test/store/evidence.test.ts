@@ -117,7 +117,7 @@ const DAMAGES: Damage[] = [
         linesOf(f).map((l) => l.replace('"path":"/e/6"', '"path":"/e/6')),
       ),
     verdict: 'tampered',
-    codes: ['torn-fragment', 'sequence-gap'],
+    codes: ['torn-fragment', 'sequence-gap', 'fragment-unexplained'],
     raw: [RawReasons.TORN_FRAGMENT],
   },
   {
