@@ -14,8 +14,27 @@ export function readKeys(options: Map<string, string[]>): { publicKey?: string; 
   const keys: { publicKey?: string; hashKey?: Buffer } = {};
   const pubFile = last(options, '--public-key');
   if (pubFile !== undefined) keys.publicKey = readFileSync(pubFile, 'utf8');
-  const keyFile = last(options, '--hash-key-file');
-  const keyEnv = last(options, '--hash-key-env');
+  const hashKey = readHashKey(options, '--hash-key-file', '--hash-key-env');
+  if (hashKey !== undefined) keys.hashKey = hashKey;
+  return keys;
+}
+
+/**
+ * The keys of the `--audit-to` log: `--audit-hash-key-file FILE | --audit-hash-key-env VAR` and
+ * `--audit-signing-key PEM` (the private key), read as the reading keys are.
+ */
+export function readAuditKeys(options: Map<string, string[]>): { hashKey?: Buffer; signingKey?: string } {
+  const keys: { hashKey?: Buffer; signingKey?: string } = {};
+  const signing = last(options, '--audit-signing-key');
+  if (signing !== undefined) keys.signingKey = readFileSync(signing, 'utf8');
+  const hashKey = readHashKey(options, '--audit-hash-key-file', '--audit-hash-key-env');
+  if (hashKey !== undefined) keys.hashKey = hashKey;
+  return keys;
+}
+
+function readHashKey(options: Map<string, string[]>, fileFlag: string, envFlag: string): Buffer | undefined {
+  const keyFile = last(options, fileFlag);
+  const keyEnv = last(options, envFlag);
   let key: Buffer | undefined;
   if (keyFile !== undefined) {
     key = readFileSync(keyFile);
@@ -27,6 +46,5 @@ export function readKeys(options: Map<string, string[]>): { publicKey?: string; 
     key = Buffer.from(v);
   }
   if (key !== undefined && key.length === 0) throw new UsageError('the hash key is empty');
-  if (key !== undefined) keys.hashKey = key;
-  return keys;
+  return key;
 }

@@ -6,7 +6,7 @@ import type { QueryFilters } from '../query/filter.js';
 import type { QueryOptions, QueryResult } from '../query/query.js';
 import type { StoreSource } from '../store/query-store.js';
 import { last, UsageError } from './args.js';
-import { readKeys } from './keys.js';
+import { readAuditKeys, readKeys } from './keys.js';
 
 /** Options that take a value, for {@link parseArgs}. */
 export const FILTER_OPTIONS = [
@@ -21,7 +21,17 @@ export const FILTER_OPTIONS = [
   '--outcome',
   '--action',
 ];
-export const KEY_OPTIONS = ['--public-key', '--hash-key-file', '--hash-key-env', '--audit-to', '--postgres', '--table'];
+export const KEY_OPTIONS = [
+  '--public-key',
+  '--hash-key-file',
+  '--hash-key-env',
+  '--audit-to',
+  '--audit-hash-key-file',
+  '--audit-hash-key-env',
+  '--audit-signing-key',
+  '--postgres',
+  '--table',
+];
 
 export const FILTER_USAGE = `      Filters (all must match; a filter given twice matches either value):
         --ip ADDRESS|CIDR  --not-ip ADDRESS|CIDR  --peer ADDRESS|CIDR  --user ID  --path PREFIX  --route TEMPLATE
@@ -30,7 +40,8 @@ export const FILTER_USAGE = `      Filters (all must match; a filter given twice
       Keys: --public-key PEM  --hash-key-file FILE | --hash-key-env VAR
       --postgres URL [--table audit_log]: ask the PostgreSQL store instead of files (answered from its indexes,
         each answered row's hash recomputed; verify --postgres checks its chains).
-      --audit-to FILE: append an audit-query entry (who, which filters, what was found) to that audit log.
+      --audit-to FILE: append an audit-query entry (who, which filters, what was found) to that audit log,
+        keyed and signed as that log is: --audit-hash-key-file FILE | --audit-hash-key-env VAR, --audit-signing-key PEM.
       Every chain read is verified. Exit 0: intact; 1: tampered; 2: cannot verify or bad usage; 3: unsealed.`;
 
 export function filtersOf(options: Map<string, string[]>): QueryFilters {
@@ -132,6 +143,7 @@ function who(): string {
  */
 export async function recordAccess(
   file: string,
+  options: Map<string, string[]>,
   details: {
     command: string;
     sources: readonly string[];
@@ -153,7 +165,17 @@ export async function recordAccess(
   // Loaded only for --audit-to: the writer brings winston, which costs a query ~60 ms of start-up
   // (`node -e "require('winston')"`: 59 ms on this machine).
   const { createAuditLog } = await import('../audit/audit-log.js');
-  const log = createAuditLog({ filename: file, service: 'proxy-protocol-audit' });
+  const keys = readAuditKeys(options);
+  // A plain SHA-256, unsigned record in a keyed or signed log reads chain-unkeyed or unsealed there.
+  const read = result?.chainSummaries ?? [];
+  const keyed = read.some((c) => c.alg === 'hmac-sha256');
+  const signed = read.some((c) => c.signed);
+  if (sources.includes(file) && ((keyed && !keys.hashKey) || (signed && !keys.signingKey))) {
+    process.stderr.write(
+      `warning: ${file} is ${keyed ? 'keyed' : 'signed'}, but the audit-query entry is not${keyed && !keys.hashKey ? ' (--audit-hash-key-file | --audit-hash-key-env)' : ''}${signed && !keys.signingKey ? ' (--audit-signing-key)' : ''}: verify will read its chain as ${keyed && !keys.hashKey ? 'chain-unkeyed' : 'chain-unsealed'}; give its keys, or record access in a log of its own\n`,
+    );
+  }
+  const log = createAuditLog({ filename: file, service: 'proxy-protocol-audit', ...keys });
   log.write({
     kind: 'event',
     category: 'configuration',

@@ -67,7 +67,7 @@ ${FILTER_USAGE}`,
     } finally {
       const auditTo = last(options, '--audit-to');
       if (auditTo !== undefined)
-        await recordAccess(auditTo, { command: 'query', sources: q.sources, filters: q.filters, result, error });
+        await recordAccess(auditTo, options, { command: 'query', sources: q.sources, filters: q.filters, result, error });
     }
     process.stderr.write(describeVerification('query', result));
     return result.exitCode;

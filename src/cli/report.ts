@@ -33,7 +33,7 @@ ${FILTER_USAGE}`,
     } finally {
       const auditTo = last(options, '--audit-to');
       if (auditTo !== undefined) {
-        await recordAccess(auditTo, {
+        await recordAccess(auditTo, options, {
           command: 'report',
           sources: r?.sources ?? files,
           filters: r?.filters ?? {},

@@ -170,6 +170,56 @@ describe('CLI query', () => {
     assert.equal((await verifyAuditLog(trail)).verdict, 'intact');
   });
 
+  it('--audit-to into the keyed, signed log it reads: with its keys the log still verifies intact; without, a warning', async () => {
+    const keys = generateKeyPairSync('ed25519');
+    const priv = tmpFile('audit.key');
+    const pub = tmpFile('audit.pub');
+    writeFileSync(priv, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(pub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
+    const hashFile = tmpFile('hash.key');
+    writeFileSync(hashFile, 'k3y\n');
+    const { createAuditLog } = await import('../../src/index.js');
+    const make = async (name: string) => {
+      const f = tmpFile(name);
+      const log = createAuditLog({ filename: f, hashKey: 'k3y', signingKey: keys.privateKey });
+      log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/p', userId: 'dr-lee' });
+      await log.close();
+      return f;
+    };
+    const own = await make('own.jsonl');
+    const readKeys = ['--public-key', pub, '--hash-key-file', hashFile];
+    const bare = await run(['query', own, '--user', 'dr-lee', '--json', ...readKeys, '--audit-to', own]);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.match(
+      bare.stderr,
+      /warning: .* is keyed, but the audit-query entry is not .*--audit-hash-key-file.*--audit-signing-key/,
+    );
+    const unkeyed = await verifyAuditLog(own, { publicKey: keys.publicKey, hashKey: 'k3y' });
+    assert.equal(unkeyed.verdict, 'unsealed');
+    // Again, with the log's keys: the new record's chain is keyed and signed.
+    const log2 = await make('own2.jsonl');
+    assert.equal((await verifyAuditLog(log2, { publicKey: keys.publicKey, hashKey: 'k3y' })).verdict, 'intact');
+    const r = await run([
+      'query',
+      log2,
+      '--user',
+      'dr-lee',
+      '--json',
+      ...readKeys,
+      '--audit-to',
+      log2,
+      '--audit-hash-key-file',
+      hashFile,
+      '--audit-signing-key',
+      priv,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /warning/);
+    const after = await verifyAuditLog(log2, { publicKey: keys.publicKey, hashKey: 'k3y' });
+    assert.equal(after.verdict, 'intact', JSON.stringify(after.findings));
+    assert.equal(after.chains, 2);
+  });
+
   it('a reader that goes away (query | head) ends the query quietly', async () => {
     const big = await writeLog(Array.from({ length: 20_000 }, (_, i) => request(i / 100)));
     const child = spawn(process.execPath, [cli, 'query', big.file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
