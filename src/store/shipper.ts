@@ -1,7 +1,7 @@
 // Shipping an audit file to PostgreSQL: the file is the durable spool, the table is the collected evidence.
 import { createHash, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, statSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -48,6 +48,12 @@ export interface ShipperOptions {
    * in the file for the next shipper. Default false; the audit log's own shipper sets it.
    */
   unref?: boolean;
+  /**
+   * Milliseconds a statement may go unanswered (a database that hangs, a lock held on the table, a network
+   * that drops packets) before the store counts as unavailable: `'outage'`, then `'recovered'` once it
+   * answers. The statement is not cut for it (`close()` cuts it at its deadline). Default 30000.
+   */
+  stallTimeout?: number;
 }
 
 /** How far the store is behind the file. */
@@ -164,6 +170,9 @@ export class PostgresShipper extends EventEmitter {
   private readonly follow: boolean;
   private readonly batchSize: number;
   private readonly pollInterval: number;
+  private readonly stallTimeout: number;
+  /** When the files were last measured (see {@link lag}). */
+  private lookedAt = 0;
   private readonly retryMin: number;
   private readonly retryMax: number;
   private readonly rotationGrace: number;
@@ -239,6 +248,7 @@ export class PostgresShipper extends EventEmitter {
       retryMax = 5000,
       rotationGrace = 10_000,
       unref = false,
+      stallTimeout = 30_000,
     } = options ?? ({} as ShipperOptions);
     if (typeof filename !== 'string' || filename === '') throw new TypeError('PostgresShipper: filename must be a path');
     if (source !== undefined && (typeof source !== 'string' || source === '')) throw new TypeError('PostgresShipper: bad source');
@@ -248,6 +258,7 @@ export class PostgresShipper extends EventEmitter {
       ['retryMin', retryMin, 1],
       ['retryMax', retryMax, 1],
       ['rotationGrace', rotationGrace, 0],
+      ['stallTimeout', stallTimeout, 1],
     ] as const) {
       if (!Number.isInteger(v) || v < min) throw new TypeError(`PostgresShipper: bad ${k}`);
     }
@@ -259,6 +270,7 @@ export class PostgresShipper extends EventEmitter {
     this.retryMin = retryMin;
     this.retryMax = Math.max(retryMin, retryMax);
     this.rotationGrace = rotationGrace;
+    this.stallTimeout = stallTimeout;
     this.unref = unref === true;
     const { pool, owned, table } = openPool(postgres, 'PostgresShipper');
     this.names = tableNames(table, 'PostgresShipper');
@@ -294,8 +306,15 @@ export class PostgresShipper extends EventEmitter {
   /** How far PostgreSQL is behind the file. */
   get lag(): ShipperLag {
     let bytes = this.leftBytes ?? (this.ready ? 0 : this.unseenBytes);
-    if (this.leftBytes === undefined)
+    if (this.leftBytes === undefined) {
+      // A look held up (a batch the database does not answer) measures the live file here instead.
+      const last = this.files[this.files.length - 1];
+      if (this.ready && last !== undefined && Date.now() - this.lookedAt > this.pollInterval) {
+        const st = statSync(this.filename, { throwIfNoEntry: false });
+        if (st !== undefined && st.ino === last.ino && st.size > (this.sizes.get(last) ?? 0)) this.sizes.set(last, st.size);
+      }
       for (const f of this.files) bytes += Math.max(0, (this.sizes.get(f) ?? f.offset) - f.offset);
+    }
     return { bytes, ms: bytes > 0 && this.behindSince > 0 ? Date.now() - this.behindSince : 0 };
   }
 
@@ -508,14 +527,18 @@ export class PostgresShipper extends EventEmitter {
     let backoff = this.retryMin;
     while (!this.stopping) {
       let worked = false;
+      const stall = setTimeout(() => this.stalled(), this.stallTimeout);
+      stall.unref();
       try {
         worked = await this.step();
+        clearTimeout(stall);
         backoff = this.retryMin;
         if (this.down) {
           this.down = undefined;
           this.emit('recovered');
         }
       } catch (err) {
+        clearTimeout(stall);
         if (this.stopping) break; // (cut by close() past its deadline: not an outage)
         this.failed(err as Error);
         await this.sleep(backoff);
@@ -525,6 +548,17 @@ export class PostgresShipper extends EventEmitter {
       this.settle();
       if (!worked && !this.stopping) await this.sleep(this.pollInterval);
     }
+  }
+
+  /** A step unanswered for `stallTimeout`: an outage (not a failure: nothing failed, nothing is retried). */
+  private stalled(): void {
+    if (this.down !== undefined || this.stopping) return;
+    this.down = Object.assign(
+      new Error(`PostgreSQL has not answered for ${this.stallTimeout} ms (a hung server, a lock on the table, a lost network)`),
+      { code: ErrorCodes.AUDIT_STORE_UNAVAILABLE },
+    );
+    this.emit('outage', this.down);
+    if (this.listenerCount('error') > 0) this.emit('error', this.down);
   }
 
   private failed(err: Error): void {
@@ -812,6 +846,7 @@ export class PostgresShipper extends EventEmitter {
       for (const f of this.files) if (!this.sizes.has(f)) this.sizes.set(f, await f.size());
     }
     for (const w of this.waiters) w.targets ??= new Map(this.sizes);
+    this.lookedAt = Date.now();
     const behind = this.files.some((f) => (this.sizes.get(f) ?? 0) > f.offset);
     if (!behind) this.behindSince = 0;
     else if (this.behindSince === 0) this.behindSince = Date.now();

@@ -789,6 +789,40 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(count(table), 22);
   });
 
+  it('a database that stops answering mid-batch is an outage after stallTimeout, recovered once it answers; lag keeps counting', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    await writeEntries(file, 10);
+    const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table }, stallTimeout: 500 });
+    const events: string[] = [];
+    s.on('outage', (e: { code: string }) => events.push(`outage ${e.code}`));
+    s.on('recovered', () => events.push('recovered'));
+    s.start();
+    await s.flush(10_000);
+    const frozen = await clusterPids(db);
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    let during: number;
+    try {
+      appendFileSync(file, readFileSync(file)); // (the same lines again: a resend the store ignores)
+      await waitFor('the outage', () => events.length > 0, 5000);
+      assert.deepEqual(events, [`outage ${ErrorCodes.AUDIT_STORE_UNAVAILABLE}`]);
+      assert.equal(s.outage, true);
+      const before = s.lag.bytes;
+      appendFileSync(file, readFileSync(file).subarray(0, 1000));
+      await sleep(300);
+      during = s.lag.bytes;
+      assert.ok(during >= before + 1000, `lag ${before} → ${during} while the batch waits`);
+      assert.equal(s.stats.failures, 0, 'nothing failed: the statement still waits');
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    await waitFor('the recovery', () => events.includes('recovered'), 20_000);
+    assert.equal(s.outage, false);
+    await s.close(20_000).catch(() => {}); // (the 1000 bytes end mid-line: nothing more to ship)
+    assert.equal(distinct(table), 10 + 2);
+  });
+
   it('a connection still being made to a frozen database is abandoned at the deadline: close() ends at once', async () => {
     const table = freshTable();
     await init(table);
