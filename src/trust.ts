@@ -38,6 +38,8 @@ export function compileTrust(list: TrustList, optionName: string): TrustFn {
       const address = slash < 0 ? entry : entry.slice(0, slash);
       const family = isIP(address);
       if (family === 0) throw new TypeError(`${optionName}: ${JSON.stringify(raw)} is not an IP address or CIDR`);
+      // A zone (`fe80::1%eth0`) names an interface, which no peer address Node reports carries: it would match nothing.
+      if (address.includes('%')) throw new TypeError(`${optionName}: ${JSON.stringify(raw)} has a zone index (%…): leave it out`);
       const type = family === 4 ? 'ipv4' : 'ipv6';
       if (slash < 0) {
         blocks.addAddress(address, type);
@@ -45,7 +47,8 @@ export function compileTrust(list: TrustList, optionName: string): TrustFn {
       }
       const bitsText = entry.slice(slash + 1);
       const bits = Number(bitsText);
-      if (!/^\d{1,3}$/.test(bitsText) || bits > (family === 4 ? 32 : 128)) {
+      // (one way to write each length: `/08` is a typo, refused like any other)
+      if (!/^(0|[1-9]\d{0,2})$/.test(bitsText) || bits > (family === 4 ? 32 : 128)) {
         throw new TypeError(`${optionName}: ${JSON.stringify(raw)} has a bad prefix length`);
       }
       blocks.addSubnet(address, bits, type);

@@ -73,6 +73,9 @@ const bad: { name: string; list: unknown }[] = [
   { name: 'a prefix with spaces', list: ['10.0.0.0/ 8'] },
   { name: 'an octet above 255', list: ['10.0.0.256'] },
   { name: 'an empty string', list: [''] },
+  { name: 'a prefix with a leading zero', list: ['10.0.0.0/08'] },
+  { name: 'an IPv6 zone index', list: ['fe80::1%eth0'] },
+  { name: 'a zone index in a CIDR', list: ['fe80::%eth0/64'] },
 ];
 
 describe('compileTrust', () => {
