@@ -68,12 +68,12 @@ function forwardedList(headers: IncomingHttpHeaders): string[] {
   return (Array.isArray(v) ? v.join(',') : v).split(',').map((s) => s.trim());
 }
 
+const KNOWN: Known<ClientIpOptions> = { forwardedFor: true, trustForwardedFrom: true };
+
 /**
  * Compiles the options once and returns the per-request function: it decides the client address and
  * rewrites the forwarding headers of `req` as configured. Throws a `TypeError` for bad options.
  */
-const KNOWN: Known<ClientIpOptions> = { forwardedFor: true, trustForwardedFrom: true };
-
 export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMessage) => ClientAddress {
   checkOptions(options, KNOWN, 'clientIp');
   const { forwardedFor = 'replace', trustForwardedFrom } = options;
@@ -116,6 +116,8 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
       const h = headersOf(req);
       const prior = h['x-forwarded-for'];
       h['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${connectionIp}` : connectionIp;
+      // The raw headers say the same: one more X-Forwarded-For line, which readers join to the list above.
+      req.rawHeaders.push('X-Forwarded-For', connectionIp);
     }
     return { ip, port, forwarded: ip !== connectionIp };
   };

@@ -106,6 +106,12 @@ describe('compileClientIp', () => {
     assert.deepEqual(req.rawHeaders, ['Accept', '*/*', 'X-Forwarded-For', '192.0.2.9', 'X-Real-IP', '192.0.2.9']);
   });
 
+  it('append adds the connection to rawHeaders too, as one more X-Forwarded-For line', () => {
+    const req = fakeReq('192.0.2.9', { 'X-Forwarded-For': '6.6.6.6', Accept: '*/*' });
+    compileClientIp({ forwardedFor: 'append' })(req);
+    assert.deepEqual(req.rawHeaders, ['X-Forwarded-For', '6.6.6.6', 'Accept', '*/*', 'X-Forwarded-For', '192.0.2.9']);
+  });
+
   it('bad options throw a TypeError at compile time', () => {
     assert.throws(() => compileClientIp({ forwardedFor: 'drop' as never }), TypeError);
     assert.throws(() => compileClientIp({ trustForwardedFrom: ['300.1.1.1'] }), TypeError);
