@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -155,6 +155,17 @@ describe('CLI verify: exit codes and output', () => {
     const r = await run('help');
     assert.equal(r.code, 0);
     for (const re of [/Exit 0: intact/, /1: tampered/, /2: cannot verify/, /3: unsealed/]) assert.match(r.stdout, re);
+  });
+
+  it("COMMAND --help prints that command's usage (exit 0); --version the package version", async () => {
+    const h = await run('verify', '--help');
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /^Usage:\n {2}proxy-protocol-audit verify FILE/);
+    assert.doesNotMatch(h.stdout, /proxy-protocol-audit ship/);
+    const v = await run('--version');
+    assert.equal(v.code, 0);
+    const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
+    assert.equal(v.stdout, `${version}\n`);
   });
 });
 
