@@ -341,8 +341,8 @@ export class Verifier {
   private lastWhere: LineSource | undefined;
   /** Torn fragments of the current source not explained yet, oldest first (at most MAX_PENDING). */
   private pending: Pending[] = [];
-  /** Whether the last piece of the current source was a torn fragment. */
-  private lastWasFragment = false;
+  /** The pending fragment the last piece of the current source was, if it was one. */
+  private lastFragment: Pending | undefined;
 
   constructor(options: VerifyOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('Verifier: options must be an object');
@@ -402,7 +402,7 @@ export class Verifier {
       this.add(VerifyCodes.MISSING_NEWLINE, `${source} ends in a whole entry without its newline`, this.lastWhere);
     }
     // The source's last piece may be a line still being written, or cut by a crash nobody restarted after.
-    if (this.lastWasFragment) this.pending.pop();
+    if (this.lastFragment !== undefined) this.pending = this.pending.filter((p) => p !== this.lastFragment);
     for (const p of this.pending) {
       this.add(
         VerifyCodes.FRAGMENT_UNEXPLAINED,
@@ -411,7 +411,7 @@ export class Verifier {
       );
     }
     this.pending = [];
-    this.lastWasFragment = false;
+    this.lastFragment = undefined;
     this.source = undefined;
     this.resetWindow();
   }
@@ -482,7 +482,7 @@ export class Verifier {
   /** One piece of a physical line: a whole entry, a fragment, or foreign text. */
   private piece(text: string, where: LineSource, glued: boolean): VerifiedEntry | undefined {
     this.lastWasEntry = false;
-    this.lastWasFragment = false;
+    this.lastFragment = undefined;
     if (!text.startsWith(MARKER)) {
       // Cut inside the marker itself — or zero bytes where a crash left the file longer than what reached the
       // disk (power loss on XFS or ext4 with data=writeback), with or without the start of a line after them.
@@ -530,8 +530,10 @@ export class Verifier {
   private fragment(text: string, where: LineSource, glued: boolean): undefined {
     this.fragments++;
     this.add(VerifyCodes.TORN_FRAGMENT, `torn fragment of ${Buffer.byteLength(text)} bytes skipped (a write cut short)`, where);
-    this.lastWasFragment = true;
-    if (!glued && this.pending.length < MAX_PENDING) this.pending.push({ text, source: where.source, line: where.line });
+    if (!glued && this.pending.length < MAX_PENDING) {
+      this.lastFragment = { text, source: where.source, line: where.line };
+      this.pending.push(this.lastFragment);
+    }
     return undefined;
   }
 
@@ -540,7 +542,16 @@ export class Verifier {
     const action = e.event.action;
     const torn = (e.audit as { torn_bytes?: unknown }).torn_bytes;
     if ((action === 'audit-log-started' || action === 'audit-log-reopened') && typeof torn === 'number' && torn > 0) {
-      this.pending.pop(); // the fragment this writer found at the end of the file and ended with a newline
+      // The fragment this writer found at the end of the file and ended with a newline: the one of that length
+      // (another writer's glued line may have made the file's last line longer), else the latest.
+      let i = this.pending.length - 1;
+      for (let k = i; k >= 0; k--) {
+        if (Buffer.byteLength((this.pending[k] as Pending).text) === torn) {
+          i = k;
+          break;
+        }
+      }
+      this.pending.splice(i, 1);
     }
     if (this.pending.length > 0) this.pending = this.pending.filter((p) => !text.startsWith(p.text));
   }

@@ -208,6 +208,28 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'a planted fragment is not excused by zero bytes a power loss left at the end, nor by a crash found elsewhere',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const planted = '{"@timestamp":"2026-03-01T11:59:59.999Z","event":{"kind":"event","category":"web"';
+      const lines = [a.start(), planted, a.request('/1')];
+      const tip = tipOf(a);
+      const torn = a.request('/2', 'crashed-mid-write').slice(0, 150);
+      // B found A's torn line (150 bytes) and says so: that excuses it, not the planted one.
+      return `${joined([...lines, torn, b.start(tip, Buffer.byteLength(torn)), ...b.stop()])}\0\0\0`;
+    },
+    verdict: 'tampered',
+    exitCode: 1,
+    findings: [
+      ['torn-fragment', 2],
+      ['torn-fragment', 4],
+      ['torn-fragment', 7],
+      ['fragment-unexplained', 2],
+      ['writer-crashed', 3],
+    ],
+  },
+  {
     name: 'a fragment written again whole on the next line (a full disk): a note',
     text: () => {
       const a = new TestChain();
