@@ -104,7 +104,15 @@ export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyRe
     client.on('error', cut);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const exists = await client.query('SELECT to_regclass($1) AS r', [names.raw]);
+      const exists = await client.query('SELECT to_regclass($1) AS t, to_regclass($2) AS r', [names.table, names.raw]);
+      if (exists.rows[0]?.t === null) {
+        throw Object.assign(
+          new Error(`there is no audit table ${names.table}: run proxy-protocol-audit pg-init, or name the table (--table)`),
+          {
+            code: ErrorCodes.AUDIT_STORE_SCHEMA,
+          },
+        );
+      }
       if (exists.rows[0]?.r === null) {
         // Verifying the entries alone would call intact what the files' verification calls tampered.
         throw Object.assign(

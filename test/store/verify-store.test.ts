@@ -145,6 +145,12 @@ describe('verify --postgres through COPY', needsPostgres(), () => {
     assert.ok(Number(byId) > 0, 'the rows were inserted out of the chain’s order');
   });
 
+  it('a table that does not exist is named as such (not as a missing raw table): cannot-verify', async () => {
+    const r = await verifyAuditLog({ postgres: { connectionString: db.url, table: 'no_such_table' } });
+    assert.equal(r.verdict, 'cannot-verify');
+    assert.match(r.reason ?? '', /there is no audit table "no_such_table": run proxy-protocol-audit pg-init/);
+  });
+
   it('a session cut in the middle of the COPY: cannot-verify (unreadable), no uncaught error', async () => {
     const file = join(dir, 'cut.jsonl');
     const log = createAuditLog({ filename: file });
