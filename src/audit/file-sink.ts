@@ -294,10 +294,15 @@ export class FileSink extends EventEmitter {
     this.tracker?.written(w);
   }
 
-  /** After a write that stopped at `off`: keep the lines not wholly written, each from its start. */
+  /**
+   * After a write that stopped at `off`: keep the lines not wholly written, each from its start. A write that
+   * stopped right before a line's newline left that line whole in the file: only its newline is kept (written
+   * again, the line would be in the file twice: a duplicate entry; another process's line glued after it
+   * is a whole line too).
+   */
   private keepFrom(off: number): void {
     const out = this.out;
-    const done = off === 0 ? 0 : out.buf.lastIndexOf(0x0a, off - 1) + 1;
+    const done = off === 0 ? 0 : out.buf[off] === 0x0a ? off : out.buf.lastIndexOf(0x0a, off - 1) + 1;
     if (off > done) this.torn = true;
     let left = 0;
     for (let i = out.buf.indexOf(0x0a, done); i >= 0 && i < out.pos; i = out.buf.indexOf(0x0a, i + 1)) left++;

@@ -406,7 +406,7 @@ export class Verifier {
     for (const p of this.pending) {
       this.add(
         VerifyCodes.FRAGMENT_UNEXPLAINED,
-        `torn fragment of ${Buffer.byteLength(p.text)} bytes that no writer explains: no line after it is that line written again whole, and no writer opening the file found it (torn_bytes): text put there by hand?`,
+        `torn fragment of ${Buffer.byteLength(p.text)} bytes that no writer explains (no line after it is that line written again whole, no writer opening the file found it): a writer killed mid-write while others went on writing, or text put there by hand`,
         { source: p.source, line: p.line },
       );
     }
@@ -525,7 +525,7 @@ export class Verifier {
    * opens a file ending mid-line (a crash) records that in its start or reopen entry (`torn_bytes`); the last
    * piece of a source may be a line still being written. One glued before another piece on its line is
    * another writer's that crashed mid-write while this one went on appending: nothing more is asked of it.
-   * Any other fragment is `fragment-unexplained` (tampered) at the end of the source.
+   * Any other fragment is `fragment-unexplained` (unsealed) at the end of the source.
    */
   private fragment(text: string, where: LineSource, glued: boolean): undefined {
     this.fragments++;

@@ -50,9 +50,10 @@ export const VerifyCodes = {
    */
   CHAIN_UNKEYED: 'chain-unkeyed',
   /**
-   * tampered: a torn fragment alone on its line that no writer explains: not written again whole on a later
+   * unsealed: a torn fragment on a line of its own that no writer explains: not written again whole on a later
    * line (a full disk), not found by the next writer opening the file (`torn_bytes`: a crash), not the
-   * source's last piece.
+   * source's last piece. A writer killed mid-write while other processes went on writing the file leaves one;
+   * so does text put there by hand: the two cannot be told apart.
    */
   FRAGMENT_UNEXPLAINED: 'fragment-unexplained',
   /** tampered: the entry's hash does not match its text: it was edited (or the hashKey is wrong). */
@@ -125,7 +126,7 @@ export const VerifySeverities: Readonly<Record<VerifyCode, VerifySeverity>> = {
   'store-unguarded': 'note',
   'chain-unsealed': 'unsealed',
   'chain-unkeyed': 'unsealed',
-  'fragment-unexplained': 'tampered',
+  'fragment-unexplained': 'unsealed',
   'hash-mismatch': 'tampered',
   'sequence-gap': 'tampered',
   'sequence-reordered': 'tampered',

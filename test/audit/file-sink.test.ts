@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import {
+import fs, {
   appendFileSync,
   copyFileSync,
   readFileSync,
@@ -32,6 +32,56 @@ function line(sink: FileSink, text: string): void {
   sink.out.utf8(text);
   sink.endLine();
 }
+
+describe('file sink: a write cut short', () => {
+  /** Runs `body` with the next write of more than one byte to any descriptor cut at byte `at` of its buffer. */
+  function cutOnce(at: (buf: Buffer) => number, body: () => void): void {
+    const real = fs.writeSync;
+    let cut = false;
+    (fs as { writeSync: unknown }).writeSync = (fd: number, buf: Buffer, offset = 0, length = buf.length - offset) => {
+      if (cut || length <= 1) return real(fd, buf, offset, length);
+      cut = true;
+      return real(fd, buf, offset, at(buf.subarray(offset, offset + length)));
+    };
+    try {
+      body();
+    } finally {
+      fs.writeSync = real;
+    }
+  }
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => `{"n":${i},"pad":"${'x'.repeat(40)}"}`);
+
+  it('right before a newline: the line stays once, only its newline follows (not the line again)', () => {
+    const { sink, file } = tracked();
+    const want = lines(3);
+    for (const l of want) {
+      sink.out.utf8(l);
+      sink.endLine();
+    }
+    cutOnce(
+      (b) => b.indexOf(0x0a, b.indexOf(0x0a) + 1), // the second line's newline
+      () => sink.flush(),
+    );
+    sink.closeSync();
+    assert.equal(readFileSync(file, 'utf8'), `${want.join('\n')}\n`);
+  });
+
+  it('inside a line: the fragment is ended by a newline and the line written again whole', () => {
+    const { sink, file } = tracked();
+    const want = lines(3);
+    for (const l of want) {
+      sink.out.utf8(l);
+      sink.endLine();
+    }
+    cutOnce(
+      (b) => b.indexOf(0x0a) + 10,
+      () => sink.flush(),
+    );
+    sink.closeSync();
+    const [first, second, ...rest] = want;
+    assert.equal(readFileSync(file, 'utf8'), `${first}\n${(second as string).slice(0, 9)}\n${second}\n${rest.join('\n')}\n`);
+  });
+});
 
 describe('file sink: where each write lands', () => {
   it('tells the byte range and the lines of every write, or that it is not known', () => {

@@ -193,15 +193,15 @@ const cases: Case[] = [
     findings: [['witness-missing', 6]],
   },
   {
-    name: 'a fragment put between two entries by hand (no writer leaves one there): fragment-unexplained',
+    name: 'a fragment put between two entries by hand (no writer leaves one there alone): fragment-unexplained, unsealed',
     text: () => {
       const a = new TestChain();
       const planted =
         '{"@timestamp":"2026-03-01T11:59:59.999Z","event":{"kind":"event","category":"web","action":"http-request"},"user":{"id":"dr-framed"},"url":{"path":"/patients/42"';
       return joined([a.start(), a.request('/1'), planted, a.request('/2'), ...a.stop()]);
     },
-    verdict: 'tampered',
-    exitCode: 1,
+    verdict: 'unsealed',
+    exitCode: 3,
     findings: [
       ['torn-fragment', 3],
       ['fragment-unexplained', 3],
@@ -219,8 +219,8 @@ const cases: Case[] = [
       // B found A's torn line (150 bytes) and says so: that excuses it, not the planted one.
       return `${joined([...lines, torn, b.start(tip, Buffer.byteLength(torn)), ...b.stop()])}\0\0\0`;
     },
-    verdict: 'tampered',
-    exitCode: 1,
+    verdict: 'unsealed',
+    exitCode: 3,
     findings: [
       ['torn-fragment', 2],
       ['torn-fragment', 4],
