@@ -3,8 +3,18 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, it } from 'node:test';
-import { clientIp as expressClientIp } from '../src/express/index.js';
-import { createAuditLog, createHttpServer, type ProxyProtocolOptions, withProxyProtocol } from '../src/index.js';
+import { auditLog as expressAuditLog, clientIp as expressClientIp } from '../src/express/index.js';
+import {
+  AuditFileTransport,
+  auditRequests,
+  createAuditLog,
+  createHttpServer,
+  PostgresShipper,
+  type ProxyProtocolOptions,
+  queryAuditLog,
+  verifyAuditLog,
+  withProxyProtocol,
+} from '../src/index.js';
 import { clientIp as koaClientIp } from '../src/koa/index.js';
 import { tempDir } from './helpers.js';
 
@@ -49,14 +59,54 @@ describe('options are checked by name', () => {
       /postgres: unknown option "conectionString" \(did you mean connectionString\?\)/,
     ],
     [
+      'verifyAuditLog(file, { publickey })',
+      () => verifyAuditLog('x.jsonl', { publickey: 'x' } as never),
+      /Verifier: unknown option "publickey" \(did you mean publicKey\?\)/,
+    ],
+    ['queryAuditLog(file, { usr })', () => queryAuditLog('x.jsonl', { usr: 'dr-lee' } as never), /filters: unknown option "usr"/],
+    ['queryAuditLog(file, {}, { limt })', () => queryAuditLog('x.jsonl', {}, { limt: 1 } as never), /did you mean limit\?/],
+    [
+      'Express auditLog({ clientIP })',
+      () => expressAuditLog({ log: createAuditLog({ filename: `${tempDir('ppa-opt-')}/a.jsonl` }), clientIP: true } as never),
+      /auditLog: unknown option "clientIP" \(did you mean clientIp\?\)/,
+    ],
+    [
+      'auditRequests(server, { skp })',
+      () =>
+        auditRequests(http.createServer(), {
+          log: createAuditLog({ filename: `${tempDir('ppa-opt-')}/a.jsonl` }),
+          skp: () => true,
+        } as never),
+      /did you mean skip\?/,
+    ],
+    [
+      'new AuditFileTransport({ hashkey })',
+      () => new AuditFileTransport({ filename: `${tempDir('ppa-opt-')}/a.jsonl`, hashkey: 'k' } as never),
+      /AuditFileTransport: unknown option "hashkey"/,
+    ],
+    [
+      'new PostgresShipper({ stalltimeout })',
+      () => new PostgresShipper({ filename: 'x.jsonl', postgres: 'postgres://x', stalltimeout: 1 } as never),
+      /PostgresShipper: unknown option "stalltimeout" \(did you mean stallTimeout\?\)/,
+    ],
+    [
       'an option far from every name: no suggestion',
       () => withProxyProtocol(http.createServer(), { zzz: 1 } as never),
       /unknown option "zzz"$/,
     ],
   ];
   for (const [name, call, message] of cases) {
-    it(name, () => {
-      assert.throws(call, typo(message));
+    it(name, async () => {
+      let result: unknown;
+      try {
+        result = call();
+      } catch (e) {
+        assert.ok(typo(message)(e), String(e));
+        return;
+      }
+      // (an async function rejects)
+      assert.ok(result instanceof Promise, 'neither threw nor rejected');
+      await assert.rejects(result, typo(message));
     });
   }
 

@@ -617,6 +617,7 @@ export class AuditLog extends EventEmitter {
    * ```
    */
   watch(server: Server, options: WatchOptions = {}): this {
+    checkOptions(options, { accepted: true } satisfies Known<WatchOptions>, 'watch');
     this.unwatch.push(watchServer(this, server, options));
     return this;
   }
@@ -666,6 +667,7 @@ export class AuditLog extends EventEmitter {
    * ```
    */
   close(options: CloseOptions = {}): Promise<void> {
+    checkOptions(options, { timeout: true, flushTimeout: true, shipTimeout: true } satisfies Known<CloseOptions>, 'close');
     this.closing ??= this.doClose(options.timeout ?? 30_000, options.flushTimeout ?? 10_000).then(
       () => this.shipper?.close(options.shipTimeout ?? 30_000),
       async (err) => {

@@ -1,5 +1,7 @@
 // The audit file as a winston transport, for a winston logger of your own.
+
 import TransportStream from 'winston-transport';
+import { checkOptions, type Known } from '../known-options.js';
 import { type Durability, FileSink } from './file-sink.js';
 
 const MESSAGE = Symbol.for('message');
@@ -12,6 +14,8 @@ export interface AuditFileOptions {
   /** `'write'` (default) or `'fsync'`: see `createAuditLog`'s `durability`. */
   durability?: Durability;
 }
+
+const KNOWN: Known<AuditFileOptions> = { filename: true, retryInterval: true, durability: true };
 
 /**
  * Appends each line a winston logger gives it (`info[MESSAGE]`, e.g. the sealed lines an `AuditLog` hands its
@@ -29,6 +33,7 @@ export class AuditFileTransport extends TransportStream {
 
   constructor(options: AuditFileOptions) {
     super({ level: 'info' });
+    checkOptions(options, KNOWN, 'AuditFileTransport');
     this.sink = new FileSink(options);
     this.sink.open('start');
     this.sink.on('failed', (err: Error) => this.emit('warn', err));

@@ -1,6 +1,8 @@
 // The streaming verification core: fed one physical line at a time from any source (files, a database),
 // it keeps per-chain state and a bounded window of recent hashes, never the log itself.
+
 import { createHmac, createPublicKey, hash, type KeyObject, verify } from 'node:crypto';
+import { checkOptions, type Known } from '../known-options.js';
 import { checkpointPayload, GENESIS, keyFingerprint } from './chain.js';
 import {
   SEVERITY_ORDER,
@@ -31,6 +33,8 @@ export interface VerifyOptions {
    */
   witnessWindow?: number;
 }
+
+const KNOWN: Known<VerifyOptions> = { hashKey: true, publicKey: true, maxFindings: true, witnessWindow: true };
 
 /** How one chain (one writer's lifetime) ended, in {@link VerifyResult.chainSummaries}. */
 export type ChainStatus = 'closed' | 'witnessed' | 'unsealed' | 'open';
@@ -346,6 +350,8 @@ export class Verifier {
 
   constructor(options: VerifyOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('Verifier: options must be an object');
+    // (a mistyped publicKey would check no signature, and call a cut tail intact)
+    checkOptions(options, KNOWN, 'Verifier');
     const { hashKey, publicKey, maxFindings = 100, witnessWindow = 10_000 } = options;
     if (hashKey !== undefined && typeof hashKey !== 'string' && !Buffer.isBuffer(hashKey)) {
       throw new TypeError('Verifier: hashKey must be a string or a Buffer');

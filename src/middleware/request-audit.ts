@@ -2,6 +2,7 @@
 // is written when the app ends its response — and the last bytes of that response wait until the line is
 // written, so that no client ever holds an answer whose entry a crash could still lose — or when the
 // connection closes first.
+
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
 import type { Http2Session, Http2Stream } from 'node:http2';
@@ -11,6 +12,7 @@ import { type AuditFields, MAX_STRING } from '../audit/entry.js';
 import { claim, claimed, handOver, takeOver } from '../audited.js';
 import { type BalancerFacts, balancerFacts, type ConnectionEnds, connectionEnds } from '../connection/socket-info.js';
 import { addListener, headersOf, headersSent, MAX_PATH, pathOf, responseHeader } from '../http-objects.js';
+import { checkOptions, type Known } from '../known-options.js';
 
 /** Options of the `auditLog` middleware; `T` is the Express request or the Koa context. */
 export interface AuditMiddlewareOptions<T> {
@@ -657,7 +659,12 @@ function streamOf(res: ServerResponse): Http2Stream | undefined {
 export type CommonAuditOptions<T> = Omit<AuditMiddlewareOptions<T>, 'echoRequestId'>;
 
 /** Checks the shared options (a `TypeError` naming `name` for a bad one) and fills in their defaults. */
-export function checkAuditOptions<T>(name: string, options: CommonAuditOptions<T>, routes: boolean) {
+/** The options every audit middleware takes; `checkAuditOptions` is told the ones of its own. */
+const COMMON = ['log', 'user', 'skip', 'path', 'queryKeys', 'requestIdHeader', 'preferRequestIdHeader'] as const;
+
+export function checkAuditOptions<T>(name: string, options: CommonAuditOptions<T>, routes: boolean, own: readonly string[]) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${name}: options must be an object`);
+  checkOptions(options, Object.fromEntries([...COMMON, ...own].map((k) => [k, true])) as Known<object>, name);
   const {
     log,
     user,
@@ -683,7 +690,11 @@ export function checkAuditOptions<T>(name: string, options: CommonAuditOptions<T
  * every request: it opens the request's entry and says what to do with the request (see {@link Begin}).
  */
 export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, binding: FrameworkBinding<T>) {
-  const { log, user, skip, path, queryKeys, idHeader, preferRequestIdHeader } = checkAuditOptions('auditLog', options, true);
+  // (`clientIp`: the adapters' and auditRequests' own, read by them)
+  const { log, user, skip, path, queryKeys, idHeader, preferRequestIdHeader } = checkAuditOptions('auditLog', options, true, [
+    'echoRequestId',
+    'clientIp',
+  ]);
   const { echoRequestId = false } = options;
   const compiled: Compiled<T> = { log, binding, user, path, queryKeys };
 

@@ -331,6 +331,7 @@ export function auditUpgrades<S extends EventEmitter>(server: S, options: AuditU
     'auditUpgrades',
     options,
     false,
+    ['startEntry'],
   );
   const { startEntry = true } = options;
   if (typeof startEntry !== 'boolean') throw new TypeError('auditUpgrades: startEntry must be a boolean');

@@ -1,6 +1,8 @@
 // The auditor's filters, compiled once: every given filter must match (AND); several values of one filter
 // are alternatives (OR).
+
 import { isIP } from 'node:net';
+import { checkOptions, type Known } from '../known-options.js';
 import { compileTrust } from '../trust.js';
 import type { EntryView } from './entry.js';
 import { parseTime } from './time.js';
@@ -132,8 +134,24 @@ const TEXT_FILTERS: Record<TextFilter, TextSpec> = {
  * f.match(view(JSON.parse(line)));
  * ```
  */
+const KNOWN: Known<QueryFilters> = {
+  ip: true,
+  notIp: true,
+  peer: true,
+  user: true,
+  path: true,
+  route: true,
+  from: true,
+  to: true,
+  status: true,
+  outcome: true,
+  action: true,
+};
+
 export function compileFilter(filters: QueryFilters = {}, now = Date.now()): CompiledFilter {
   if (typeof filters !== 'object' || filters === null) throw new TypeError('filters must be an object');
+  // (a mistyped filter would match every entry)
+  checkOptions(filters, KNOWN, 'filters');
   const tests: ((e: EntryView) => boolean)[] = [];
   const needles: string[][] = [];
   const description: Record<string, string[]> = {};

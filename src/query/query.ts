@@ -1,6 +1,8 @@
 // queryAuditLog: files → lines → verify → filter, as an async iterable of matching entries.
+
 import type { KeyObject } from 'node:crypto';
 import { Verifier, type VerifyResult } from '../audit/verifier.js';
+import { checkOptions, type Known } from '../known-options.js';
 import { queryStore, type StoreSource } from '../store/query-store.js';
 import { type AuditEntry, type EntryView, view } from './entry.js';
 import { type CompiledFilter, compileFilter, type QueryFilters } from './filter.js';
@@ -60,8 +62,11 @@ export interface AuditQuery extends AsyncIterable<QueryMatch> {
   readonly sources: string[];
 }
 
-function checkOptions(options: QueryOptions): void {
+const KNOWN: Known<QueryOptions> = { hashKey: true, publicKey: true, limit: true, now: true };
+
+function checkQueryOptions(options: QueryOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptions(options, KNOWN, 'queryAuditLog');
   const { limit } = options;
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0))
     throw new TypeError('limit must be a non-negative integer');
@@ -103,14 +108,14 @@ export function queryAuditLog(
   options: QueryOptions = {},
 ): AuditQuery {
   if (files !== null && typeof files === 'object' && !Array.isArray(files)) {
-    checkOptions(options);
+    checkQueryOptions(options);
     return queryStore(filters, { ...options, ...(files as StoreSource) });
   }
   const list = typeof files === 'string' ? [files] : (files as readonly string[]);
   if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f !== '')) {
     throw new TypeError('queryAuditLog: give one or more file names');
   }
-  checkOptions(options);
+  checkQueryOptions(options);
   const filter = compileFilter(filters, options.now ?? Date.now());
   const verifier = new Verifier({ hashKey: options.hashKey, publicKey: options.publicKey });
   return runQuery(orderFiles(list), filter, verifier, options.limit ?? Number.POSITIVE_INFINITY);

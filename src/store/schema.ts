@@ -1,4 +1,5 @@
 // The PostgreSQL schema of the audit store, created by `pg-init` (idempotent: every statement can run again).
+import { checkOptions, type Known } from '../known-options.js';
 import { ErrorCodes } from '../protocol/errors.js';
 import { openPool, type PostgresOption } from './pg.js';
 import { storeError } from './pg-errors.js';
@@ -308,6 +309,7 @@ type Results = { rows: Record<string, unknown>[] } | { rows: Record<string, unkn
  * ```
  */
 export async function pgInit(options: PgInitOptions): Promise<PgInitResult> {
+  checkOptions(options, { postgres: true, appRole: true, monthsAhead: true } satisfies Known<PgInitOptions>, 'pgInit');
   const { postgres, appRole, monthsAhead = 2 } = options ?? ({} as PgInitOptions);
   if (appRole !== undefined && (typeof appRole !== 'string' || !ROLE.test(appRole))) throw new TypeError('pgInit: bad appRole');
   if (!Number.isInteger(monthsAhead) || monthsAhead < 0 || monthsAhead > 120) throw new TypeError('pgInit: bad monthsAhead');

@@ -1,4 +1,5 @@
 // Shipping an audit file to PostgreSQL: the file is the durable spool, the table is the collected evidence.
+
 import { createHash, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fsp, statSync } from 'node:fs';
@@ -6,6 +7,7 @@ import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { MAX_LINE_BYTES } from '../audit/line-reader.js';
+import { checkOptions, type Known } from '../known-options.js';
 import { ErrorCodes } from '../protocol/errors.js';
 import { type CopyBatch, copyFields, copyKeys, copyRows } from './encode.js';
 import { Handoff, type HandoffWriter } from './handoff.js';
@@ -55,6 +57,20 @@ export interface ShipperOptions {
    */
   stallTimeout?: number;
 }
+
+const KNOWN: Known<ShipperOptions> = {
+  filename: true,
+  postgres: true,
+  source: true,
+  follow: true,
+  batchSize: true,
+  pollInterval: true,
+  retryMin: true,
+  retryMax: true,
+  rotationGrace: true,
+  unref: true,
+  stallTimeout: true,
+};
 
 /** How far the store is behind the file. */
 export interface ShipperLag {
@@ -237,6 +253,7 @@ export class PostgresShipper extends EventEmitter {
 
   constructor(options: ShipperOptions) {
     super();
+    checkOptions(options, KNOWN, 'PostgresShipper');
     const {
       filename,
       postgres,

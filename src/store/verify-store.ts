@@ -2,6 +2,7 @@
 
 import { Verifier, type VerifyOptions, type VerifyResult } from '../audit/verifier.js';
 import { VerifyCodes, VerifySeverities } from '../audit/verify-codes.js';
+import { checkOptions, type Known } from '../known-options.js';
 import { ErrorCodes } from '../protocol/errors.js';
 import { CopyRows, wholeRows } from './copy-text.js';
 import { loadCopyTo, openPool, type PgClient, type PostgresOption } from './pg.js';
@@ -88,8 +89,17 @@ export interface VerifyStoreOptions extends VerifyOptions {
  * process.exitCode = r.exitCode;
  * ```
  */
+const KNOWN: Known<VerifyStoreOptions> = {
+  postgres: true,
+  hashKey: true,
+  publicKey: true,
+  maxFindings: true,
+  witnessWindow: true,
+};
+
 export async function verifyStore(options: VerifyStoreOptions): Promise<VerifyResult> {
   if (options === null || typeof options !== 'object') throw new TypeError('verifyStore: options must be an object');
+  checkOptions(options, KNOWN, 'verifyAuditLog');
   const { postgres, witnessWindow = 100_000, ...rest } = options;
   const verifier = new Verifier({ ...rest, witnessWindow });
   const copyTo = loadCopyTo();
