@@ -104,6 +104,8 @@ export interface ShipperStats {
 }
 
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Marks kept per file for the lag's age (see PostgresShipper.mark). */
+const MAX_MARKS = 256;
 /** How long close() past its deadline waits for the loop to end once the transaction under way was cut. */
 const CUT_GRACE_MS = 1000;
 
@@ -235,6 +237,11 @@ export class PostgresShipper extends EventEmitter {
   private knownMonths = new Set<string>();
   private waiters: Waiter[] = [];
   private behindSince = 0;
+  /**
+   * Per file, when its bytes were first seen: pairs (size, time) in growing order, the bytes below `size` seen
+   * by `time` (see {@link lag}; at most MAX_MARKS pairs, merged towards the earlier time).
+   */
+  private seenAt = new Map<SpoolFile, number[]>();
   /** The sessions of the statements under way (cut by a close() past its deadline). */
   private busy = new Set<PgClient>();
   /** Connections still being made, each abandoned by a close() past its deadline (see {@link connect}). */
@@ -328,11 +335,28 @@ export class PostgresShipper extends EventEmitter {
       const last = this.files[this.files.length - 1];
       if (this.ready && last !== undefined && Date.now() - this.lookedAt > this.pollInterval) {
         const st = statSync(this.filename, { throwIfNoEntry: false });
-        if (st !== undefined && st.ino === last.ino && st.size > (this.sizes.get(last) ?? 0)) this.sizes.set(last, st.size);
+        if (st !== undefined && st.ino === last.ino && st.size > (this.sizes.get(last) ?? 0)) {
+          this.sizes.set(last, st.size);
+          this.mark(last, st.size);
+        }
       }
       for (const f of this.files) bytes += Math.max(0, (this.sizes.get(f) ?? f.offset) - f.offset);
     }
-    return { bytes, ms: bytes > 0 && this.behindSince > 0 ? Date.now() - this.behindSince : 0 };
+    if (bytes === 0) return { bytes, ms: 0 };
+    // Since the oldest byte not yet in the store was first seen (before the store first answered: since then).
+    let oldest = Number.POSITIVE_INFINITY;
+    if (this.leftBytes === undefined && this.ready) {
+      for (const f of this.files) {
+        const marks = this.seenAt.get(f);
+        if (marks === undefined) continue;
+        let i = 0;
+        while (i < marks.length && (marks[i] as number) <= f.offset) i += 2;
+        if (i > 0) marks.splice(0, i); // (shipped)
+        if (marks.length > 0) oldest = Math.min(oldest, marks[1] as number);
+      }
+    }
+    if (oldest === Number.POSITIVE_INFINITY) oldest = this.behindSince;
+    return { bytes, ms: oldest > 0 ? Date.now() - oldest : 0 };
   }
 
   /** True while the store is unreachable or refusing batches (the backlog waits in the file). */
@@ -565,6 +589,25 @@ export class PostgresShipper extends EventEmitter {
       this.settle();
       if (!worked && !this.stopping) await this.sleep(this.pollInterval);
     }
+  }
+
+  /** Notes that `f`'s bytes below `size` have been seen by now (see {@link lag}). */
+  private mark(f: SpoolFile, size: number): void {
+    let marks = this.seenAt.get(f);
+    if (marks === undefined) {
+      marks = [];
+      this.seenAt.set(f, marks);
+    }
+    if (marks.length > 0 && size <= (marks[marks.length - 2] as number)) return;
+    marks.push(size, Date.now());
+    if (marks.length <= 2 * MAX_MARKS) return;
+    // Two neighbours become one: the later size, the earlier time (the lag reads longer, never shorter).
+    const merged: number[] = [];
+    for (let i = 0; i < marks.length; i += 4) {
+      const j = Math.min(i + 2, marks.length - 2);
+      merged.push(marks[j] as number, marks[i + 1] as number);
+    }
+    this.seenAt.set(f, merged);
   }
 
   /** A step unanswered for `stallTimeout`: an outage (not a failure: nothing failed, nothing is retried). */
@@ -851,9 +894,11 @@ export class PostgresShipper extends EventEmitter {
         if (this.prefetched?.file === f) this.prefetched = undefined;
         // Rows handed over for lines written before the cut name offsets that hold other lines now.
         this.handoff?.closed();
+        this.seenAt.delete(f);
         cut = true;
       }
       this.sizes.set(f, size);
+      this.mark(f, size);
     }
     // The lines between the last batch and the cut are in the copy made before it (`<file>.1`, a dated name),
     // if anywhere: looked for beside the file, and shipped before what the file holds now.
@@ -1045,6 +1090,7 @@ export class PostgresShipper extends EventEmitter {
         }
         this.files.splice(i, 1);
         this.sizes.delete(f);
+        this.seenAt.delete(f);
         this.letGo(`${f.dev}:${f.ino}`, f.offset);
         await f.close().catch(() => {});
         i--;

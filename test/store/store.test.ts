@@ -789,6 +789,39 @@ describe('PostgreSQL store', needsPostgres(), () => {
     assert.equal(count(table), 22);
   });
 
+  it('lag.ms is the age of the oldest line not yet stored: small under steady writes, growing while the store is down', async () => {
+    const table = freshTable();
+    await init(table);
+    const file = join(dir, `${table}.jsonl`);
+    const log = createAuditLog({ filename: file, postgres: { connectionString: db.url, table } });
+    const shipper = log.shipper as NonNullable<typeof log.shipper>;
+    let n = 0;
+    const writer = setInterval(() => {
+      log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/steady/${n++}` });
+    }, 20);
+    try {
+      const seen: number[] = [];
+      for (let i = 0; i < 15; i++) {
+        await sleep(200);
+        seen.push(shipper.lag.ms);
+      }
+      // The shipper started 3 s ago and never caught up at a look (lines keep coming), yet nothing waits long.
+      assert.ok(Math.max(...seen.slice(5)) < 1500, `lag.ms ${seen.join(' ')}`);
+      await db.stop();
+      try {
+        await sleep(2500);
+        const down = shipper.lag.ms;
+        assert.ok(down >= 2000, `lag.ms ${down} after 2.5 s down`);
+      } finally {
+        await db.start();
+      }
+    } finally {
+      clearInterval(writer);
+    }
+    await log.close({ shipTimeout: 30_000 });
+    assert.equal(count(table), n + 2);
+  });
+
   it('a database that stops answering mid-batch is an outage after stallTimeout, recovered once it answers; lag keeps counting', async () => {
     const table = freshTable();
     await init(table);
