@@ -1,5 +1,6 @@
 // What `query` and `report` share: filter and key options, the verification summary on stderr, and the
 // record of the access itself (`--audit-to`).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import os from 'node:os';
 import type { VerifyFinding } from '../audit/verify-codes.js';
 import type { QueryFilters } from '../query/filter.js';
@@ -125,6 +126,31 @@ export function describeVerification(command: string, r: QueryResult): string {
   return out;
 }
 
+/**
+ * Whether the last 64 KiB of an audit file hold a keyed line (HMAC) or a signed one (a checkpoint, a start
+ * entry naming a key): what a record appended there should be too. Nothing when it cannot be read.
+ */
+function tailOf(file: string): { keyed: boolean; signed: boolean } {
+  let text = '';
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      text = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return { keyed: false, signed: false };
+  }
+  return {
+    keyed: text.includes('"alg":"hmac-sha256"'),
+    signed: text.includes('"action":"audit-checkpoint"') || text.includes('"key_fingerprint":'),
+  };
+}
+
 /** Who is asking: the login behind sudo when there is one, else the process's user. */
 function who(): string {
   const sudo = process.env.SUDO_USER;
@@ -167,12 +193,18 @@ export async function recordAccess(
   const { createAuditLog } = await import('../audit/audit-log.js');
   const keys = readAuditKeys(options);
   // A plain SHA-256, unsigned record in a keyed or signed log reads chain-unkeyed or unsealed there.
-  const read = result?.chainSummaries ?? [];
-  const keyed = read.some((c) => c.alg === 'hmac-sha256');
-  const signed = read.some((c) => c.signed);
-  if (sources.includes(file) && ((keyed && !keys.hashKey) || (signed && !keys.signingKey))) {
+  const read = sources.includes(file) ? (result?.chainSummaries ?? []) : [];
+  const tail = tailOf(file);
+  const keyed = read.some((c) => c.alg === 'hmac-sha256') || tail.keyed;
+  const signed = read.some((c) => c.signed) || tail.signed;
+  const missing = [
+    ...(keyed && !keys.hashKey ? ['--audit-hash-key-file | --audit-hash-key-env'] : []),
+    ...(signed && !keys.signingKey ? ['--audit-signing-key'] : []),
+  ];
+  if (missing.length > 0) {
+    const is = keyed && signed ? 'keyed and signed' : keyed ? 'keyed' : 'signed';
     process.stderr.write(
-      `warning: ${file} is ${keyed ? 'keyed' : 'signed'}, but the audit-query entry is not${keyed && !keys.hashKey ? ' (--audit-hash-key-file | --audit-hash-key-env)' : ''}${signed && !keys.signingKey ? ' (--audit-signing-key)' : ''}: verify will read its chain as ${keyed && !keys.hashKey ? 'chain-unkeyed' : 'chain-unsealed'}; give its keys, or record access in a log of its own\n`,
+      `warning: ${file} is ${is}, but the audit-query entry is written without ${missing.join(' and ')}: verify will read its chain as ${keyed && !keys.hashKey ? 'chain-unkeyed' : 'chain-unsealed'}; give the log's keys, or record access in a log of its own\n`,
     );
   }
   const log = createAuditLog({ filename: file, service: 'proxy-protocol-audit', ...keys });

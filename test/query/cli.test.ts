@@ -192,7 +192,14 @@ describe('CLI query', () => {
     assert.equal(bare.code, 0, bare.stderr);
     assert.match(
       bare.stderr,
-      /warning: .* is keyed, but the audit-query entry is not .*--audit-hash-key-file.*--audit-signing-key/,
+      /warning: .* is keyed and signed, but the audit-query entry is written without --audit-hash-key-file \| --audit-hash-key-env and --audit-signing-key/,
+    );
+    // Also into a keyed, signed log other than the one read; with only the hash key, the signing key is missing.
+    const other = await make('other.jsonl');
+    const half = await run(['query', file, '--json', '--audit-to', other, '--audit-hash-key-file', hashFile]);
+    assert.match(
+      half.stderr,
+      /warning: .*other\.jsonl is keyed and signed, but the audit-query entry is written without --audit-signing-key: verify will read its chain as chain-unsealed/,
     );
     const unkeyed = await verifyAuditLog(own, { publicKey: keys.publicKey, hashKey: 'k3y' });
     assert.equal(unkeyed.verdict, 'unsealed');
