@@ -54,10 +54,7 @@ describe('file sink: a write cut short', () => {
   it('right before a newline: the line stays once, only its newline follows (not the line again)', () => {
     const { sink, file } = tracked();
     const want = lines(3);
-    for (const l of want) {
-      sink.out.utf8(l);
-      sink.endLine();
-    }
+    for (const l of want) line(sink, l);
     cutOnce(
       (b) => b.indexOf(0x0a, b.indexOf(0x0a) + 1), // the second line's newline
       () => sink.flush(),
@@ -69,10 +66,7 @@ describe('file sink: a write cut short', () => {
   it('inside a line: the fragment is ended by a newline and the line written again whole', () => {
     const { sink, file } = tracked();
     const want = lines(3);
-    for (const l of want) {
-      sink.out.utf8(l);
-      sink.endLine();
-    }
+    for (const l of want) line(sink, l);
     cutOnce(
       (b) => b.indexOf(0x0a) + 10,
       () => sink.flush(),
