@@ -97,6 +97,17 @@ function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, request: 
 }
 
 /**
+ * A plugin's options without those of `register()` itself (`prefix`, `logLevel`, `logSerializers`), which
+ * Fastify hands the plugin too: the rest is checked by name.
+ */
+function ownOptions<T extends object>(options: T): T {
+  if (options === null || typeof options !== 'object') return options;
+  if (!('prefix' in options || 'logLevel' in options || 'logSerializers' in options)) return options;
+  const { prefix: _p, logLevel: _l, logSerializers: _s, ...own } = options as T & Record<string, unknown>;
+  return own as T;
+}
+
+/**
  * Sets `request.clientIp` and `request.clientPort` from the PROXY header of the connection (or the socket
  * peer), makes `request.ip` agree, and makes `X-Forwarded-For` spoof-proof — for the whole app (the plugin
  * does not open a context of its own).
@@ -113,7 +124,7 @@ function setClientIp(resolve: (req: IncomingMessage) => ClientAddress, request: 
 export const clientIp: FastifyPluginCallback<ClientIpOptions> = appWide(
   'proxy-protocol-audit-client-ip',
   function clientIpPlugin(fastify, options: ClientIpOptions) {
-    const resolve = compileClientIp(options);
+    const resolve = compileClientIp(ownOptions(options));
     decorate(fastify);
     fastify.addHook('onRequest', function clientIp(request, _reply, next) {
       setClientIp(resolve, request);
@@ -162,7 +173,8 @@ function onRequestOf<R>(fn: ((request: FastifyRequest) => R) | undefined): ((rep
  */
 export const auditLog: FastifyPluginCallback<FastifyAuditOptions> = appWide(
   'proxy-protocol-audit-audit-log',
-  function auditLogPlugin(fastify, options: FastifyAuditOptions) {
+  function auditLogPlugin(fastify, given: FastifyAuditOptions) {
+    const options = ownOptions(given);
     const resolve = compileClientIpOption(options?.clientIp);
     const path = options?.path;
     const begin = compileRequestAudit<FastifyReply>(

@@ -92,6 +92,21 @@ describe('Fastify clientIp plugin', () => {
     assert.equal(json(data).ip, '203.0.113.7');
   });
 
+  it("register()'s own options (logLevel) pass; a mistyped option of the plugin is a TypeError at ready()", async () => {
+    const ok = Fastify();
+    ok.register(clientIp, { forwardedFor: 'replace', logLevel: 'warn' } as never);
+    whoami(ok);
+    const port = await start(ok);
+    const { data } = await raw(port, [`${HEADER}${get('/whoami', SPOOF)}`]);
+    await ok.close();
+    assert.equal(json(data).clientIp, '203.0.113.7');
+    const bad = Fastify();
+    bad.register(clientIp, { forwardFor: 'preserve' } as never);
+    await assert.rejects(async () => {
+      await bad.ready();
+    }, /clientIp: unknown option "forwardFor" \(did you mean forwardedFor\?\)/);
+  });
+
   it('assigning request.clientIp works (last writer wins)', async () => {
     const app = Fastify();
     app.register(clientIp);
