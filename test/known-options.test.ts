@@ -64,6 +64,11 @@ describe('options are checked by name', () => {
       /Verifier: unknown option "publickey" \(did you mean publicKey\?\)/,
     ],
     ['queryAuditLog(file, { usr })', () => queryAuditLog('x.jsonl', { usr: 'dr-lee' } as never), /filters: unknown option "usr"/],
+    [
+      'queryAuditLog({ postgres, fetchsize })',
+      () => queryAuditLog({ postgres: 'postgres://x', fetchsize: 5 } as never),
+      /queryStore: unknown option "fetchsize" \(did you mean fetchSize\?\)/,
+    ],
     ['queryAuditLog(file, {}, { limt })', () => queryAuditLog('x.jsonl', {}, { limt: 1 } as never), /did you mean limit\?/],
     [
       'Express auditLog({ clientIP })',

@@ -12,6 +12,7 @@ import { readAuditKeys, readKeys } from './keys.js';
 /** Options that take a value, for {@link parseArgs}. */
 export const FILTER_OPTIONS = [
   '--ip',
+  '--not-ip',
   '--peer',
   '--user',
   '--path',

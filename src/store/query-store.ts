@@ -1,7 +1,9 @@
 // The auditor's query over the PostgreSQL store: answered from the indexes, each answered row's hash
 // recomputed. (Whole chains are verified by `verify --postgres`, which reads the table in full.)
+
 import { createHmac, hash } from 'node:crypto';
 import { SEVERITY_ORDER, VERDICTS, VerifyCodes, type VerifyFinding, VerifySeverities } from '../audit/verify-codes.js';
+import { checkOptions, type Known } from '../known-options.js';
 import { type AuditEntry, view } from '../query/entry.js';
 import { compileFilter, type QueryFilters } from '../query/filter.js';
 import type { AuditQuery, QueryMatch, QueryOptions, QueryResult } from '../query/query.js';
@@ -21,6 +23,15 @@ export interface StoreSource {
 export interface StoreQueryOptions extends QueryOptions, StoreSource {}
 
 const SUFFIX_LENGTH = 76;
+
+const KNOWN: Known<StoreQueryOptions> = {
+  postgres: true,
+  fetchSize: true,
+  hashKey: true,
+  publicKey: true,
+  limit: true,
+  now: true,
+};
 
 /** Whether the line's own hash recomputes: true, false, or undefined when it cannot be checked (HMAC without key, unknown alg). */
 function rowHashOk(line: string, entry: AuditEntry, hashKey: Buffer | undefined): boolean | undefined {
@@ -49,6 +60,7 @@ function rowHashOk(line: string, entry: AuditEntry, hashKey: Buffer | undefined)
  */
 export function queryStore(filters: QueryFilters, options: StoreQueryOptions): AuditQuery {
   if (options === null || typeof options !== 'object') throw new TypeError('queryStore: options must be an object');
+  checkOptions(options, KNOWN, 'queryStore');
   const { postgres, fetchSize = 1000, hashKey, limit, now = Date.now() } = options;
   if (!Number.isSafeInteger(fetchSize) || fetchSize < 1) throw new TypeError('queryStore: bad fetchSize');
   const filter = compileFilter(filters, now);

@@ -40,6 +40,17 @@ describe('CLI query', () => {
     assert.equal(r.stdout, `${lines[3]}\n${lines[5]}\n`);
   });
 
+  it('--not-ip: every entry but those of the address or range (and those with none)', async () => {
+    const all = await run(['query', file, '--json']);
+    const inside = await run(['query', file, '--ip', '10.0.0.0/8', '--json']);
+    const outside = await run(['query', file, '--not-ip', '10.0.0.0/8', '--json']);
+    assert.equal(outside.code, 0, outside.stderr);
+    const count = (t: string) => t.split('\n').filter((l) => l !== '').length;
+    const withIp = all.stdout.split('\n').filter((l) => l.includes('"client":{"ip"')).length;
+    assert.equal(count(outside.stdout), withIp - count(inside.stdout));
+    assert.doesNotMatch(outside.stdout, /"ip":"10\./);
+  });
+
   it('filters combine; a filter given twice matches either value', async () => {
     const r = await run(['query', file, '--user', 'dr-lee', '--status', '5xx', '--status', '201', '--json']);
     assert.deepEqual(
