@@ -68,11 +68,20 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
   }
 }
 
-/** The postmaster and its children: stopping them all freezes the cluster (sockets open, nothing answers). */
-async function clusterPids(db: TestPostgres): Promise<number[]> {
+/**
+ * Runs `body` with every process of the cluster (the postmaster and its children) stopped: sockets open,
+ * nothing answers (a network partition that drops packets, a server that hangs). They go on afterwards.
+ */
+async function whileFrozen(db: TestPostgres, body: () => Promise<void>): Promise<void> {
   const postmaster = Number(readFileSync(join(db.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
   const children = (await execFileP('pgrep', ['-P', String(postmaster)])).stdout.trim().split('\n').map(Number);
-  return [postmaster, ...children];
+  const frozen = [postmaster, ...children];
+  for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+  try {
+    await body();
+  } finally {
+    for (const pid of frozen) process.kill(pid, 'SIGCONT');
+  }
 }
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -737,9 +746,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     await shipper.flush(10_000); // the pool holds a session now: the next batch needs no new connection
     // Every process of the cluster stopped: the session's socket stays open and nothing answers (a network
     // partition that drops packets, a server that hangs).
-    const frozen = await clusterPids(db);
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    try {
+    await whileFrozen(db, async () => {
       for (let i = 0; i < 100; i++) log.write({ category: 'web', action: 'http-request', outcome: 'success', path: `/t/${i}` });
       await sleep(300); // the batch is sent, and waits
       const t0 = Date.now();
@@ -747,9 +754,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
       const took = Date.now() - t0;
       // (it waited for the frozen server for as long as that lasted)
       assert.ok(took < 5000, `close() took ${took} ms`);
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
+    });
     // The cut transaction rolled back; the next shipper sends the rest, nothing twice.
     assert.equal(lines(file), 103);
     await ship(file, table);
@@ -767,9 +772,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
     pool.on('error', () => {});
     await pool.query('SELECT 1');
-    const frozen = await clusterPids(db);
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    try {
+    await whileFrozen(db, async () => {
       const s = new PostgresShipper({ filename: file, postgres: { pool, table }, follow: false });
       s.start();
       await sleep(300);
@@ -781,9 +784,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
       assert.ok(took < 1200, `close() took ${took} ms`);
       assert.equal(pool.totalCount, 0);
       assert.equal(s.lag.bytes, readFileSync(file).length, 'after close() the lag still says what was left');
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
+    });
     await pool.end();
     await ship(file, table);
     assert.equal(count(table), 22);
@@ -833,10 +834,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
     s.on('recovered', () => events.push('recovered'));
     s.start();
     await s.flush(10_000);
-    const frozen = await clusterPids(db);
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    let during: number;
-    try {
+    await whileFrozen(db, async () => {
       appendFileSync(file, readFileSync(file)); // (the same lines again: a resend the store ignores)
       await waitFor('the outage', () => events.length > 0, 5000);
       assert.deepEqual(events, [`outage ${ErrorCodes.AUDIT_STORE_UNAVAILABLE}`]);
@@ -844,12 +842,10 @@ describe('PostgreSQL store', needsPostgres(), () => {
       const before = s.lag.bytes;
       appendFileSync(file, readFileSync(file).subarray(0, 1000));
       await sleep(300);
-      during = s.lag.bytes;
+      const during = s.lag.bytes;
       assert.ok(during >= before + 1000, `lag ${before} → ${during} while the batch waits`);
       assert.equal(s.stats.failures, 0, 'nothing failed: the statement still waits');
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
+    });
     await waitFor('the recovery', () => events.includes('recovered'), 20_000);
     assert.equal(s.outage, false);
     await s.close(20_000).catch(() => {}); // (the 1000 bytes end mid-line: nothing more to ship)
@@ -863,10 +859,8 @@ describe('PostgreSQL store', needsPostgres(), () => {
     await writeEntries(file, 20);
     // No session open: the shipper's first statement needs a new connection, which the frozen postmaster
     // accepts (the kernel does) and never answers.
-    const frozen = await clusterPids(db);
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
     const events: string[] = [];
-    try {
+    await whileFrozen(db, async () => {
       const s = new PostgresShipper({ filename: file, postgres: { connectionString: db.url, table }, follow: false });
       s.on('outage', () => events.push('outage'));
       s.start();
@@ -879,9 +873,7 @@ describe('PostgreSQL store', needsPostgres(), () => {
       assert.deepEqual(events, [], 'the cut at close() is not an outage');
       assert.equal(s.lag.bytes, readFileSync(file).length);
       assert.equal(s.stats.failures, 0);
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
+    });
     await ship(file, table);
     assert.equal(count(table), 22);
   });
