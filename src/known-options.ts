@@ -21,6 +21,20 @@ export function checkOptions(options: unknown, known: Known<object>, who: string
   }
 }
 
+/**
+ * Throws a `TypeError` for a key of `options` that is not `name` but close to it (`proxyprotocol`,
+ * `proxy_protocol`): for an object whose other keys belong to someone else (Node's server options) and cannot
+ * all be listed.
+ */
+export function checkNear(options: object, name: string, who: string): void {
+  const folded = name.toLowerCase();
+  for (const key of Object.keys(options)) {
+    if (key === name) continue;
+    const k = key.toLowerCase().replace(/[-_]/g, '');
+    if (distance(k, folded) <= 2) throw new TypeError(`${who}: unknown option ${JSON.stringify(key)} (did you mean ${name}?)`);
+  }
+}
+
 /** Levenshtein distance (short names only: a typo's suggestion). */
 function distance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);

@@ -9,6 +9,7 @@ import {
   auditRequests,
   createAuditLog,
   createHttpServer,
+  createServer,
   PostgresShipper,
   type ProxyProtocolOptions,
   queryAuditLog,
@@ -56,7 +57,22 @@ describe('options are checked by name', () => {
       'createAuditLog({ postgres: { conectionString } })',
       () =>
         createAuditLog({ filename: `${tempDir('ppa-opt-')}/a.jsonl`, postgres: { conectionString: 'postgres://x' } as never }),
-      /postgres: unknown option "conectionString" \(did you mean connectionString\?\)/,
+      /^createAuditLog: postgres: unknown option "conectionString" \(did you mean connectionString\?\)/,
+    ],
+    [
+      "createAuditLog({ postgres: { table: 'a-b' } })",
+      () => createAuditLog({ filename: `${tempDir('ppa-opt-')}/a.jsonl`, postgres: { table: 'a-b' } }),
+      /^createAuditLog: table must be/,
+    ],
+    [
+      'createHttpServer({ proxyprotocol })',
+      () => createHttpServer({ proxyprotocol: { trustedProxies: ['10.0.0.0/8'] } } as never),
+      /createServer: unknown option "proxyprotocol" \(did you mean proxyProtocol\?\)/,
+    ],
+    [
+      'createServer({ proxy_protocol })',
+      () => createServer({ proxy_protocol: {} } as never),
+      /createServer: unknown option "proxy_protocol" \(did you mean proxyProtocol\?\)/,
     ],
     [
       'verifyAuditLog(file, { publickey })',
@@ -124,6 +140,8 @@ describe('options are checked by name', () => {
       maxHeaderLength: 4096,
     });
     assert.ok(s instanceof http.Server);
+    // Node's own options pass through unchecked (Node does not check them either)
+    assert.ok(createHttpServer({ keepAliveTimeout: 5000, proxyProtocol: { headerTimeout: 1000 } }) instanceof http.Server);
     assert.equal(typeof expressClientIp({ forwardedFor: 'append', trustForwardedFrom: '10.0.0.0/8' }), 'function');
   });
 });

@@ -7,7 +7,7 @@ import type TransportStream from 'winston-transport';
 import { checkOptions, type Known } from '../known-options.js';
 import { ErrorCodes } from '../protocol/errors.js';
 import type { Handoff } from '../store/handoff.js';
-import type { PostgresOption } from '../store/pg.js';
+import { checkPostgres, type PostgresOption } from '../store/pg.js';
 import { PostgresShipper } from '../store/shipper.js';
 import { Chain, ownEntry, toPrivateKey } from './chain.js';
 import { formatElbLine } from './elb-format.js';
@@ -264,6 +264,7 @@ export class AuditLog extends EventEmitter {
     if (postgres !== undefined && filename === undefined) {
       throw new TypeError('createAuditLog: postgres ships the file: give a filename too');
     }
+    if (postgres !== undefined) checkPostgres(postgres, 'createAuditLog');
     this.failClosed = onSinkError === 'fail-closed';
     this.checkpointEvery = checkpointEvery;
     this.maxQueue = maxQueue;

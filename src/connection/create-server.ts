@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { checkNear } from '../known-options.js';
 import type { ProxyProtocolOptions } from './options.js';
 import { withProxyProtocol } from './with-proxy-protocol.js';
 
@@ -18,6 +19,8 @@ function split<T extends { proxyProtocol?: ProxyProtocolOptions }>(
   listener: http.RequestListener | undefined,
 ): [Omit<T, 'proxyProtocol'>, ProxyProtocolOptions | undefined, http.RequestListener | undefined] {
   if (typeof options === 'function') return [{} as T, undefined, options];
+  if (options !== undefined && options !== null && typeof options === 'object')
+    checkNear(options, 'proxyProtocol', 'createServer');
   // A copy without our key: the caller's object is never mutated.
   const { proxyProtocol, ...rest } = options ?? ({} as T);
   return [rest, proxyProtocol, listener];

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { checkOptions, type Known } from '../known-options.js';
 
 import { ErrorCodes } from '../protocol/errors.js';
+import { tableNames } from './table.js';
 
 /** The part of a `pg.Pool` (or any compatible pool) the store uses. */
 export interface PgPool {
@@ -95,23 +96,34 @@ export function loadCopyTo(): CopyTo {
 
 const KNOWN: Known<Exclude<PostgresOption, string>> = { connectionString: true, pool: true, table: true, poolConfig: true };
 
-/** Resolves a {@link PostgresOption} to a pool (made here, or the caller's), whether we own it, and the table. */
-export function openPool(option: PostgresOption, who: string): { pool: PgPool; owned: boolean; table: string } {
+/**
+ * Checks a {@link PostgresOption}'s shape (its keys, their types, the table's name) without connecting, so a
+ * mistake is reported under the name of the call the user made.
+ */
+export function checkPostgres(option: PostgresOption, who: string): void {
   if (typeof option === 'string') {
     if (option === '') throw new TypeError(`${who}: postgres must be a connection string or { connectionString, pool, table }`);
-    return { pool: makePool({ connectionString: option }), owned: true, table: 'audit_log' };
+    return;
   }
   if (option === null || typeof option !== 'object') {
     throw new TypeError(`${who}: postgres must be a connection string or { connectionString, pool, table }`);
   }
   checkOptions(option, KNOWN, `${who}: postgres`);
-  const { connectionString, pool, table = 'audit_log', poolConfig = {} } = option;
-  if (pool !== undefined && (typeof pool !== 'object' || typeof pool.query !== 'function')) {
+  const { connectionString, pool, table = 'audit_log' } = option;
+  if (pool !== undefined && (pool === null || typeof pool !== 'object' || typeof pool.query !== 'function')) {
     throw new TypeError(`${who}: postgres.pool must be a pg.Pool`);
   }
   if (connectionString !== undefined && typeof connectionString !== 'string') {
     throw new TypeError(`${who}: postgres.connectionString must be a string`);
   }
+  tableNames(table, who);
+}
+
+/** Resolves a {@link PostgresOption} to a pool (made here, or the caller's), whether we own it, and the table. */
+export function openPool(option: PostgresOption, who: string): { pool: PgPool; owned: boolean; table: string } {
+  checkPostgres(option, who);
+  if (typeof option === 'string') return { pool: makePool({ connectionString: option }), owned: true, table: 'audit_log' };
+  const { connectionString, pool, table = 'audit_log', poolConfig = {} } = option;
   if (pool) return { pool, owned: false, table };
   return {
     pool: makePool({ ...poolConfig, ...(connectionString === undefined ? {} : { connectionString }) }),

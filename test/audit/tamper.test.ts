@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -204,6 +204,24 @@ describe('CLI', () => {
     await run(process.execPath, [cli, 'keygen', prefix]);
     const { file } = await makeLog({ signingKey: readFileSync(`${prefix}.key`) }, 3);
     assert.equal((await verifyAuditLog(file, { publicKey: readFileSync(`${prefix}.pub`) })).ok, true);
+  });
+
+  it('keygen refuses a missing directory and an existing file, and then writes neither half', async () => {
+    const missing = join(tmpFile('nodir'), 'k');
+    await assert.rejects(run(process.execPath, [cli, 'keygen', missing]), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2);
+      assert.match(e.stderr, /keygen: no directory .*nodir/);
+      return true;
+    });
+    const prefix = tmpFile('k');
+    writeFileSync(`${prefix}.pub`, 'mine');
+    await assert.rejects(run(process.execPath, [cli, 'keygen', prefix]), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2);
+      assert.match(e.stderr, /\.pub exists \(not overwritten\)/);
+      return true;
+    });
+    assert.equal(existsSync(`${prefix}.key`), false, 'no private key without its public half');
+    assert.equal(readFileSync(`${prefix}.pub`, 'utf8'), 'mine');
   });
 });
 
