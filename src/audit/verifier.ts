@@ -135,6 +135,17 @@ interface Pending {
   text: string;
   source: string;
   line: number;
+  /** Its place among every piece read (see `ChainState.lastAt`). */
+  at: number;
+}
+
+/**
+ * A torn fragment glued before another piece on its line, or a source's last piece: another writer's, cut off
+ * mid-write, when some writer could have left it (see {@link Verifier.end}).
+ */
+interface Unproven extends Pending {
+  /** The chain of the whole entry glued after it (undefined: none, or the source's last piece). */
+  after: string | undefined;
 }
 
 interface ChainState {
@@ -149,6 +160,8 @@ interface ChainState {
   signed: boolean;
   stopped: boolean;
   sealed: boolean;
+  /** Its final checkpoint was seen (its signature checked or not): a signed writer's last line. */
+  finalSeen: boolean;
   /** It has its per-chain finding (hash key missing, unknown algorithm, unkeyed). */
   flagged: boolean;
   checkpoints: number;
@@ -156,6 +169,8 @@ interface ChainState {
   provenSeq: number;
   /** The lines of it later start (or reopen) entries named, and by which chain at which sequence. */
   witnesses: Witness[];
+  /** The place of its last entry among every piece read (a fragment after it may be its last, cut write). */
+  lastAt: number;
   /** Source and line of its last entry, and the first sequence it had in that source. */
   lastSource: string;
   lastLine: number;
@@ -195,6 +210,31 @@ const AUDIT_AT = ',"audit":{"chain":"';
 /** `,"audit":` before its `{`. */
 const AUDIT_OBJECT = 9;
 const HASH_AT = ',"hash":"';
+
+/**
+ * What follows the timestamp in a writer's first line (src/audit/chain.ts writes members in this order; the
+ * test `a new writer's first line cut at any byte after a clean stop is a note` reads a real writer's).
+ */
+const START_AFTER_TIME =
+  '","event":{"kind":"state","category":"configuration","action":"audit-log-started","outcome":"success","sequence":1}';
+
+/**
+ * Whether the whole line `text` is `fragment` written again whole. A write cut inside a character reads with
+ * U+FFFD for its bytes, as the file's text: the fragment then matches up to them.
+ */
+function rewrites(text: string, fragment: string): boolean {
+  if (text.startsWith(fragment)) return true;
+  const cut = fragment.replace(/\uFFFD{1,3}$/, '');
+  return cut.length < fragment.length && text.startsWith(cut);
+}
+
+/** Whether a torn fragment can be the beginning of a writer's first line (its start entry). */
+function startEntryPrefix(fragment: string): boolean {
+  const end = fragment.indexOf('"', MARKER.length);
+  if (end < 0) return true; // cut inside the marker or the timestamp
+  const rest = fragment.slice(end);
+  return START_AFTER_TIME.startsWith(rest) || rest.startsWith(START_AFTER_TIME);
+}
 
 /** JSON.parse of `text.slice(from, to)`, or undefined when that is not JSON. */
 function parseSlice(text: string, from: number, to: number): unknown {
@@ -347,6 +387,12 @@ export class Verifier {
   private pending: Pending[] = [];
   /** The pending fragment the last piece of the current source was, if it was one. */
   private lastFragment: Pending | undefined;
+  /** Glued fragments and sources' last pieces, judged at end() (at most MAX_PENDING). */
+  private unproven: Unproven[] = [];
+  /** A glued fragment whose following piece is next: it learns that entry's chain. */
+  private gluedBefore: Unproven | undefined;
+  /** Pieces read so far. */
+  private pieces = 0;
 
   constructor(options: VerifyOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('Verifier: options must be an object');
@@ -407,8 +453,13 @@ export class Verifier {
     if (info.endsWithNewline === false && this.lastWasEntry && this.lastWhere) {
       this.add(VerifyCodes.MISSING_NEWLINE, `${source} ends in a whole entry without its newline`, this.lastWhere);
     }
-    // The source's last piece may be a line still being written, or cut by a crash nobody restarted after.
-    if (this.lastFragment !== undefined) this.pending = this.pending.filter((p) => p !== this.lastFragment);
+    // The source's last piece may be a line still being written, or cut by a crash nobody restarted after:
+    // judged at end(), when every writer's last entry is known.
+    const last = this.lastFragment;
+    if (last !== undefined) {
+      this.pending = this.pending.filter((p) => p !== last);
+      this.unproven.push({ ...last, after: undefined });
+    }
     for (const p of this.pending) {
       this.add(
         VerifyCodes.FRAGMENT_UNEXPLAINED,
@@ -432,6 +483,7 @@ export class Verifier {
     if (this.ended) throw new Error('Verifier: end() called twice');
     if (this.source !== undefined) this.endSource(this.source);
     this.ended = true;
+    this.judgeUnproven();
     const summaries: ChainSummary[] = [];
     for (const c of this.chains.values()) summaries.push(this.judge(c));
     if (this.anySigned && !this.publicKey) {
@@ -489,11 +541,14 @@ export class Verifier {
   private piece(text: string, where: LineSource, glued: boolean): VerifiedEntry | undefined {
     this.lastWasEntry = false;
     this.lastFragment = undefined;
+    this.pieces++;
+    const before = this.gluedBefore;
+    this.gluedBefore = undefined;
     if (!text.startsWith(MARKER)) {
       // Cut inside the marker itself — or zero bytes where a crash left the file longer than what reached the
       // disk (power loss on XFS or ext4 with data=writeback), with or without the start of a line after them.
       if (MARKER.startsWith(text)) return this.fragment(text, where, glued);
-      if (MARKER.startsWith(text.replace(/^\0+/, ''))) return this.fragment(text, where, true); // (zeros say nothing)
+      if (MARKER.startsWith(text.replace(/^\0+/, ''))) return this.fragment(text, where, glued, true); // (zeros say nothing)
       this.add(VerifyCodes.NOT_AN_ENTRY, `not an audit entry: ${preview(text)}`, where);
       return undefined;
     }
@@ -502,7 +557,8 @@ export class Verifier {
       this.entries++;
       this.lastWasEntry = true;
       const ok = this.check(quick, text, quick.audit.hash, where, true);
-      if (this.pending.length > 0) this.explain(text, quick);
+      if (before !== undefined) before.after = quick.audit.chain;
+      if (this.pending.length > 0 || this.unproven.length > 0) this.explain(text, quick);
       return new LazyEntry(quick, text, ok);
     }
     let parsed: unknown;
@@ -521,7 +577,8 @@ export class Verifier {
     this.entries++;
     this.lastWasEntry = true;
     const ok = this.check(entry, text, m[1] as string, where);
-    if (this.pending.length > 0) this.explain(text, entry);
+    if (before !== undefined) before.after = entry.audit.chain;
+    if (this.pending.length > 0 || this.unproven.length > 0) this.explain(text, entry);
     return { entry, text, ok };
   }
 
@@ -529,18 +586,59 @@ export class Verifier {
    * A torn fragment is a note, and waits to be explained as a writer leaves one: a write cut short by a full
    * disk is written again whole on a later line (which begins with the fragment's bytes), and a writer that
    * opens a file ending mid-line (a crash) records that in its start or reopen entry (`torn_bytes`); the last
-   * piece of a source may be a line still being written. One glued before another piece on its line is
-   * another writer's that crashed mid-write while this one went on appending: nothing more is asked of it.
-   * Any other fragment is `fragment-unexplained` (unsealed) at the end of the source.
+   * piece of a source may be a line still being written, and one glued before another piece on its line
+   * another writer's cut off mid-write while this one went on appending: both need a writer that could have
+   * left them (see {@link judgeUnproven}). Any other fragment is `fragment-unexplained` (unsealed) at the end
+   * of the source.
    */
-  private fragment(text: string, where: LineSource, glued: boolean): undefined {
+  private fragment(text: string, where: LineSource, glued: boolean, zeros = false): undefined {
     this.fragments++;
     this.add(VerifyCodes.TORN_FRAGMENT, `torn fragment of ${Buffer.byteLength(text)} bytes skipped (a write cut short)`, where);
-    if (!glued && this.pending.length < MAX_PENDING) {
-      this.lastFragment = { text, source: where.source, line: where.line };
+    const at = this.pieces;
+    if (zeros) return undefined; // what a power loss leaves where data did not reach the disk: it says nothing
+    if (glued) {
+      if (this.unproven.length < MAX_PENDING) {
+        this.gluedBefore = { text, source: where.source, line: where.line, at, after: undefined };
+        this.unproven.push(this.gluedBefore);
+      }
+    } else if (this.pending.length < MAX_PENDING) {
+      this.lastFragment = { text, source: where.source, line: where.line, at };
       this.pending.push(this.lastFragment);
     }
     return undefined;
+  }
+
+  /**
+   * A glued fragment or a source's last piece is a write some writer was cut off in: one that never wrote its
+   * last line (`audit-log-stopped`, and its final checkpoint when signing: it crashed, or is writing now) and whose last entry came before the
+   * fragment — for a glued one, another writer than the one whose entry follows it on the line — or a new
+   * writer's first line (its start entry, cut). When neither can have left it: `fragment-unexplained`
+   * (unsealed).
+   */
+  private judgeUnproven(): void {
+    // (No entry at all: the verdict says so; a fragment adds nothing.)
+    if (this.unproven.length === 0 || this.chains.size === 0) return;
+    // The two open chains whose last entries came first: a fragment after either (not glued before that
+    // same chain's entry) has a writer that could have left it.
+    let first: ChainState | undefined;
+    let second: ChainState | undefined;
+    for (const c of this.chains.values()) {
+      if (c.stopped && (c.finalSeen || !c.signed)) continue; // closed: it wrote its last line
+      if (first === undefined || c.lastAt < first.lastAt) {
+        second = first;
+        first = c;
+      } else if (second === undefined || c.lastAt < second.lastAt) second = c;
+    }
+    const could = (c: ChainState | undefined, f: Unproven) => c !== undefined && c.lastAt < f.at && c.id !== f.after;
+    for (const f of this.unproven) {
+      if (could(first, f) || could(second, f) || startEntryPrefix(f.text)) continue;
+      this.add(
+        VerifyCodes.FRAGMENT_UNEXPLAINED,
+        `torn fragment of ${Buffer.byteLength(f.text)} bytes ${f.after === undefined ? 'at the end of the source' : 'glued before an entry'} that no writer explains (every writer whose last entry came before it closed cleanly, and no later line is it written again whole): text put there by hand, or a writer killed in its first write`,
+        { source: f.source, line: f.line },
+      );
+    }
+    this.unproven = [];
   }
 
   /** Drops the pending fragments that the whole entry `text` explains (see {@link fragment}). */
@@ -559,7 +657,8 @@ export class Verifier {
       }
       this.pending.splice(i, 1);
     }
-    if (this.pending.length > 0) this.pending = this.pending.filter((p) => !text.startsWith(p.text));
+    if (this.pending.length > 0) this.pending = this.pending.filter((p) => !rewrites(text, p.text));
+    if (this.unproven.length > 0) this.unproven = this.unproven.filter((p) => !rewrites(text, p.text));
   }
 
   /**
@@ -609,6 +708,7 @@ export class Verifier {
       this.chains.set(id, state);
     }
     state.entries++;
+    state.lastAt = this.pieces;
     // damaged: a tampered finding at this entry; unverified: its hash could not be recomputed.
     let damaged = false;
     let unverified = false;
@@ -697,6 +797,7 @@ export class Verifier {
     if (seq === 1 && typeof e.audit.key_fingerprint === 'string') state.signed = true;
     if (isCheckpoint) {
       state.signed = true;
+      if ((e.audit as { checkpoint?: { final?: unknown } }).checkpoint?.final === true) state.finalSeen = true;
       if (this.publicKey && !this.checkCheckpoint(state, e, where, at)) damaged = true;
     }
     if (state.signed) this.anySigned = true;
@@ -733,10 +834,12 @@ export class Verifier {
       signed: false,
       stopped: false,
       sealed: false,
+      finalSeen: false,
       flagged: false,
       checkpoints: 0,
       provenSeq: 0,
       witnesses: [],
+      lastAt: this.pieces,
       lastSource: where.source,
       lastLine: where.line,
       firstSeqInSource: seq,

@@ -46,7 +46,7 @@ export class TestChain {
     const seq = ++this.sequence;
     const alg = this.hashKey ? 'hmac-sha256' : 'sha256';
     const covered =
-      `{"@timestamp":"2026-03-01T10:00:00.${String(seq % 1000).padStart(3, '0')}Z","event":{"kind":"event","category":"${category}","action":"${action}","outcome":"success","sequence":${seq}}${body}` +
+      `{"@timestamp":"2026-03-01T10:00:00.${String(seq % 1000).padStart(3, '0')}Z","event":{"kind":"${category === 'configuration' ? 'state' : 'event'}","category":"${category}","action":"${action}","outcome":"success","sequence":${seq}}${body}` +
       `,"service":{"name":"${this.service}"},"host":{"name":"h1"},"audit":{"chain":"${this.id}","alg":"${alg}","prev":"${this.lastHash}"${extra ? `,${extra}` : ''}}}`;
     const h = this.hashKey
       ? createHmac('sha256', this.hashKey).update(covered).digest('hex')

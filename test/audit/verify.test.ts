@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import {
+  createAuditLog,
   Verifier,
   VerifyCodes,
   type VerifyOptions,
@@ -240,6 +241,90 @@ const cases: Case[] = [
     verdict: 'intact',
     exitCode: 0,
     findings: [['torn-fragment', 2]],
+  },
+  {
+    name: 'a fragment written again whole, cut inside a character (U+FFFD in the text read): a note',
+    text: () => {
+      const a = new TestChain();
+      const first = a.start();
+      const r1 = a.request('/patients/ärzt€');
+      const bytes = Buffer.from(r1);
+      const cut = bytes.indexOf(Buffer.from('€')) + 1; // one byte of three
+      return `${first}\n${bytes.subarray(0, cut).toString('utf8')}\n${joined([r1, ...a.stop()])}`;
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [['torn-fragment', 2]],
+  },
+  {
+    name: 'a fragment planted before a whole entry on its line, every writer closed cleanly: fragment-unexplained',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const planted = '{"@timestamp":"2026-03-01T11:59:59.999Z","event":{"kind":"event","category":"web","action":"http-request"';
+      const [b1, ...bRest] = b.life(2);
+      return joined([...a.life(1), b1 as string, `${planted}${bRest[0]}`, ...bRest.slice(1)]);
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 5],
+      ['fragment-unexplained', 5],
+    ],
+  },
+  {
+    name: 'a fragment planted as the last piece of a log whose writers all closed cleanly: fragment-unexplained',
+    text: () => {
+      const a = signed();
+      const planted = '{"@timestamp":"2026-03-01T11:59:59.999Z","event":{"kind":"event","category":"web","action":"http-request"';
+      return `${joined(a.life(2))}${planted}`;
+    },
+    options: withPub,
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 6],
+      ['fragment-unexplained', 6],
+    ],
+  },
+  {
+    name: "a fragment glued before another writer's entry, its own writer crashed before it: a note",
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const a1 = a.start();
+      const b1 = b.start();
+      const a2 = a.request('/a');
+      const torn = a.request('/crashed').slice(0, 100);
+      const b2 = b.request('/b');
+      // A's writer was killed in a write cut short (a full disk); B went on appending; C later names A's last line.
+      const c = new TestChain();
+      return joined([
+        a1,
+        b1,
+        a2,
+        `${torn}${b2}`,
+        ...b.stop(),
+        ...c.life(1, 5, { chain: a.id, sequence: 2, hash: tipOfLine(a2).hash }),
+      ]);
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [
+      ['torn-fragment', 4],
+      ['writer-crashed', 3],
+    ],
+  },
+  {
+    name: 'the cut first line of a new writer after a clean stop (killed in its first write): a note',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      return `${joined(a.life(1))}${b.start(a.tip).slice(0, 140)}`;
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [['torn-fragment', 4]],
   },
   {
     name: 'a fragment the next writer found at the end of the file (torn_bytes): a note',
@@ -768,6 +853,39 @@ describe('Verifier: properties', () => {
       const r = v.end();
       assert.ok(['intact', 'unsealed', 'cannot-verify'].includes(r.verdict), `cut at ${cut}: ${JSON.stringify(r.findings)}`);
     }
+  });
+
+  it("a new writer's first line cut at any byte after a clean stop is a note", async () => {
+    const file = tmpFile();
+    for (let i = 0; i < 2; i++) {
+      const log = createAuditLog({ filename: file, signingKey: keys.privateKey });
+      log.write({ category: 'web', action: 'http-request', outcome: 'success', path: '/a' });
+      await log.close();
+    }
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const second = lines.findIndex((l, i) => i > 0 && l.includes('"action":"audit-log-started"'));
+    const closed = lines.slice(0, second);
+    const first = lines[second] as string;
+    const request = lines[second + 1] as string; // the writer's next line: no first line
+    for (let k = 1; k < first.length; k++) {
+      const v = new Verifier(withPub);
+      [...closed, first.slice(0, k)].forEach((l, i) => {
+        v.line(l, { source: 'f', line: i + 1 });
+      });
+      const r = v.end();
+      assert.equal(r.verdict, 'intact', `cut at ${k}: ${JSON.stringify(r.findings)}`);
+    }
+    // Cut past its action, a line that is no writer's first is not excused so.
+    const v = new Verifier(withPub);
+    [...lines, request.slice(0, 120)].forEach((l, i) => {
+      v.line(l, { source: 'f', line: i + 1 });
+    });
+    const r = v.end();
+    assert.equal(r.verdict, 'unsealed');
+    assert.deepEqual(codes(r), [
+      ['torn-fragment', lines.length + 1],
+      ['fragment-unexplained', lines.length + 1],
+    ]);
   });
 
   it("a fragment of any length glued before another writer's line is never tampered", () => {
