@@ -1,6 +1,7 @@
 // A mistyped or wrong-shaped option is a TypeError naming it, never its default: `trustedProxie` must not mean
 // "trust every peer", nor `signingkey` "sign nothing".
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import { describe, it } from 'node:test';
 import { auditLog as expressAuditLog, clientIp as expressClientIp } from '../src/express/index.js';
@@ -130,6 +131,22 @@ describe('options are checked by name', () => {
       await assert.rejects(result, typo(message));
     });
   }
+
+  it('a wrong value is a TypeError that names what was wrong', () => {
+    const filename = `${tempDir('ppa-opt-')}/a.jsonl`;
+    assert.throws(
+      () => createAuditLog({ filename, signingKey: 'not a pem' }),
+      typo(/^signingKey must be an Ed25519 private key/),
+    );
+    const { publicKey } = generateKeyPairSync('ed25519');
+    assert.throws(
+      () => createAuditLog({ filename, signingKey: publicKey.export({ type: 'spki', format: 'pem' }) as string }),
+      typo(/^signingKey must be an Ed25519 private key/),
+    );
+    const log = createAuditLog({ filename });
+    assert.throws(() => log.watch({} as never), typo(/^watch: expected a server/));
+    return log.close();
+  });
 
   it('every documented option is accepted', () => {
     const s = withProxyProtocol(http.createServer(), {

@@ -33,7 +33,12 @@ export function keyFingerprint(key: KeyObject): string {
 }
 
 export function toPrivateKey(key: KeyObject | string | Buffer): KeyObject {
-  const k = typeof key === 'object' && 'asymmetricKeyType' in key ? key : createPrivateKey(key as string | Buffer);
+  let k: KeyObject;
+  try {
+    k = typeof key === 'object' && key !== null && 'asymmetricKeyType' in key ? key : createPrivateKey(key as string | Buffer);
+  } catch (err) {
+    throw new TypeError(`signingKey must be an Ed25519 private key (KeyObject or PEM): ${(err as Error).message}`);
+  }
   if (k.type !== 'private' || k.asymmetricKeyType !== 'ed25519') throw new TypeError('signingKey must be an Ed25519 private key');
   return k;
 }

@@ -48,6 +48,9 @@ function rejected(ends: ConnectionEnds, what: Partial<AuditFields>): AuditFields
 
 /** Starts watching; returns the function that stops it. */
 export function watchServer(log: Writer, server: Server, options: WatchOptions = {}): () => void {
+  if (server === null || typeof server !== 'object' || typeof server.on !== 'function') {
+    throw new TypeError('watch: expected a server (net, tls, http, https or http2)');
+  }
   const stops: (() => void)[] = [];
   // biome-ignore lint/suspicious/noExplicitAny: listeners of several events, each typed where it is written
   const on = (event: string, listener: (...args: any[]) => void) => {

@@ -1,7 +1,7 @@
 // `proxy-protocol-audit keygen PREFIX`: an Ed25519 key pair for signed checkpoints.
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Command, parseArgs, UsageError } from './args.js';
 
 export const keygen: Command = {
@@ -12,6 +12,11 @@ export const keygen: Command = {
     const { positional } = parseArgs(args, []);
     const prefix = positional[0];
     if (!prefix || positional.length > 1) throw new UsageError('keygen needs one file prefix');
+    if (prefix.endsWith('/') || statSync(prefix, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(
+        `keygen: ${prefix} is a directory: give a file prefix in it (${join(prefix, 'audit')} writes audit.key and audit.pub)`,
+      );
+    }
     const dir = dirname(prefix);
     if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`keygen: no directory ${dir}`);
     const key = `${prefix}.key`;

@@ -13,7 +13,15 @@ export const KEY_FLAGS = ['--public-key', '--hash-key-file', '--hash-key-env'] a
 export function readKeys(options: Map<string, string[]>): { publicKey?: string; hashKey?: Buffer } {
   const keys: { publicKey?: string; hashKey?: Buffer } = {};
   const pubFile = last(options, '--public-key');
-  if (pubFile !== undefined) keys.publicKey = readFileSync(pubFile, 'utf8');
+  if (pubFile !== undefined) {
+    keys.publicKey = readFileSync(pubFile, 'utf8');
+    // (It works — the public half is derived — but whoever holds it can sign checkpoints of their own.)
+    if (/-----BEGIN (?:ENCRYPTED )?PRIVATE KEY-----/.test(keys.publicKey)) {
+      process.stderr.write(
+        `proxy-protocol-audit: warning: ${pubFile} is a private key: verify needs only the .pub file; whoever holds the private key can sign checkpoints, so keep it on the writers only\n`,
+      );
+    }
+  }
   const hashKey = readHashKey(options, '--hash-key-file', '--hash-key-env');
   if (hashKey !== undefined) keys.hashKey = hashKey;
   return keys;

@@ -59,7 +59,7 @@ function counts(r: VerifyResult, signed: boolean): string {
   if (statuses.length > 0) text += ` (${statuses.join(', ')})`;
   if (signed) text += `, ${plural(r.checkpoints, 'signed checkpoint')} verified`;
   if (r.fragments > 0) text += `, ${plural(r.fragments, 'torn fragment')} skipped`;
-  if (!signed) text += '; hashes and links checked (pass --public-key to check signatures and cut tails)';
+  if (!signed && r.entries > 0) text += '; hashes and links checked (pass --public-key to check signatures and cut tails)';
   return text;
 }
 

@@ -55,6 +55,10 @@ function checkPort(p: number, what: string): void {
  * ```
  */
 export function encodeProxyHeader(init: ProxyHeaderInit, options: EncodeOptions = {}): Uint8Array {
+  if (init === null || typeof init !== 'object') throw new TypeError('encodeProxyHeader: expected a header');
+  if (init.version !== 1 && init.version !== 2) {
+    throw new TypeError(`encodeProxyHeader: version must be 1 or 2, not ${JSON.stringify(init.version)}`);
+  }
   const command = init.command ?? 'proxy';
   const src = init.source;
   const dst = init.destination;

@@ -71,7 +71,10 @@ const cases: { name: string; args: () => string[]; code: number; stdout: RegExp[
     name: 'cannot verify: a missing file',
     args: () => ['verify', '/nonexistent/audit.jsonl'],
     code: 2,
-    stdout: [/^CANNOT VERIFY: \/nonexistent\/audit.jsonl: \/nonexistent\/audit.jsonl cannot be read: ENOENT/],
+    stdout: [
+      /^CANNOT VERIFY: \/nonexistent\/audit.jsonl: \/nonexistent\/audit.jsonl cannot be read: ENOENT/,
+      /\n0 entries in 0 chains\n$/,
+    ],
   },
   {
     name: 'cannot verify: an HMAC log without its key',
@@ -187,6 +190,16 @@ describe('CLI verify: what an operator gets wrong', () => {
     const r = await run('verify', file, '--hash-key-file', empty);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /hash key is empty/);
+  });
+
+  it("the private key given as --public-key verifies, with a warning to keep it off the auditor's machine", async () => {
+    const file = logFile(joined(new TestChain({ signingKey: keys.privateKey }).life(2)));
+    const key = tmpFile('signing.key');
+    writeFileSync(key, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const r = await run('verify', file, '--public-key', key);
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stderr, /warning: \S+ is a private key: verify needs only the \.pub file/);
+    assert.doesNotMatch((await run('verify', file, '--public-key', pub)).stderr, /warning/);
   });
 
   it('a rotated set named in any order (as a shell glob sorts it) is read oldest first', async () => {

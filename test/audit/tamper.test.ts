@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -213,6 +213,15 @@ describe('CLI', () => {
       assert.match(e.stderr, /keygen: no directory .*nodir/);
       return true;
     });
+    const dir = tmpFile('keys');
+    mkdirSync(dir);
+    for (const asDir of [dir, `${dir}/`]) {
+      await assert.rejects(run(process.execPath, [cli, 'keygen', asDir]), (e: { code: number; stderr: string }) => {
+        assert.match(e.stderr, /is a directory: give a file prefix in it/);
+        return e.code === 2;
+      });
+    }
+    assert.deepEqual(readdirSync(dir), []);
     const prefix = tmpFile('k');
     writeFileSync(`${prefix}.pub`, 'mine');
     await assert.rejects(run(process.execPath, [cli, 'keygen', prefix]), (e: { code: number; stderr: string }) => {

@@ -47,6 +47,8 @@ describe('encodeProxyHeader', () => {
     },
     { name: 'TLVs on v1', init: { version: 1, tlvs: [{ type: 1, value: new Uint8Array(1) }] } },
     { name: 'PROXY without destination', init: { version: 2, source: { address: '1.2.3.4', port: 1 } } },
+    { name: 'version 3', init: { version: 3 as 2 } },
+    { name: 'no version', init: {} as { version: 2 } },
   ];
   for (const c of bad) it(`throws TypeError: ${c.name}`, () => assert.throws(() => encodeProxyHeader(c.init), TypeError));
 });
