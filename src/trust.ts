@@ -7,7 +7,7 @@ export const PRESETS: Readonly<Record<string, readonly string[]>> = {
   uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
 };
 
-/** IPs, CIDRs, or the names `loopback`, `linklocal`, `uniquelocal`. */
+/** IPs, CIDRs, or the names `loopback`, `linklocal`, `uniquelocal`: an array, or one string (comma-separated). */
 export type TrustList = string | readonly string[];
 
 /** A compiled trust list: `true` when the address is inside it. */
@@ -26,7 +26,8 @@ export function unmapIPv4(address: string): string {
  * IPv4-mapped IPv6 addresses are checked as IPv4.
  */
 export function compileTrust(list: TrustList, optionName: string): TrustFn {
-  const entries = typeof list === 'string' ? [list] : list;
+  // One string may list several, comma-separated, as Express's `trust proxy` takes them.
+  const entries = typeof list === 'string' ? list.split(',').map((e) => e.trim()) : list;
   if (!Array.isArray(entries)) throw new TypeError(`${optionName} must be a string or an array of strings`);
   const blocks = new BlockList();
   for (const raw of entries) {

@@ -27,6 +27,12 @@ const matches: { name: string; list: TrustList; yes: string[]; no: string[] }[] 
     yes: ['127.0.0.1', '127.255.0.1', '::1', '::ffff:127.0.0.1'],
     no: ['128.0.0.1', '::2'],
   },
+  {
+    name: 'a comma-separated string, as Express takes it',
+    list: 'loopback, 10.0.0.0/8,2001:db8::/32',
+    yes: ['127.0.0.1', '10.1.2.3', '2001:db8::7'],
+    no: ['11.0.0.1', '2001:db9::1'],
+  },
   // A link-local peer may be reported with its zone (fe80::1%eth0): it matches as the address.
   {
     name: 'linklocal preset',
@@ -73,6 +79,8 @@ const bad: { name: string; list: unknown }[] = [
   { name: 'a prefix with spaces', list: ['10.0.0.0/ 8'] },
   { name: 'an octet above 255', list: ['10.0.0.256'] },
   { name: 'an empty string', list: [''] },
+  { name: 'an empty item in a comma-separated string', list: '10.0.0.1,,10.0.0.2' },
+  { name: 'commas inside an array entry', list: ['10.0.0.1,10.0.0.2'] },
   { name: 'a prefix with a leading zero', list: ['10.0.0.0/08'] },
   { name: 'an IPv6 zone index', list: ['fe80::1%eth0'] },
   { name: 'a zone index in a CIDR', list: ['fe80::%eth0/64'] },
