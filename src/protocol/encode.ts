@@ -40,13 +40,26 @@ function bytesFor(a: ProxyAddress, family: 'IPv4' | 'IPv6', what: string): Uint8
   return raw;
 }
 
+const COMMANDS: readonly ProxyHeader['command'][] = ['proxy', 'local'];
+const FAMILY_NAMES: readonly ProxyHeader['family'][] = ['IPv4', 'IPv6', 'unix', 'unspec'];
+const TRANSPORT_NAMES: readonly ProxyHeader['transport'][] = ['stream', 'dgram', 'unspec'];
+
+function oneOf(value: unknown, names: readonly string[], what: string): void {
+  if (!names.includes(value as string)) {
+    throw new TypeError(
+      `encodeProxyHeader: ${what} must be ${names.map((n) => `'${n}'`).join(', ')}, not ${JSON.stringify(value)}`,
+    );
+  }
+}
+
 function checkPort(p: number, what: string): void {
   if (!Number.isInteger(p) || p < 0 || p > 65535) throw new TypeError(`encodeProxyHeader: bad ${what} port ${p}`);
 }
 
 /**
- * Encodes a PROXY header as v1 text or v2 binary. Throws a `TypeError` for an unencodable header (an
- * address that is not of its family, a port outside 0–65535, TLVs on v1).
+ * Encodes a PROXY header as v1 text or v2 binary. Throws a `TypeError` for an unencodable header (a
+ * version, command, family or transport the protocol does not have, an address that is not of its family,
+ * a port outside 0–65535, a TLV type outside 0–255, TLVs on v1).
  *
  * @example
  * ```ts
@@ -63,6 +76,16 @@ export function encodeProxyHeader(init: ProxyHeaderInit, options: EncodeOptions 
   const src = init.source;
   const dst = init.destination;
   let family = init.family;
+  oneOf(command, COMMANDS, 'command');
+  if (family !== undefined) oneOf(family, FAMILY_NAMES, 'family');
+  if (init.transport !== undefined) oneOf(init.transport, TRANSPORT_NAMES, 'transport');
+  for (const t of init.tlvs ?? NO_TLVS) {
+    if (t === null || typeof t !== 'object' || !Number.isInteger(t.type) || t.type < 0 || t.type > 0xff) {
+      throw new TypeError(`encodeProxyHeader: a TLV type is a byte (0-255), not ${JSON.stringify(t?.type)}`);
+    }
+    if (!(t.value instanceof Uint8Array))
+      throw new TypeError(`encodeProxyHeader: the value of TLV ${t.type} must be a Uint8Array`);
+  }
   if (!family) {
     if (!src) family = 'unspec';
     else family = addressToBytes(src.address)?.length === 4 ? 'IPv4' : 'IPv6';

@@ -48,6 +48,22 @@ describe('encodeProxyHeader', () => {
     { name: 'TLVs on v1', init: { version: 1, tlvs: [{ type: 1, value: new Uint8Array(1) }] } },
     { name: 'PROXY without destination', init: { version: 2, source: { address: '1.2.3.4', port: 1 } } },
     { name: 'version 3', init: { version: 3 as 2 } },
+    { name: 'an unknown command', init: { version: 2, command: 'foo' as 'proxy' } },
+    {
+      name: 'an unknown family',
+      init: {
+        version: 2,
+        family: 'IPX' as 'IPv4',
+        source: { address: '1.2.3.4', port: 1 },
+        destination: { address: '1.2.3.4', port: 1 },
+      },
+    },
+    { name: 'an unknown transport', init: { version: 2, transport: 'sctp' as 'stream' } },
+    { name: 'a TLV type above 255', init: { version: 2, command: 'local', tlvs: [{ type: 300, value: new Uint8Array(1) }] } },
+    {
+      name: 'a TLV value that is no Uint8Array',
+      init: { version: 2, command: 'local', tlvs: [{ type: 4, value: 'x' as never }] },
+    },
     { name: 'no version', init: {} as { version: 2 } },
   ];
   for (const c of bad) it(`throws TypeError: ${c.name}`, () => assert.throws(() => encodeProxyHeader(c.init), TypeError));
