@@ -588,6 +588,16 @@ export class AuditLog extends EventEmitter {
     return o;
   }
 
+  /**
+   * @internal Writes the entries queued now instead of at the end of this turn (and syncs, with `'fsync'`),
+   * so that the answers waiting for them go out at once: Node ends a connection whose client half-closed as
+   * soon as it reads that, and an answer still held then would never reach the client.
+   */
+  settle(): void {
+    if (this.holds.length > 0) this.sealQueued();
+    this.file?.syncNow();
+  }
+
   /** @internal an open entry was written */
   ended(o: Open, e: Entry, whenWritten: ((written: boolean) => void) | undefined): boolean {
     if (o.prev) o.prev.next = o.next;

@@ -83,6 +83,8 @@ export class FileSink extends EventEmitter {
   /** Written, waiting for the fsync under way or the next one. */
   private unsynced: ((written: boolean) => void)[] = [];
   private syncing = false;
+  /** The callbacks of the sync under way. */
+  private inflight: ((written: boolean) => void)[] = [];
   /** Lines were written since the last fdatasync began. */
   private writtenSinceSync = false;
   private closed = false;
@@ -331,10 +333,12 @@ export class FileSink extends EventEmitter {
     if (this.syncing || this.unsynced.length === 0 || this.fd === undefined) return;
     this.syncing = true;
     this.writtenSinceSync = false;
-    const batch = this.unsynced;
+    this.inflight = this.unsynced;
     this.unsynced = [];
     fs.fdatasync(this.fd, (err) => {
       this.syncing = false;
+      const batch = this.inflight; // (empty when syncNow() let them go meanwhile)
+      this.inflight = [];
       if (err) {
         this.unsynced.unshift(...batch);
         this.fail(err);
@@ -343,6 +347,25 @@ export class FileSink extends EventEmitter {
       for (const cb of batch) cb(true);
       this.sync();
     });
+  }
+
+  /**
+   * With `'fsync'`: syncs now, on this thread, and lets go of every callback waiting for a sync (also one
+   * under way). For an answer that must go out before Node ends its connection; a failure is left to the
+   * ordinary sync, which reports it.
+   */
+  syncNow(): void {
+    if (this.fd === undefined || this.lines > 0 || (this.unsynced.length === 0 && this.inflight.length === 0)) return;
+    try {
+      fs.fdatasyncSync(this.fd);
+    } catch {
+      return;
+    }
+    const batch = [...this.inflight, ...this.unsynced];
+    this.inflight = [];
+    this.unsynced = [];
+    this.writtenSinceSync = false;
+    for (const cb of batch) cb(true);
   }
 
   private fail(err: Error): void {

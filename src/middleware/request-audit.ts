@@ -160,7 +160,11 @@ function timedOutSince(socket: object | null | undefined, since: number): boolea
 }
 
 // An HTTP/2 session's idle timeout (`server.setTimeout()` of an http2 server) destroys the session the same way.
-function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | undefined): void {
+//
+// With `log` (an HTTP/1 socket), the client's half-close too: Node's HTTP server ends the connection when it
+// reads that (its `httpAllowHalfOpen` is off), so the answers held for their entries are let go first — the
+// listener runs before Node's own (test/middleware/half-close.test.ts).
+function watchConnection(socket: IncomingMessage['socket'] | Http2Session | null | undefined, log?: AuditLog): void {
   if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
   watched.add(socket);
   // (Node's own listener, added before this one, has destroyed the socket or session by now unless the app
@@ -168,6 +172,7 @@ function noteTimeouts(socket: IncomingMessage['socket'] | Http2Session | null | 
   socket.on('timeout', () => {
     if (socket.destroyed) idleTimedOut.set(socket, performance.now());
   });
+  if (log !== undefined) (socket as IncomingMessage['socket']).prependListener('end', () => log.settle());
 }
 
 // HTTP/2 sessions whose connection the client ended (its FIN) or the network failed under (a system call's
@@ -616,8 +621,10 @@ function holdEnd<T>(r: RequestEntry<T>): void {
       return this;
     }
     if (r.done || r.entry === undefined) return end.apply(this, args);
-    if (r.req.socket?.destroyed) {
-      r.closed(); // the connection is gone: nothing of this answer can reach the client
+    // The connection is gone, or Node ended it (the client half-closed, and this answer came after Node read
+    // that): nothing of this answer can reach the client.
+    if (r.req.socket?.destroyed || (outgoing && r.req.socket?.writableEnded)) {
+      r.closed();
       return end.apply(this, args);
     }
     r.done = true;
@@ -728,7 +735,8 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     // connection went away first. One listener, where on-finished's attach several to the response and the
     // socket: on-finished measured 8.5% of an audited Express request head to head (bench/ab.mjs, 0.915x).
     addListener.call(res, 'close', r.closed);
-    noteTimeouts(r.h2Session ?? req.socket);
+    if (r.h2Session === undefined) watchConnection(req.socket, log);
+    else watchConnection(r.h2Session);
     if (r.h2Session !== undefined) noteClientEnd(r.h2Session);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
