@@ -1,10 +1,9 @@
 // The one client-address function the Express and Koa adapters share.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { isIP } from 'node:net';
 import { clientIpOf, clientPortOf } from './connection/socket-info.js';
 import { headersOf } from './http-objects.js';
 import { checkOptions, type Known } from './known-options.js';
-import { compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
+import { canonicalIp, compileTrust, type TrustFn, type TrustList, unmapIPv4 } from './trust.js';
 
 /** Options of the `clientIp` middleware (Express and Koa). */
 export interface ClientIpOptions {
@@ -92,8 +91,8 @@ export function compileClientIp(options: ClientIpOptions = {}): (req: IncomingMe
     if (trusted?.(ip)) {
       const hops = forwardedList(headersOf(req));
       for (let i = hops.length - 1; i >= 0; i--) {
-        const hop = hops[i] as string;
-        if (isIP(hop) === 0) break; // garbage ends the walk: never trust past it
+        const hop = canonicalIp(hops[i] as string);
+        if (hop === undefined) break; // garbage ends the walk: never trust past it
         ip = hop;
         port = undefined;
         if (!trusted(hop)) break;

@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { addressToBytes, formatIPv6Bytes } from './protocol/ip.js';
 
 /** Named ranges, as in jshttp/proxy-addr. */
 export const PRESETS: Readonly<Record<string, readonly string[]>> = {
@@ -19,6 +20,20 @@ export function unmapIPv4(address: string): string {
     return address.slice(7);
   }
   return address;
+}
+
+/**
+ * An address from a header (`X-Forwarded-For`) in the one form the layer reports addresses in — IPv6 as
+ * RFC 5952 text (lower case, shortest), IPv4-mapped IPv6 as `a.b.c.d` — so that `::FFFF:102:304` and
+ * `1.2.3.4` are one client to every query; undefined for what is no IP address, an IPv6 zone index
+ * (`fe80::1%eth0`, an interface of the sender's, never a client of ours) included.
+ */
+export function canonicalIp(text: string): string | undefined {
+  const family = isIP(text);
+  if (family === 4) return text; // (node:net's isIP takes the dotted quad in its one form only)
+  if (family !== 6 || text.includes('%')) return undefined;
+  const bytes = addressToBytes(text);
+  return bytes === undefined ? undefined : unmapIPv4(formatIPv6Bytes(bytes, 0));
 }
 
 /**
