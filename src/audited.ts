@@ -10,6 +10,8 @@ export interface Later {
   readonly log: object;
   readonly by: unknown;
   readonly target: unknown;
+  /** The request id it picked (undefined: none of its own; the entry keeps the earlier audit's). */
+  readonly requestId?: string | undefined;
 }
 
 // In the global registry, so that the ESM and CommonJS builds (and two copies of the package) agree about one

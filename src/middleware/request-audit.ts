@@ -324,7 +324,8 @@ class RequestEntry<T> {
     public target: T,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    readonly requestId: string | undefined,
+    /** Undefined: the log writes a new one into the line. A later audit's own replaces it (see adopt). */
+    public requestId: string | undefined,
     /** Why the request is refused (`errorType` of its entry), if it is. */
     readonly refused: 'audit_unavailable' | 'shutdown' | undefined,
   ) {
@@ -341,13 +342,15 @@ class RequestEntry<T> {
   /**
    * A later audit of this request for the same log (a framework's `auditLog` inside a server's `auditRequests`,
    * one mounted on a router inside one on the app) takes over: its options (user, path, route) and its target
-   * make the entry. The request target stays the one read first (before a router cut it short).
+   * make the entry, and its request id when it picked one (the one it set on the response, with
+   * `echoRequestId`). The request target stays the one read first (before a router cut it short).
    */
   private adopt(): void {
     const later = takeOver(this.res, this.c.log);
     if (later === undefined) return;
     this.c = later.by as Compiled<T>;
     this.target = later.target as T;
+    if (later.requestId !== undefined) this.requestId = later.requestId;
   }
 
   /** A callback of the app, run so that a throw or an odd value costs the field, never the entry. */
@@ -715,11 +718,6 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     }
     // One entry per request in a log: a second audit of it for the same log (auditLog mounted twice,
     // auditRequests beside a framework's middleware) takes over the entry the first opened.
-    if (claimed(res, log)) {
-      handOver(res, { log, by: compiled, target });
-      return 'serve';
-    }
-    const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
     const incoming = idHeader ? headersOf(req)[idHeader] : undefined;
     let requestId = pickRequestId(incoming, balancerFacts(req.socket), preferRequestIdHeader);
     if (echoRequestId) {
@@ -727,6 +725,11 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
       requestId ??= randomUUID();
       if (!res.headersSent) res.setHeader(idHeader ?? 'x-request-id', requestId);
     }
+    if (claimed(res, log)) {
+      handOver(res, { log, by: compiled, target, requestId });
+      return 'serve';
+    }
+    const refused = state === 'closing' ? 'shutdown' : log.accepting || !log.failClosed ? undefined : 'audit_unavailable';
     const r = new RequestEntry(compiled, target, req, res, requestId, refused);
     claim(res, log);
     r.entry = log.open({ reserve: refused === undefined, generateRequestId: true, onShutdown: () => r.finish('shutdown') });

@@ -13,6 +13,7 @@ import TransportStream from 'winston-transport';
 import { auditLog as expressAudit, clientIp as expressClientIp } from '../../src/express/index.js';
 import {
   type AuditFields,
+  auditRequests,
   createAuditLog,
   createServer,
   encodeProxyHeader,
@@ -241,6 +242,32 @@ describe('Express auditLog', () => {
     assert.deepEqual(
       requests(f).map((e) => e.http.request.id),
       ['abc-1', 'abc-2'],
+    );
+  });
+
+  it('echoRequestId of a middleware inside auditRequests: the header is set, and the entry carries that id', async () => {
+    const f = tmpFile();
+    const l = createAuditLog({ filename: f });
+    const a = express();
+    a.use(expressAudit({ log: l, echoRequestId: true, user: () => 'u1' }));
+    a.get('/x', (_req, res) => res.end('x'));
+    const s = withProxyProtocol(a.listen(0, '127.0.0.1'));
+    auditRequests(s, { log: l });
+    const port = await listening(s);
+    const PP = 'PROXY TCP4 203.0.113.7 10.0.0.5 51000 443\r\n';
+    const given = await raw(port, [`${PP}GET /x HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-3\r\nConnection: close\r\n\r\n`]);
+    const made = await raw(port, [`${PP}GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    await close(s);
+    await l.close();
+    assert.match(given.data.toString(), /x-request-id: abc-3\r\n/i);
+    const echoed = /x-request-id: ([0-9a-f-]{36})\r\n/i.exec(made.data.toString())?.[1];
+    assert.ok(echoed, 'a generated id is set on the response');
+    assert.deepEqual(
+      requests(f).map((e) => [e.http.request.id, e.user?.id]),
+      [
+        ['abc-3', 'u1'],
+        [echoed, 'u1'],
+      ],
     );
   });
 
