@@ -4,11 +4,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { after, describe, it } from 'node:test';
+import fastifyRateLimit from '@fastify/rate-limit';
 import express from 'express';
 import { rateLimit } from 'express-rate-limit';
+import Fastify from 'fastify';
 import Koa from 'koa';
 import type { ClientIpOptions } from '../../src/express/index.js';
 import { auditLog as expressAudit, clientIp as expressClientIp } from '../../src/express/index.js';
+import { clientIp as fastifyClientIp } from '../../src/fastify/index.js';
 import { createAuditLog, withProxyProtocol } from '../../src/index.js';
 import { clientIp as koaClientIp } from '../../src/koa/index.js';
 import { close, raw, tempDir } from '../helpers.js';
@@ -181,6 +184,28 @@ describe('With other middleware (README)', () => {
     } finally {
       console.error = error;
       console.warn = warn;
+    }
+  });
+
+  it('@fastify/rate-limit keyed on request.clientIp (registered after clientIp, awaited): per client, whatever the header says', async () => {
+    const app = Fastify();
+    await app.register(fastifyClientIp);
+    await app.register(fastifyRateLimit, { max: 2, timeWindow: 60_000, keyGenerator: (request) => request.clientIp });
+    app.get('/', async () => 'ok');
+    withProxyProtocol(app.server);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const port = (app.server.address() as { port: number }).port;
+      const statuses: string[] = [];
+      let n = 0;
+      for (const h of [HEADER, HEADER, HEADER, HEADER.replace(CLIENT, '203.0.113.8')]) {
+        // a new spoofed address on every request: a limiter keyed on the header would never limit
+        const { data } = await raw(port, [`${h}${get('/', `X-Forwarded-For: 6.6.6.${++n}\r\n`)}`]);
+        statuses.push(data.toString().split(' ')[1] ?? '');
+      }
+      assert.deepEqual(statuses, ['200', '200', '429', '200']);
+    } finally {
+      await app.close();
     }
   });
 
