@@ -4,6 +4,7 @@
 import { createHmac, createPublicKey, hash, type KeyObject, verify } from 'node:crypto';
 import { checkOptions, type Known } from '../known-options.js';
 import { checkpointPayload, GENESIS, keyFingerprint } from './chain.js';
+import { firstLinePrefix, fits, rewrites, serviceOf, shown } from './fragments.js';
 import {
   SEVERITY_ORDER,
   VERDICTS,
@@ -169,6 +170,8 @@ interface ChainState {
   provenSeq: number;
   /** The lines of it later start (or reopen) entries named, and by which chain at which sequence. */
   witnesses: Witness[];
+  /** The JSON text of its service name, as its first entry read has it (see fragments.ts). */
+  service: string | undefined;
   /** The place of its last entry among every piece read (a fragment after it may be its last, cut write). */
   lastAt: number;
   /** Source and line of its last entry, and the first sequence it had in that source. */
@@ -210,31 +213,6 @@ const AUDIT_AT = ',"audit":{"chain":"';
 /** `,"audit":` before its `{`. */
 const AUDIT_OBJECT = 9;
 const HASH_AT = ',"hash":"';
-
-/**
- * What follows the timestamp in a writer's first line (src/audit/chain.ts writes members in this order; the
- * test `a new writer's first line cut at any byte after a clean stop is a note` reads a real writer's).
- */
-const START_AFTER_TIME =
-  '","event":{"kind":"state","category":"configuration","action":"audit-log-started","outcome":"success","sequence":1}';
-
-/**
- * Whether the whole line `text` is `fragment` written again whole. A write cut inside a character reads with
- * U+FFFD for its bytes, as the file's text: the fragment then matches up to them.
- */
-function rewrites(text: string, fragment: string): boolean {
-  if (text.startsWith(fragment)) return true;
-  const cut = fragment.replace(/\uFFFD{1,3}$/, '');
-  return cut.length < fragment.length && text.startsWith(cut);
-}
-
-/** Whether a torn fragment can be the beginning of a writer's first line (its start entry). */
-function startEntryPrefix(fragment: string): boolean {
-  const end = fragment.indexOf('"', MARKER.length);
-  if (end < 0) return true; // cut inside the marker or the timestamp
-  const rest = fragment.slice(end);
-  return START_AFTER_TIME.startsWith(rest) || rest.startsWith(START_AFTER_TIME);
-}
 
 /** JSON.parse of `text.slice(from, to)`, or undefined when that is not JSON. */
 function parseSlice(text: string, from: number, to: number): unknown {
@@ -610,31 +588,29 @@ export class Verifier {
 
   /**
    * A glued fragment or a source's last piece is a write some writer was cut off in: one that never wrote its
-   * last line (`audit-log-stopped`, and its final checkpoint when signing: it crashed, or is writing now) and whose last entry came before the
-   * fragment — for a glued one, another writer than the one whose entry follows it on the line — or a new
-   * writer's first line (its start entry, cut). When neither can have left it: `fragment-unexplained`
-   * (unsealed).
+   * last line (`audit-log-stopped`, and its final checkpoint when signing: it crashed, or is writing now),
+   * whose last entry came before the fragment, and whose next entry the fragment can be (its sequence and
+   * chain, as far as the fragment shows them) — for a glued one, another writer than the one whose entry
+   * follows it on the line — or a new writer's first line (its start entry cut short: see fragments.ts).
+   * When neither can have left it: `fragment-unexplained` (unsealed).
    */
   private judgeUnproven(): void {
     // (No entry at all: the verdict says so; a fragment adds nothing.)
     if (this.unproven.length === 0 || this.chains.size === 0) return;
-    // The two open chains whose last entries came first: a fragment after either (not glued before that
-    // same chain's entry) has a writer that could have left it.
-    let first: ChainState | undefined;
-    let second: ChainState | undefined;
+    const open: ChainState[] = [];
+    const services = new Set<string>();
     for (const c of this.chains.values()) {
-      if (c.stopped && (c.finalSeen || !c.signed)) continue; // closed: it wrote its last line
-      if (first === undefined || c.lastAt < first.lastAt) {
-        second = first;
-        first = c;
-      } else if (second === undefined || c.lastAt < second.lastAt) second = c;
+      if (c.service !== undefined) services.add(c.service);
+      if (!c.stopped || (c.signed && !c.finalSeen)) open.push(c); // (closed: it wrote its last line)
     }
-    const could = (c: ChainState | undefined, f: Unproven) => c !== undefined && c.lastAt < f.at && c.id !== f.after;
     for (const f of this.unproven) {
-      if (could(first, f) || could(second, f) || startEntryPrefix(f.text)) continue;
+      const s = shown(f.text);
+      const cutOff = (c: ChainState) =>
+        c.lastAt < f.at && c.id !== f.after && fits(s.sequence, String(c.seq + 1)) && fits(s.chain, c.id);
+      if (open.some(cutOff) || firstLinePrefix(f.text, services)) continue;
       this.add(
         VerifyCodes.FRAGMENT_UNEXPLAINED,
-        `torn fragment of ${Buffer.byteLength(f.text)} bytes ${f.after === undefined ? 'at the end of the source' : 'glued before an entry'} that no writer explains (every writer whose last entry came before it closed cleanly, and no later line is it written again whole): text put there by hand, or a writer killed in its first write`,
+        `torn fragment of ${Buffer.byteLength(f.text)} bytes ${f.after === undefined ? 'at the end of the source' : 'glued before an entry'} that no writer explains (no writer that came before it and never wrote its last line can have written it, it is no new writer's first line, and no later line is it written again whole): text put there by hand`,
         { source: f.source, line: f.line },
       );
     }
@@ -704,7 +680,7 @@ export class Verifier {
     const at = { chain: id, sequence: seq };
     let state = this.chains.get(id);
     if (!state) {
-      state = this.newChain(e, where);
+      state = this.newChain(e, text, where);
       this.chains.set(id, state);
     }
     state.entries++;
@@ -820,7 +796,7 @@ export class Verifier {
     return !damaged && !unverified;
   }
 
-  private newChain(e: ParsedEntry, where: LineSource): ChainState {
+  private newChain(e: ParsedEntry, text: string, where: LineSource): ChainState {
     const seq = e.event.sequence;
     return {
       id: e.audit.chain,
@@ -839,6 +815,7 @@ export class Verifier {
       checkpoints: 0,
       provenSeq: 0,
       witnesses: [],
+      service: serviceOf(text),
       lastAt: this.pieces,
       lastSource: where.source,
       lastLine: where.line,

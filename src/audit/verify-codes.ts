@@ -52,8 +52,8 @@ export const VerifyCodes = {
   /**
    * unsealed: a torn fragment that no writer explains: not written again whole on a later line (a full disk),
    * not found by the next writer opening the file (`torn_bytes`: a crash); glued before another writer's line
-   * or the source's last piece, neither after the last entry of a writer that never wrote its last line nor
-   * the beginning of a new writer's first line. A writer killed mid-write while other processes went on
+   * or the source's last piece, neither the next entry of a writer that never wrote its last line (after that
+   * writer's last entry) nor the beginning of a new writer's first line. A writer killed mid-write while other processes went on
    * writing the file leaves one; so does text put there by hand: the two cannot be told apart.
    */
   FRAGMENT_UNEXPLAINED: 'fragment-unexplained',

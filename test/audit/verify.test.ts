@@ -316,6 +316,56 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'a planted start of a first line that goes on as no first line does: fragment-unexplained',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const start = b.start(a.tip);
+      const at = start.indexOf(',"service"');
+      const planted = `${start.slice(0, at)},"note":"patient 42 record viewed by dr-evil at 03:00, approved"`;
+      return `${joined(a.life(1))}${planted}`;
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 4],
+      ['fragment-unexplained', 4],
+    ],
+  },
+  {
+    name: 'a planted first line of a service no writer of the log has: fragment-unexplained',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain({ service: 'patient 42 record viewed by dr-evil' });
+      return `${joined(a.life(1))}${b.start(a.tip).slice(0, 300)}`;
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 4],
+      ['fragment-unexplained', 4],
+    ],
+  },
+  {
+    name: "a fragment glued after a crashed writer's last entry that is not its next entry: fragment-unexplained",
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const lines = [a.start(), a.request('/1')];
+      const tip = tipOf(a);
+      a.sequence = 998; // what the planted line claims: sequence 999
+      const planted = a.request('/patients/42', 'dr-evil').slice(0, 250);
+      return joined([...lines, `${planted}${b.start(tip)}`, ...b.stop()]);
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 3],
+      ['fragment-unexplained', 3],
+      ['writer-crashed', 2],
+    ],
+  },
+  {
     name: 'the cut first line of a new writer after a clean stop (killed in its first write): a note',
     text: () => {
       const a = new TestChain();
