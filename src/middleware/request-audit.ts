@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, OutgoingMessage, type ServerResponse } from 'node:http';
 import type { Http2Session, Http2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog, OpenEntry } from '../audit/audit-log.js';
 import { type AuditFields, MAX_STRING } from '../audit/entry.js';
@@ -160,19 +161,67 @@ function timedOutSince(socket: object | null | undefined, since: number): boolea
 }
 
 // An HTTP/2 session's idle timeout (`server.setTimeout()` of an http2 server) destroys the session the same way.
-//
-// With `log` (an HTTP/1 socket), the client's half-close too: Node's HTTP server ends the connection when it
-// reads that (its `httpAllowHalfOpen` is off), so the answers held for their entries are let go first — the
-// listener runs before Node's own (test/middleware/half-close.test.ts).
-function watchConnection(socket: IncomingMessage['socket'] | Http2Session | null | undefined, log?: AuditLog): void {
-  if (!socket || watched.has(socket) || typeof socket.on !== 'function') return;
-  watched.add(socket);
+function watchTimeout(socket: Socket | Http2Session): void {
   // (Node's own listener, added before this one, has destroyed the socket or session by now unless the app
   // handled the timeout: a handled one keeps the connection and is no cause of its end)
   socket.on('timeout', () => {
     if (socket.destroyed) idleTimedOut.set(socket, performance.now());
   });
-  if (log !== undefined) (socket as IncomingMessage['socket']).prependListener('end', () => log.settle());
+}
+
+function watchSession(session: Http2Session): void {
+  if (watched.has(session)) return;
+  watched.add(session);
+  watchTimeout(session);
+}
+
+/**
+ * An HTTP/1 connection with audited requests: how many answers the app made are not yet sent (held for their
+ * entries, or queued behind one: pipelined), and an end Node asked for meanwhile.
+ */
+interface Connection {
+  unsent: number;
+  /** The arguments of the `socket.end()` that waits for the answers under way (undefined: none waits). */
+  endArgs: unknown[] | undefined;
+}
+
+const connections = new WeakMap<object, Connection>();
+
+/**
+ * The connection of an audited HTTP/1 request, watched from its first one: its timeout (above), and the
+ * client's half-close. Node's HTTP server ends a connection as soon as it reads that (its `httpAllowHalfOpen`
+ * is off): without the audit every answer made before is sent by then, but an answer held for its entry, or
+ * queued behind one (pipelined), would be cut while its entry says it was sent. So the held ones are let go
+ * at once (this listener runs before Node's own), and Node's `socket.end()` waits until the answers made
+ * before are sent; an answer the app makes later is lost as without the audit, and written as
+ * `client_aborted` (test/middleware/half-close.test.ts). The hook is an own property of this socket only,
+ * there while those answers are sent.
+ */
+function connectionOf(socket: Socket, log: AuditLog): Connection {
+  let c = connections.get(socket);
+  if (c !== undefined) return c;
+  const conn: Connection = { unsent: 0, endArgs: undefined };
+  connections.set(socket, conn);
+  watchTimeout(socket);
+  socket.prependListener('end', () => {
+    log.settle();
+    if (conn.unsent === 0) return;
+    socket.end = function endAfterAnswers(this: Socket, ...args: unknown[]): Socket {
+      conn.endArgs = args;
+      return this;
+    } as Socket['end'];
+  });
+  c = conn;
+  return c;
+}
+
+/** An answer of `conn` is sent (or given up): the last one lets an end that waited go on. */
+function answerSent(socket: Socket, conn: Connection): void {
+  if (--conn.unsent > 0 || !Object.hasOwn(socket, 'end')) return;
+  delete (socket as { end?: unknown }).end;
+  const args = conn.endArgs;
+  conn.endArgs = undefined;
+  if (args !== undefined && !socket.destroyed) socket.end(...(args as []));
 }
 
 // HTTP/2 sessions whose connection the client ended (its FIN) or the network failed under (a system call's
@@ -318,6 +367,10 @@ class RequestEntry<T> {
   done = false;
   /** Body bytes went out before `end()` (through `res.write()`): the chunk of `end()` is then not the body. */
   wrote = false;
+  /** HTTP/1: its connection. */
+  conn: Connection | undefined = undefined;
+  /** Its answer is made and counted in `conn.unsent` until it is sent. */
+  unsent = false;
 
   constructor(
     public c: Compiled<T>,
@@ -478,6 +531,10 @@ class RequestEntry<T> {
 
   /** The response ended or the connection went away ('close'). */
   readonly closed = (): void => {
+    if (this.unsent) {
+      this.unsent = false;
+      answerSent(this.req.socket, this.conn as Connection);
+    }
     if (this.done) return;
     const status = streamAnswer(this.res);
     if (status === undefined) {
@@ -639,6 +696,10 @@ function holdEnd<T>(r: RequestEntry<T>): void {
       return end.apply(this, args);
     }
     held = true;
+    if (r.conn !== undefined) {
+      r.conn.unsent++;
+      r.unsent = true;
+    }
     Object.defineProperty(res, 'writableEnded', ENDED);
     if (!outgoing) Object.defineProperty(res, 'finished', ENDED);
     if (!res.headersSent) {
@@ -738,8 +799,8 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     // connection went away first. One listener, where on-finished's attach several to the response and the
     // socket: on-finished measured 8.5% of an audited Express request head to head (bench/ab.mjs, 0.915x).
     addListener.call(res, 'close', r.closed);
-    if (r.h2Session === undefined) watchConnection(req.socket, log);
-    else watchConnection(r.h2Session);
+    if (r.h2Session !== undefined) watchSession(r.h2Session);
+    else if (req.socket && typeof req.socket.on === 'function') r.conn = connectionOf(req.socket, log);
     if (r.h2Session !== undefined) noteClientEnd(r.h2Session);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as

@@ -96,20 +96,67 @@ describe('a client that half-closes after its request', () => {
     }
   }
 
-  it('an answer made after Node ended the connection is written as client_aborted, not as sent', async () => {
+  it('an answer the app makes after Node read the half-close is lost as without the audit, and written as client_aborted', async () => {
     const file = tmpFile();
     const log = createAuditLog({ filename: file });
     const server = await (servers[0] as [string, Make])[1](log);
     const port = await listen(server);
-    // Node itself answers no such client: the answer comes after it read the half-close and ended the connection.
     const { data } = await raw(port, [`${HEADER}GET /later HTTP/1.1\r\nHost: x\r\n\r\n`], { end: true, timeout: 2000 });
     assert.equal(data.length, 0, 'no answer reached the client');
     await new Promise((resolve) => setTimeout(resolve, 100));
     await close(server);
     await log.close();
+    assert.deepEqual(
+      requests(file).map((e) => [e.url?.path, e.http?.response?.status_code, e.error?.type]),
+      [['/later', undefined, 'client_aborted']],
+    );
+  });
+
+  it('pipelined requests, then a half-close: every answer, with fsync too', async () => {
+    for (const durability of ['write', 'fsync'] as Durability[]) {
+      const file = tmpFile();
+      const log = createAuditLog({ filename: file, durability });
+      const server = await (servers[3] as [string, Make])[1](log);
+      const port = await listen(server);
+      const three = ['/a', '/b', '/c'].map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
+      const { data } = await raw(port, [`${HEADER}${three}`], { end: true, timeout: 2000 });
+      await close(server);
+      await log.close();
+      assert.equal(data.toString().match(/HTTP\/1\.1 200 OK/g)?.length, 3, `${durability}: ${data.toString()}`);
+      assert.deepEqual(
+        requests(file).map((e) => [e.url?.path, e.http?.response?.status_code]),
+        [
+          ['/a', 200],
+          ['/b', 200],
+          ['/c', 200],
+        ],
+      );
+    }
+  });
+
+  it('a request whose audit begins after Node ended the connection is written as client_aborted, not as sent', async () => {
+    const file = tmpFile();
+    const log = createAuditLog({ filename: file });
+    const app = express();
+    // (the audit runs once Node read the half-close and ended the connection: it saw no request under way)
+    app.get(
+      '/late',
+      (req, _res, next) => req.socket.once('end', () => setImmediate(next)),
+      expressAudit({ log }),
+      (_req, res) => {
+        res.send('ok');
+      },
+    );
+    const server = withProxyProtocol(http.createServer(app));
+    const port = await listen(server);
+    const { data } = await raw(port, [`${HEADER}GET /late HTTP/1.1\r\nHost: x\r\n\r\n`], { end: true, timeout: 2000 });
+    assert.equal(data.length, 0, 'as without the audit, no answer reached the client');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await close(server);
+    await log.close();
     const [e, ...more] = requests(file);
     assert.equal(more.length, 0);
-    assert.equal(e?.url?.path, '/later');
+    assert.equal(e?.url?.path, '/late');
     assert.equal(e?.error?.type, 'client_aborted');
     assert.equal(e?.http?.response?.status_code, undefined, 'no status claimed: none was sent');
   });
