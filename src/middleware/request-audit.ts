@@ -181,7 +181,9 @@ function watchSession(session: Http2Session): void {
  */
 interface Connection {
   unsent: number;
-  /** The arguments of the `socket.end()` that waits for the answers under way (undefined: none waits). */
+  /** Node's `socket.end()` waits for them (see connectionOf). */
+  hooked: boolean;
+  /** The arguments of that `socket.end()` call, once made. */
   endArgs: unknown[] | undefined;
 }
 
@@ -198,26 +200,27 @@ const connections = new WeakMap<object, Connection>();
  * there while those answers are sent.
  */
 function connectionOf(socket: Socket, log: AuditLog): Connection {
-  let c = connections.get(socket);
-  if (c !== undefined) return c;
-  const conn: Connection = { unsent: 0, endArgs: undefined };
+  const known = connections.get(socket);
+  if (known !== undefined) return known;
+  const conn: Connection = { unsent: 0, hooked: false, endArgs: undefined };
   connections.set(socket, conn);
   watchTimeout(socket);
   socket.prependListener('end', () => {
     log.settle();
     if (conn.unsent === 0) return;
+    conn.hooked = true;
     socket.end = function endAfterAnswers(this: Socket, ...args: unknown[]): Socket {
       conn.endArgs = args;
       return this;
     } as Socket['end'];
   });
-  c = conn;
-  return c;
+  return conn;
 }
 
 /** An answer of `conn` is sent (or given up): the last one lets an end that waited go on. */
 function answerSent(socket: Socket, conn: Connection): void {
-  if (--conn.unsent > 0 || !Object.hasOwn(socket, 'end')) return;
+  if (--conn.unsent > 0 || !conn.hooked) return;
+  conn.hooked = false;
   delete (socket as { end?: unknown }).end;
   const args = conn.endArgs;
   conn.endArgs = undefined;
