@@ -142,7 +142,7 @@ interface Pending {
 
 /**
  * A torn fragment glued before another piece on its line, or a source's last piece: another writer's, cut off
- * mid-write, when some writer could have left it (see {@link Verifier.end}).
+ * mid-write, when some writer could have left it (judged at the end: see judgeUnproven).
  */
 interface Unproven extends Pending {
   /** The chain of the whole entry glued after it (undefined: none, or the source's last piece). */
