@@ -11,6 +11,7 @@ import {
   createAuditLog,
   createHttpServer,
   createServer,
+  encodeProxyHeader,
   PostgresShipper,
   type ProxyProtocolOptions,
   queryAuditLog,
@@ -68,7 +69,7 @@ describe('options are checked by name', () => {
     [
       'createHttpServer({ proxyprotocol })',
       () => createHttpServer({ proxyprotocol: { trustedProxies: ['10.0.0.0/8'] } } as never),
-      /createServer: unknown option "proxyprotocol" \(did you mean proxyProtocol\?\)/,
+      /createHttpServer: unknown option "proxyprotocol" \(did you mean proxyProtocol\?\)/,
     ],
     [
       'createServer({ proxy_protocol })',
@@ -110,6 +111,11 @@ describe('options are checked by name', () => {
       'new PostgresShipper({ stalltimeout })',
       () => new PostgresShipper({ filename: 'x.jsonl', postgres: 'postgres://x', stalltimeout: 1 } as never),
       /PostgresShipper: unknown option "stalltimeout" \(did you mean stallTimeout\?\)/,
+    ],
+    [
+      'encodeProxyHeader(h, { crc })',
+      () => encodeProxyHeader({ version: 2, command: 'local' }, { crc: true } as never),
+      /encodeProxyHeader: unknown option "crc"/,
     ],
     [
       'an option far from every name: no suggestion',

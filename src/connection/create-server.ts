@@ -17,10 +17,10 @@ export interface HttpServerOptions extends http.ServerOptions {
 function split<T extends { proxyProtocol?: ProxyProtocolOptions }>(
   options: T | http.RequestListener | undefined,
   listener: http.RequestListener | undefined,
+  who: string,
 ): [Omit<T, 'proxyProtocol'>, ProxyProtocolOptions | undefined, http.RequestListener | undefined] {
   if (typeof options === 'function') return [{} as T, undefined, options];
-  if (options !== undefined && options !== null && typeof options === 'object')
-    checkNear(options, 'proxyProtocol', 'createServer');
+  if (options !== undefined && options !== null && typeof options === 'object') checkNear(options, 'proxyProtocol', who);
   // A copy without our key: the caller's object is never mutated.
   const { proxyProtocol, ...rest } = options ?? ({} as T);
   return [rest, proxyProtocol, listener];
@@ -42,7 +42,7 @@ export function createServer(
   options?: ServerOptions | http.RequestListener,
   requestListener?: http.RequestListener,
 ): https.Server {
-  const [rest, pp, listener] = split(options, requestListener);
+  const [rest, pp, listener] = split(options, requestListener, 'createServer');
   return withProxyProtocol(https.createServer(rest, listener), pp);
 }
 
@@ -61,6 +61,6 @@ export function createHttpServer(
   options?: HttpServerOptions | http.RequestListener,
   requestListener?: http.RequestListener,
 ): http.Server {
-  const [rest, pp, listener] = split(options, requestListener);
+  const [rest, pp, listener] = split(options, requestListener, 'createHttpServer');
   return withProxyProtocol(http.createServer(rest, listener), pp);
 }

@@ -1,4 +1,5 @@
 // encodeProxyHeader: checks what it is given, then writes it with the v1 or v2 encoder.
+import { checkOptions, type Known } from '../known-options.js';
 import { addressToBytes, formatIPv6 } from './ip.js';
 import { NO_TLVS } from './tlv.js';
 import type { ProxyAddress, ProxyHeader, Tlv } from './types.js';
@@ -68,6 +69,7 @@ function checkPort(p: number, what: string): void {
  * ```
  */
 export function encodeProxyHeader(init: ProxyHeaderInit, options: EncodeOptions = {}): Uint8Array {
+  checkOptions(options, { crc32c: true } satisfies Known<EncodeOptions>, 'encodeProxyHeader');
   if (init === null || typeof init !== 'object') throw new TypeError('encodeProxyHeader: expected a header');
   if (init.version !== 1 && init.version !== 2) {
     throw new TypeError(`encodeProxyHeader: version must be 1 or 2, not ${JSON.stringify(init.version)}`);
@@ -79,9 +81,10 @@ export function encodeProxyHeader(init: ProxyHeaderInit, options: EncodeOptions 
   oneOf(command, COMMANDS, 'command');
   if (family !== undefined) oneOf(family, FAMILY_NAMES, 'family');
   if (init.transport !== undefined) oneOf(init.transport, TRANSPORT_NAMES, 'transport');
+  if (init.tlvs !== undefined && !Array.isArray(init.tlvs)) throw new TypeError('encodeProxyHeader: tlvs must be an array');
   for (const t of init.tlvs ?? NO_TLVS) {
     if (t === null || typeof t !== 'object' || !Number.isInteger(t.type) || t.type < 0 || t.type > 0xff) {
-      throw new TypeError(`encodeProxyHeader: a TLV type is a byte (0-255), not ${JSON.stringify(t?.type)}`);
+      throw new TypeError(`encodeProxyHeader: a TLV type is a byte (0-255), not ${String(t?.type)}`);
     }
     if (!(t.value instanceof Uint8Array))
       throw new TypeError(`encodeProxyHeader: the value of TLV ${t.type} must be a Uint8Array`);
@@ -101,6 +104,7 @@ export function encodeProxyHeader(init: ProxyHeaderInit, options: EncodeOptions 
 
   if (init.version === 1) {
     if (init.tlvs?.length) throw new TypeError('encodeProxyHeader: v1 has no TLVs');
+    if (init.transport === 'dgram') throw new TypeError('encodeProxyHeader: v1 carries TCP only (no dgram)');
     if (!withAddresses || !src || !dst) return new TextEncoder().encode(encodeV1({ family: 'unspec' }));
     if (family === 'unix') throw new TypeError('encodeProxyHeader: v1 cannot carry UNIX addresses');
     const v6 = family === 'IPv6';

@@ -59,6 +59,16 @@ describe('encodeProxyHeader', () => {
       },
     },
     { name: 'an unknown transport', init: { version: 2, transport: 'sctp' as 'stream' } },
+    {
+      name: 'UDP on v1',
+      init: {
+        version: 1,
+        transport: 'dgram',
+        source: { address: '1.2.3.4', port: 1 },
+        destination: { address: '1.2.3.4', port: 1 },
+      },
+    },
+    { name: 'tlvs that are no array', init: { version: 2, command: 'local', tlvs: 'x' as never } },
     { name: 'a TLV type above 255', init: { version: 2, command: 'local', tlvs: [{ type: 300, value: new Uint8Array(1) }] } },
     {
       name: 'a TLV value that is no Uint8Array',
