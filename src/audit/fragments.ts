@@ -43,30 +43,41 @@ export function fits(part: { text: string; cut: boolean } | undefined, actual: s
   return part.cut ? actual.startsWith(part.text) : actual === part.text;
 }
 
-// A writer's first line, as src/audit/audit-log.ts and src/audit/chain.ts write it (the test `a new writer's
-// first line cut at any byte after a clean stop is a note` reads a real writer's): each step matches a piece
-// of it, and a fragment may end inside any step. What a made-up fragment could carry is then the names of
-// the log's own services and a host name.
+// Entries as src/audit/entry.ts, src/audit/audit-log.ts and src/audit/chain.ts write them (the test `a new
+// writer's first line cut at any byte after a clean stop is a note` reads a real writer's): each step matches
+// a piece of a line, and a fragment may end inside any step. What a made-up fragment could then carry is
+// names the log's writers use, a host name, an action name, and hex.
 type Step =
   | { lit: string }
   | { any: readonly string[] }
   | { chars: RegExp; min: number; max: number }
-  | { json: 'service' | 'host' }
+  | { json: keyof Names }
+  | { uuid: true }
+  | { rest: true }
   | { optional: readonly Step[] };
 
+/** What the log's own lines name, as JSON text (`"ehr-api"`): a fragment's names must be among them, or look like one. */
+export interface Names {
+  services: ReadonlySet<string>;
+  hosts: ReadonlySet<string>;
+  actions: ReadonlySet<string>;
+}
+
+const TIMESTAMP: Step = { chars: /[0-9TZ:.+-]/, min: 20, max: 40 };
 const HEX64: Step = { chars: /[0-9a-f]/, min: 64, max: 64 };
-const ID: Step = { chars: /[0-9a-f-]/, min: 1, max: 64 };
+const UUID: Step = { uuid: true };
 const DIGITS: Step = { chars: /[0-9]/, min: 1, max: 16 };
+
 const FIRST_LINE: readonly Step[] = [
-  { chars: /[0-9TZ:.+-]/, min: 20, max: 40 }, // the timestamp
+  TIMESTAMP,
   {
     lit: '","event":{"kind":"state","category":"configuration","action":"audit-log-started","outcome":"success","sequence":1},"service":{"name":',
   },
-  { json: 'service' },
+  { json: 'services' },
   { lit: '},"host":{"name":' },
-  { json: 'host' },
+  { json: 'hosts' },
   { lit: '},"audit":{"chain":"' },
-  ID,
+  UUID,
   { lit: '","alg":"' },
   { any: ['sha256', 'hmac-sha256'] },
   { lit: `","prev":"${'0'.repeat(64)}","pid":` },
@@ -75,7 +86,7 @@ const FIRST_LINE: readonly Step[] = [
   {
     optional: [
       { lit: ',"previous":{"chain":"' },
-      ID,
+      UUID,
       { lit: '","sequence":' },
       DIGITS,
       { lit: ',"hash":"' },
@@ -89,18 +100,48 @@ const FIRST_LINE: readonly Step[] = [
   { lit: '"}}' },
 ];
 
-/** A host name as Node or an option gives it (RFC 1123 letters, digits, dots, hyphens; underscores seen too). */
-const HOST_CHARS = /^[A-Za-z0-9._-]{0,255}$/;
+/** Any entry up to its sequence; what follows depends on the entry (and the sequence must fit its writer). */
+const ENTRY_HEAD: readonly Step[] = [
+  TIMESTAMP,
+  { lit: '","event":{"kind":"' },
+  { any: ['event', 'state'] },
+  { lit: '","category":"' },
+  { any: ['web', 'network', 'configuration'] },
+  { lit: '","action":' },
+  { json: 'actions' },
+  { lit: ',"outcome":"' },
+  { any: ['success', 'failure', 'unknown'] },
+  { lit: '"' },
+  { optional: [{ lit: ',"duration":' }, DIGITS] },
+  { lit: ',"sequence":' },
+  DIGITS,
+  { rest: true },
+];
+
+/** What a name not among the log's may look like: a host name (RFC 1123, up to 253), an action (a token). */
+const LOOKS_LIKE: Record<keyof Names, RegExp | undefined> = {
+  services: undefined,
+  hosts: /^[A-Za-z0-9._-]{1,253}$/,
+  actions: /^[A-Za-z0-9._-]{1,128}$/,
+};
 
 /**
  * Whether a torn fragment can be the beginning of a writer's first line (its start entry, cut short): every
- * piece of it as the writer writes it, its service one of `services` (the JSON text of the services of the
- * log's writers), its host a host name.
+ * piece of it as the writer writes it, its service one of the log's, its host one of the log's or a host name.
  */
-export function firstLinePrefix(fragment: string, services: ReadonlySet<string>): boolean {
+export function firstLinePrefix(fragment: string, names: Names): boolean {
   if (!fragment.startsWith(MARKER)) return MARKER.startsWith(fragment);
   // (all of a first line and more is no cut first line)
-  return run(FIRST_LINE, fragment, MARKER.length, services) === ENDED;
+  return run(FIRST_LINE, fragment, MARKER.length, names) === ENDED;
+}
+
+/**
+ * Whether a torn fragment can be the beginning of an entry as the log's writers write them, up to its
+ * sequence (whether that sequence fits a writer is for the caller to say: see {@link shown}).
+ */
+export function entryPrefix(fragment: string, names: Names): boolean {
+  if (!fragment.startsWith(MARKER)) return MARKER.startsWith(fragment);
+  return run(ENTRY_HEAD, fragment, MARKER.length, names) === ENDED;
 }
 
 const FAIL = -1;
@@ -108,23 +149,24 @@ const FAIL = -1;
 const ENDED = -2;
 
 /** Matches `steps` from `p`: the position after them, ENDED (the fragment ended inside them), or FAIL. */
-function run(steps: readonly Step[], s: string, p: number, services: ReadonlySet<string>): number {
+function run(steps: readonly Step[], s: string, p: number, names: Names): number {
   for (const step of steps) {
     if (p >= s.length) return ENDED;
     let q: number;
     if ('optional' in step) {
-      q = run(step.optional, s, p, services);
+      q = run(step.optional, s, p, names);
       if (q === ENDED) return ENDED;
       if (q === FAIL) continue; // not there: the next step
-    } else q = one(step, s, p, services);
+    } else q = one(step, s, p, names);
     if (q < 0) return q;
     p = q;
   }
   return p;
 }
 
-function one(step: Exclude<Step, { optional: readonly Step[] }>, s: string, p: number, services: ReadonlySet<string>): number {
+function one(step: Exclude<Step, { optional: readonly Step[] }>, s: string, p: number, names: Names): number {
   if ('lit' in step) return literal(step.lit, s, p);
+  if ('rest' in step) return ENDED;
   if ('any' in step) {
     for (const option of step.any) {
       const q = literal(option, s, p);
@@ -138,18 +180,28 @@ function one(step: Exclude<Step, { optional: readonly Step[] }>, s: string, p: n
     if (q === s.length) return ENDED;
     return q - p >= step.min ? q : FAIL;
   }
-  // A JSON string: the service's must be one of the log's; a host's a host name.
+  if ('uuid' in step) {
+    // 8-4-4-4-12 lowercase hex, as randomUUID() makes chain ids
+    let q = p;
+    while (q < s.length && q - p < 36) {
+      const i = q - p;
+      const c = s[q] as string;
+      if (i === 8 || i === 13 || i === 18 || i === 23 ? c !== '-' : !/[0-9a-f]/.test(c)) break;
+      q++;
+    }
+    if (q === s.length) return ENDED;
+    return q - p === 36 ? q : FAIL;
+  }
+  // A JSON string: one of the log's names, or (hosts, actions) one that looks like such a name.
   const end = stringEnd(s, p);
   if (end === FAIL) return FAIL;
-  if (step.json === 'service') {
-    const text = s.slice(p, end === ENDED ? s.length : end);
-    for (const known of services) {
-      if (end === ENDED ? known.startsWith(text) : known === text) return end;
-    }
-    return FAIL;
-  }
-  const name = s.slice(p + 1, end === ENDED ? s.length : end - 1);
-  return HOST_CHARS.test(name) ? end : FAIL;
+  const cut = end === ENDED;
+  // (a write cut inside a character reads with U+FFFD for its bytes)
+  const text = cut ? s.slice(p).replace(/\uFFFD+$/, '') : s.slice(p, end);
+  for (const known of names[step.json]) if (cut ? known.startsWith(text) : known === text) return end;
+  const looks = LOOKS_LIKE[step.json];
+  const name = cut ? text.slice(1) : text.slice(1, -1);
+  return looks !== undefined && (looks.test(name) || (cut && name === '')) ? end : FAIL;
 }
 
 function literal(lit: string, s: string, p: number): number {
@@ -170,13 +222,20 @@ function stringEnd(s: string, p: number): number {
   return ENDED;
 }
 
-const SERVICE_AT = ',"service":{"name":';
-
-/** The JSON text of a whole line's service name (`"ehr-api"`), for {@link firstLinePrefix}; undefined without one. */
-export function serviceOf(line: string): string | undefined {
-  const at = line.indexOf(SERVICE_AT);
-  if (at < 0) return undefined;
-  const p = at + SERVICE_AT.length;
+/** The JSON text of a whole line's string member that follows `at` (`"ehr-api"`), or undefined. */
+function stringAfter(line: string, at: string): string | undefined {
+  const i = line.indexOf(at);
+  if (i < 0) return undefined;
+  const p = i + at.length;
   const end = stringEnd(line, p);
   return end < 0 ? undefined : line.slice(p, end);
+}
+
+/** The JSON text of a whole line's service name, host name and action, for {@link Names}. */
+export function namesOf(line: string): { service?: string; host?: string; action?: string } {
+  return {
+    service: stringAfter(line, ',"service":{"name":'),
+    host: stringAfter(line, '},"host":{"name":'),
+    action: stringAfter(line, '","action":'),
+  };
 }

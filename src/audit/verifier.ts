@@ -4,7 +4,7 @@
 import { createHmac, createPublicKey, hash, type KeyObject, verify } from 'node:crypto';
 import { checkOptions, type Known } from '../known-options.js';
 import { checkpointPayload, GENESIS, keyFingerprint } from './chain.js';
-import { firstLinePrefix, fits, rewrites, serviceOf, shown } from './fragments.js';
+import { entryPrefix, firstLinePrefix, fits, type Names, namesOf, rewrites, shown } from './fragments.js';
 import {
   SEVERITY_ORDER,
   VERDICTS,
@@ -138,6 +138,8 @@ interface Pending {
   line: number;
   /** Its place among every piece read (see `ChainState.lastAt`). */
   at: number;
+  /** Bytes of the whole physical line it ends (with the pieces glued before it); 0 for a glued one. */
+  lineBytes: number;
 }
 
 /**
@@ -170,8 +172,6 @@ interface ChainState {
   provenSeq: number;
   /** The lines of it later start (or reopen) entries named, and by which chain at which sequence. */
   witnesses: Witness[];
-  /** The JSON text of its service name, as its first entry read has it (see fragments.ts). */
-  service: string | undefined;
   /** The place of its last entry among every piece read (a fragment after it may be its last, cut write). */
   lastAt: number;
   /** Source and line of its last entry, and the first sequence it had in that source. */
@@ -198,6 +198,8 @@ interface Witness {
 
 /** Torn fragments waiting to be explained (beyond them, a fragment is a note only). */
 const MAX_PENDING = 1000;
+/** Names kept of each kind (services, hosts, actions) for judging fragments. */
+const MAX_NAMES = 1024;
 /** Witnesses kept per chain (a file opened by this many writers after one line is not a crash to explain). */
 const MAX_WITNESSES = 64;
 
@@ -213,6 +215,15 @@ const AUDIT_AT = ',"audit":{"chain":"';
 /** `,"audit":` before its `{`. */
 const AUDIT_OBJECT = 9;
 const HASH_AT = ',"hash":"';
+
+/**
+ * Whether a line of `bytes` bytes as read (ending in `text`) can be `torn` bytes in the file: a write cut inside
+ * a character reads with one U+FFFD (3 bytes) for the 1–3 bytes of it that were written.
+ */
+function bytesMatch(bytes: number, text: string, torn: number): boolean {
+  if (bytes === torn) return true;
+  return text.endsWith('\uFFFD') && torn >= bytes - 2 && torn < bytes;
+}
 
 /** JSON.parse of `text.slice(from, to)`, or undefined when that is not JSON. */
 function parseSlice(text: string, from: number, to: number): unknown {
@@ -371,6 +382,14 @@ export class Verifier {
   private gluedBefore: Unproven | undefined;
   /** Pieces read so far. */
   private pieces = 0;
+  /** The names the log's writers use, as JSON text (see fragments.ts); `actionsSeen` holds the actions as read. */
+  private readonly services = new Set<string>();
+  private readonly hosts = new Set<string>();
+  private readonly actions = new Set<string>();
+  private readonly actionsSeen = new Set<string>();
+  /** The physical line being read, and the bytes of the pieces of it a store gave before it (`glued`). */
+  private lineText = '';
+  private carried = 0;
 
   constructor(options: VerifyOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('Verifier: options must be an object');
@@ -404,10 +423,14 @@ export class Verifier {
     this.lastWhere = where;
     if (text.endsWith('\r')) text = text.slice(0, -1);
     if (text === '') return NONE;
+    this.lineText = text;
     // Split at every marker: a torn fragment may have another writer's whole line glued after it.
     let at = text.indexOf(MARKER, 1);
     if (at < 0) {
-      const one = this.piece(text, where, where.glued === true);
+      const glued = where.glued === true;
+      const one = this.piece(text, where, glued);
+      // (a store's pieces of one line: the next one ends it)
+      this.carried = glued ? this.carried + Buffer.byteLength(text) : 0;
       return one === undefined ? NONE : [one];
     }
     const out: VerifiedEntry[] = [];
@@ -576,11 +599,12 @@ export class Verifier {
     if (zeros) return undefined; // what a power loss leaves where data did not reach the disk: it says nothing
     if (glued) {
       if (this.unproven.length < MAX_PENDING) {
-        this.gluedBefore = { text, source: where.source, line: where.line, at, after: undefined };
+        this.gluedBefore = { text, source: where.source, line: where.line, at, lineBytes: 0, after: undefined };
         this.unproven.push(this.gluedBefore);
       }
     } else if (this.pending.length < MAX_PENDING) {
-      this.lastFragment = { text, source: where.source, line: where.line, at };
+      const lineBytes = this.carried + Buffer.byteLength(this.lineText);
+      this.lastFragment = { text, source: where.source, line: where.line, at, lineBytes };
       this.pending.push(this.lastFragment);
     }
     return undefined;
@@ -598,16 +622,15 @@ export class Verifier {
     // (No entry at all: the verdict says so; a fragment adds nothing.)
     if (this.unproven.length === 0 || this.chains.size === 0) return;
     const open: ChainState[] = [];
-    const services = new Set<string>();
     for (const c of this.chains.values()) {
-      if (c.service !== undefined) services.add(c.service);
       if (!c.stopped || (c.signed && !c.finalSeen)) open.push(c); // (closed: it wrote its last line)
     }
+    const names: Names = { services: this.services, hosts: this.hosts, actions: this.actions };
     for (const f of this.unproven) {
       const s = shown(f.text);
       const cutOff = (c: ChainState) =>
         c.lastAt < f.at && c.id !== f.after && fits(s.sequence, String(c.seq + 1)) && fits(s.chain, c.id);
-      if (open.some(cutOff) || firstLinePrefix(f.text, services)) continue;
+      if ((entryPrefix(f.text, names) && open.some(cutOff)) || firstLinePrefix(f.text, names)) continue;
       this.add(
         VerifyCodes.FRAGMENT_UNEXPLAINED,
         `torn fragment of ${Buffer.byteLength(f.text)} bytes ${f.after === undefined ? 'at the end of the source' : 'glued before an entry'} that no writer explains (no writer that came before it and never wrote its last line can have written it, it is no new writer's first line, and no later line is it written again whole): text put there by hand`,
@@ -622,16 +645,15 @@ export class Verifier {
     const action = e.event.action;
     const torn = (e.audit as { torn_bytes?: unknown }).torn_bytes;
     if ((action === 'audit-log-started' || action === 'audit-log-reopened') && typeof torn === 'number' && torn > 0) {
-      // The fragment this writer found at the end of the file and ended with a newline: the one of that length
-      // (another writer's glued line may have made the file's last line longer), else the latest.
-      let i = this.pending.length - 1;
-      for (let k = i; k >= 0; k--) {
-        if (Buffer.byteLength((this.pending[k] as Pending).text) === torn) {
-          i = k;
+      // The fragment this writer found at the end of the file and ended with a newline: the latest one whose
+      // line was that long (another writer's pieces may be glued before it on the line); none other.
+      for (let k = this.pending.length - 1; k >= 0; k--) {
+        const p = this.pending[k] as Pending;
+        if (bytesMatch(p.lineBytes, p.text, torn)) {
+          this.pending.splice(k, 1);
           break;
         }
       }
-      this.pending.splice(i, 1);
     }
     if (this.pending.length > 0) this.pending = this.pending.filter((p) => !rewrites(text, p.text));
     if (this.unproven.length > 0) this.unproven = this.unproven.filter((p) => !rewrites(text, p.text));
@@ -685,6 +707,11 @@ export class Verifier {
     }
     state.entries++;
     state.lastAt = this.pieces;
+    if (typeof action === 'string' && !this.actionsSeen.has(action) && this.actionsSeen.size < MAX_NAMES) {
+      this.actionsSeen.add(action);
+      const json = namesOf(text).action;
+      if (json !== undefined) this.actions.add(json);
+    }
     // damaged: a tampered finding at this entry; unverified: its hash could not be recomputed.
     let damaged = false;
     let unverified = false;
@@ -798,6 +825,9 @@ export class Verifier {
 
   private newChain(e: ParsedEntry, text: string, where: LineSource): ChainState {
     const seq = e.event.sequence;
+    const { service, host } = namesOf(text);
+    if (service !== undefined && this.services.size < MAX_NAMES) this.services.add(service);
+    if (host !== undefined && this.hosts.size < MAX_NAMES) this.hosts.add(host);
     return {
       id: e.audit.chain,
       alg: e.audit.alg,
@@ -815,7 +845,6 @@ export class Verifier {
       checkpoints: 0,
       provenSeq: 0,
       witnesses: [],
-      service: serviceOf(text),
       lastAt: this.pieces,
       lastSource: where.source,
       lastLine: where.line,

@@ -366,6 +366,70 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'a first line cut inside a character of its service name (U+FFFD where the cut is): a note',
+    text: () => {
+      const a = new TestChain({ service: 'klinik-é'.repeat(20) });
+      const b = new TestChain({ service: 'klinik-é'.repeat(20) });
+      const start = Buffer.from(b.start(a.tip));
+      const cut = start.indexOf(Buffer.from('é')) + 1; // one byte of two
+      return `${joined(a.life(1))}${start.subarray(0, cut).toString('utf8')}`;
+    },
+    verdict: 'intact',
+    exitCode: 0,
+    findings: [['torn-fragment', 4]],
+  },
+  {
+    name: "free text after a crashed writer's last entry, showing no sequence: fragment-unexplained",
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const lines = [a.start(), a.request('/1')];
+      const tip = tipOf(a);
+      const planted = '{"@timestamp":"Dr. Lee exported all 4,000 patient records to a USB stick; signed, the CISO';
+      return joined([...lines, `${planted}${b.start(tip)}`, ...b.stop()]);
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 3],
+      ['fragment-unexplained', 3],
+      ['writer-crashed', 2],
+    ],
+  },
+  {
+    name: 'a torn fragment swapped for text of another length than the next writer found (torn_bytes): fragment-unexplained',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain();
+      const lines = [a.start(), a.request('/1')];
+      const tip = tipOf(a);
+      const torn = a.request('/2').slice(0, 150);
+      const swapped = a.request('/patients/42/export-all', 'dr-lee').slice(0, 120);
+      return joined([...lines, swapped, b.start(tip, Buffer.byteLength(torn)), ...b.stop()]);
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 3],
+      ['fragment-unexplained', 3],
+      ['writer-crashed', 2],
+    ],
+  },
+  {
+    name: 'a planted first line whose chain id is no UUID: fragment-unexplained',
+    text: () => {
+      const a = new TestChain();
+      const b = new TestChain({ id: 'decade-faded-facade-beef-cafe-added-dead-bead-fade-babe-face' });
+      return `${joined(a.life(1))}${b.start(a.tip).slice(0, 330)}`;
+    },
+    verdict: 'unsealed',
+    exitCode: 3,
+    findings: [
+      ['torn-fragment', 4],
+      ['fragment-unexplained', 4],
+    ],
+  },
+  {
     name: 'the cut first line of a new writer after a clean stop (killed in its first write): a note',
     text: () => {
       const a = new TestChain();
