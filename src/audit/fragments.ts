@@ -1,8 +1,8 @@
 // What a torn fragment (a line cut short) can be the beginning of: the verifier's rules for telling a write a
 // writer was cut off in from text put there by hand. Pure functions of the fragment's text.
 
-/** Every line starts with these bytes. */
-const MARKER = '{"@timestamp":"';
+/** Every line starts with these bytes, and no valid line holds them anywhere else (quotes are escaped). */
+export const MARKER = '{"@timestamp":"';
 
 /**
  * Whether the whole line `text` is `fragment` written again whole. A write cut inside a character reads with

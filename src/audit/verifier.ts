@@ -4,7 +4,7 @@
 import { createHmac, createPublicKey, hash, type KeyObject, verify } from 'node:crypto';
 import { checkOptions, type Known } from '../known-options.js';
 import { checkpointPayload, GENESIS, keyFingerprint } from './chain.js';
-import { entryPrefix, firstLinePrefix, fits, type Names, namesOf, rewrites, shown } from './fragments.js';
+import { entryPrefix, firstLinePrefix, fits, MARKER, type Names, namesOf, rewrites, shown } from './fragments.js';
 import {
   SEVERITY_ORDER,
   VERDICTS,
@@ -203,8 +203,6 @@ const MAX_NAMES = 1024;
 /** Witnesses kept per chain (a file opened by this many writers after one line is not a crash to explain). */
 const MAX_WITNESSES = 64;
 
-/** Every line starts with these bytes, and no valid line holds them anywhere else (quotes are escaped). */
-const MARKER = '{"@timestamp":"';
 const SUFFIX = /,"hash":"([0-9a-f]{64})"\}\}$/;
 /** `,"hash":"` + 64 hex + `"}}`. */
 const SUFFIX_LENGTH = 76;

@@ -151,7 +151,6 @@ export function domainOf(req: IncomingMessage, facts?: BalancerFacts): string | 
 // response and the server, not the socket's listeners).
 // The time of the last timeout is kept (performance.now()), not the fact: an app that handles a timeout
 // (`server.setTimeout(ms, callback)`) keeps the connection, and a later request on it is not timed out by it.
-const watched = new WeakSet<object>();
 const idleTimedOut = new WeakMap<object, number>();
 
 /** Whether `socket` (or an HTTP/2 session) timed out since `since` (a request's start, performance.now()). */
@@ -167,12 +166,6 @@ function watchTimeout(socket: Socket | Http2Session): void {
   socket.on('timeout', () => {
     if (socket.destroyed) idleTimedOut.set(socket, performance.now());
   });
-}
-
-function watchSession(session: Http2Session): void {
-  if (watched.has(session)) return;
-  watched.add(session);
-  watchTimeout(session);
 }
 
 /**
@@ -231,11 +224,13 @@ function answerSent(socket: Socket, conn: Connection): void {
 // error, a reset): a session destroyed otherwise was destroyed by the server. The session's socket is gone by
 // the time its streams close, so its end is listened for (through `session.socket`, which forwards listeners
 // to the connection's socket) at the first audited request of each session.
-const endWatched = new WeakSet<Http2Session>();
+// Its timeout is watched from then too (see watchTimeout).
+const watchedSessions = new WeakSet<Http2Session>();
 const clientEnded = new WeakSet<Http2Session>();
-function noteClientEnd(session: Http2Session): void {
-  if (endWatched.has(session)) return;
-  endWatched.add(session);
+function watchSession(session: Http2Session): void {
+  if (watchedSessions.has(session)) return;
+  watchedSessions.add(session);
+  watchTimeout(session);
   const left = () => clientEnded.add(session);
   try {
     const socket = session.socket;
@@ -804,7 +799,6 @@ export function compileRequestAudit<T>(options: AuditMiddlewareOptions<T>, bindi
     addListener.call(res, 'close', r.closed);
     if (r.h2Session !== undefined) watchSession(r.h2Session);
     else if (req.socket && typeof req.socket.on === 'function') r.conn = connectionOf(req.socket, log);
-    if (r.h2Session !== undefined) noteClientEnd(r.h2Session);
     // A connection that went away before this middleware ran (during an earlier asynchronous one) had its
     // response's 'close' already, and nothing the app sends can reach the client: the entry is written as
     // aborted once this turn's handlers ran (after authentication, so that user() can still answer).
